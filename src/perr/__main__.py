@@ -1,0 +1,3 @@
+from perr.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Label Studio round trip: export tasks, import annotations, agreement, adjudication, splits."""

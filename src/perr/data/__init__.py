@@ -1,0 +1,1 @@
+"""Datasets: manifest/store validation, the synthetic default, importers (ERATO, dialogue corpora)."""

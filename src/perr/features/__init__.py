@@ -1,0 +1,1 @@
+"""Per-timestep multimodal feature extraction: one registered extractor per modality."""
