@@ -1,1 +1,27 @@
-"""The nine Table-3 models behind one registry (see perr.models.registry)."""
+"""The nine Table-3 models behind one registry.
+
+    from perr.models import MODELS, ModelArgs, build_model
+    model = build_model(ModelArgs("smta-transformer", {"person_a": 1280, ...}, n_classes=5))
+    out = model(x, mask)            # x, mask: dicts modality -> [B, T, d_m] / [B, T]
+    loss = model.loss(out, y, mask)  # eq. 5
+"""
+
+from perr.models.args import PRECISIONS, ModelArgs, ModelOutput
+from perr.models.attention import ATTENTION
+from perr.models.fusion import MODELS, STAGE1, TITLES, FusionModel, build_model
+from perr.models.recurrent import GroupedLSTM
+from perr.models.timeline import attention_timeline
+
+__all__ = [
+    "ATTENTION",
+    "MODELS",
+    "PRECISIONS",
+    "STAGE1",
+    "TITLES",
+    "FusionModel",
+    "GroupedLSTM",
+    "ModelArgs",
+    "ModelOutput",
+    "attention_timeline",
+    "build_model",
+]

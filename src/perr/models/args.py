@@ -1,0 +1,67 @@
+"""Model hyper-parameters and the model output type, shared by every Table-3 model.
+
+`ModelArgs` travels inside checkpoints (as JSON) so `evaluate`/`predict` rebuild exactly what was trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, NamedTuple
+
+from torch import Tensor
+
+PRECISIONS = ("float32", "bf16")
+
+
+@dataclass
+class ModelArgs:
+    """Everything needed to rebuild a model. `input_dims` order is the modality order (M = len)."""
+
+    name: str
+    input_dims: dict[str, int] = field(default_factory=dict)
+    n_classes: int = 5
+    d_model: int = 256  # common width d; the stage-1 LSTM hidden is also d (Z_t stacks f^m and h̃)
+    stage2_hidden: int = 256
+    heads: int = 4
+    ff_dim: int = 512  # transformer feed-forward width
+    dropout: float = 0.1
+    aux_weight: float = 1.0  # weight of Σ_m CE(ŷ^m) in eq. 5 (paper: 1)
+    precision: str = "float32"  # "bf16": forward under bfloat16 autocast (CPU/GPU), loss in float32
+
+    def __post_init__(self) -> None:
+        if not self.input_dims:
+            raise ValueError("ModelArgs.input_dims is empty: give at least one modality name -> feature dim")
+        for k, v in self.input_dims.items():
+            if int(v) <= 0:
+                raise ValueError(f"ModelArgs.input_dims[{k!r}] = {v}: feature dims must be positive")
+        if self.n_classes < 2:
+            raise ValueError(f"ModelArgs.n_classes = {self.n_classes}: need at least 2 classes")
+        if self.d_model % self.heads:
+            raise ValueError(f"ModelArgs.d_model = {self.d_model} is not divisible by heads = {self.heads}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"ModelArgs.precision = {self.precision!r}; choose one of {PRECISIONS}")
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.input_dims)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_dims"] = dict(self.input_dims)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ModelArgs:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"ModelArgs: unknown field(s) {unknown}; known: {sorted(known)}")
+        d = dict(d)
+        d["input_dims"] = {str(k): int(v) for k, v in d.get("input_dims", {}).items()}
+        return cls(**d)
+
+
+class ModelOutput(NamedTuple):
+    logits: Tensor  # [B, C]   fused head FC(Σ_m h_T^m) over the modalities present in the clip
+    aux_logits: Tensor  # [B, M, C] per-modality heads FC_m(h_T^m)
+    attention: Tensor | None  # [B, T, K, K] A_t per step, heads averaged (K = M+1 smta-*, M plain); None for lstm
