@@ -29,9 +29,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+def atomic_open(
+    path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None
+) -> Iterator[IO[Any]]:
     with atomic_path(path) as tmp:
-        kw = {} if "b" in mode else {"encoding": encoding}
+        kw = {} if "b" in mode else {"encoding": encoding, "newline": newline}
         with open(tmp, mode, **kw) as fh:
             yield fh
             fh.flush()

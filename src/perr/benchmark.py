@@ -1,0 +1,143 @@
+"""`perr benchmark`: models × tasks × seeds (× dropped modalities) on one dataset, written as
+results.csv / results.json / table.md (Table 3 and Table 4 shaped) plus Fig. 6 and Fig. 7 style PNGs.
+
+Every (model, task, drop, seed) run has its own folder under `runs/`; a finished run (metrics.json
+present) is reused, so an interrupted benchmark resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from perr.config import TrainConfig
+from perr.io import read_json, write_json
+from perr.report import figures, tables
+from perr.store import FeatureStore, StoreError
+from perr.train import Batches, load_checkpoint, summarise_runs, train
+
+DATASETS = ("synthetic", "meld")
+
+
+def resolve_dataset(dataset: str, cache: Path, **options: Any) -> Path:
+    """A store root for `dataset`: 'synthetic' (generated), 'meld' (built from ../shared), a dialogue CSV,
+    or the path of an existing feature store."""
+    if dataset == "synthetic":
+        from perr.data.synth import ensure_synthetic
+
+        return ensure_synthetic(cache / "synthetic", **options)
+    if dataset == "meld" or dataset.endswith(".csv"):
+        from perr.data.dialogue import ensure_store
+
+        return ensure_store(dataset, cache / "dialogue", **options)
+    path = Path(dataset)
+    if not path.exists():
+        raise StoreError(f"--dataset {dataset!r}: not a known dataset ({', '.join(DATASETS)}) and no such path")
+    return path
+
+
+def _run_dir(out: Path, model: str, task: str, drop: str | None, seed: int) -> Path:
+    return out / "runs" / model / f"task-{task}" / (f"drop-{drop}" if drop else "all") / f"seed-{seed}"
+
+
+def run_benchmark(
+    store: str | os.PathLike,
+    out: str | os.PathLike,
+    models: Sequence[str],
+    tasks: Sequence[str] = ("5", "3"),
+    seeds: Sequence[int] = (0, 1, 2),
+    drops: Sequence[str | None] = (None,),
+    base: TrainConfig | None = None,
+    figure_models: tuple[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    note: str = "",
+) -> list[dict[str, Any]]:
+    """Train and test every combination; return the aggregated result rows (also written to `out`)."""
+    base = base or TrainConfig()
+    fs = FeatureStore(store)
+    header = fs.header
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    per_class: dict[str, dict[str, dict[str, float]]] = {}
+    total = len(models) * len(tasks) * len(drops) * len(seeds)
+    done = 0
+    for drop in drops:
+        for task in tasks:
+            for model in models:
+                metrics = []
+                for seed in seeds:
+                    run = _run_dir(out, model, task, drop, seed)
+                    done += 1
+                    if (run / "metrics.json").exists():
+                        metrics.append(read_json(run / "metrics.json")["test"])
+                    else:
+                        cfg = dataclasses.replace(base, model=model, task=task, seed=int(seed), drop=[drop] if drop else [])
+                        metrics.append(train(fs, cfg, run).metrics)
+                    if progress is not None:
+                        progress(f"[{done}/{total}] {model} task {task}{' drop ' + drop if drop else ''} seed {seed}")
+                summary = summarise_runs(metrics)[task]
+                rows.append({
+                    "dataset": header.dataset + (" (synthetic)" if header.synthetic and "synthetic" not in header.dataset else ""),
+                    "model": model, "task": task, "drop": drop or "", "seeds": len(seeds),
+                    **{k: v for k, v in summary.items() if not k.endswith("_values") and k != "per_class_f1_mean"},
+                })
+                if drop is None:
+                    per_class.setdefault(task, {})[model] = summary["per_class_f1_mean"]
+    tables.write_results_csv(out / "results.csv", rows)
+    write_json(out / "results.json", {
+        "dataset": header.dataset, "synthetic": header.synthetic, "tasks": list(tasks), "seeds": list(seeds),
+        "config": base.to_dict(), "note": note, "rows": rows,
+    })
+    main_rows = [r for r in rows if not r["drop"]]
+    md = tables.table3_markdown(main_rows, header.dataset, header.synthetic, note=note) if main_rows else ""
+    drop_rows = [r for r in rows if r["drop"]]
+    if drop_rows:
+        md += "\n" + tables.table4_markdown(drop_rows + main_rows, header.dataset, header.synthetic)
+    if header.dataset == "meld":
+        md += "\n" + tables.meld_markdown(main_rows)
+    tables.write_text(out / "table.md", md)
+    if per_class:
+        pair = figure_models or _default_pair(models)
+        if pair and all(all(m in per_class[t] for m in pair) for t in per_class):
+            suffix = " (synthetic data)" if header.synthetic else ""
+            figures.per_class_f1_figure(per_class, pair, out / "fig6_per_class_f1.png", title_suffix=suffix)
+        attn_model = next((m for m in reversed(models) if m != "lstm"), None)
+        if attn_model is not None and "test" in fs:
+            run = _run_dir(out, attn_model, tasks[0], None, seeds[0])
+            attention_figure(run / "best.pt", fs, out / "fig7_attention.png", clip=0)
+    return rows
+
+
+def _default_pair(models: Sequence[str]) -> tuple[str, str] | None:
+    if "lstm" in models and "smta-transformer" in models:
+        return ("lstm", "smta-transformer")
+    return (models[0], models[-1]) if len(models) >= 2 else None
+
+
+def attention_figure(checkpoint: Path, fs: FeatureStore, path: Path, clip: int = 0, split: str = "test") -> Path | None:
+    """Plot the attention timeline of one clip of `split` with the model of `checkpoint` (Fig. 7)."""
+    from perr.models import attention_timeline
+
+    model, ckpt = load_checkpoint(checkpoint)
+    data_split = fs[split]
+    modalities = list(ckpt["model_args"]["input_dims"])
+    targets = np.zeros(len(data_split), dtype=np.int64)
+    data = Batches(data_split, modalities, targets, np.array([clip]))
+    x, mask = data.tensors(np.array([clip]), torch.device("cpu"))
+    with torch.no_grad():
+        output = model(x, mask)
+    if output.attention is None:
+        return None
+    weights = attention_timeline(output, modalities)[0].numpy()
+    masks = np.stack([mask[m][0].numpy() for m in modalities], axis=-1)
+    clip_id = data_split.index[clip].get("clip_id", clip)
+    synthetic = " — SYNTHETIC clip" if fs.header.synthetic else ""
+    title = f"{ckpt['model_args']['name']}: attention per modality, clip {clip_id}{synthetic}"
+    return figures.attention_timeline_figure(weights, modalities, path, masks=masks, title=title)
