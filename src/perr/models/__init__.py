@@ -1,9 +1,9 @@
 """The nine Table-3 models behind one registry.
 
-    from perr.models import MODELS, ModelArgs, build_model
-    model = build_model(ModelArgs("smta-transformer", {"person_a": 1280, ...}, n_classes=5))
-    out = model(x, mask)            # x, mask: dicts modality -> [B, T, d_m] / [B, T]
-    loss = model.loss(out, y, mask)  # eq. 5
+from perr.models import MODELS, ModelArgs, build_model
+model = build_model(ModelArgs("smta-transformer", {"person_a": 1280, ...}, n_classes=5))
+out = model(x, mask)            # x, mask: dicts modality -> [B, T, d_m] / [B, T]
+loss = model.loss(out, y, mask)  # eq. 5
 """
 
 from perr.models.args import PRECISIONS, ModelArgs, ModelOutput

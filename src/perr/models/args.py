@@ -64,4 +64,6 @@ class ModelArgs:
 class ModelOutput(NamedTuple):
     logits: Tensor  # [B, C]   fused head FC(Σ_m h_T^m) over the modalities present in the clip
     aux_logits: Tensor  # [B, M, C] per-modality heads FC_m(h_T^m)
-    attention: Tensor | None  # [B, T, K, K] A_t per step, heads averaged (K = M+1 smta-*, M plain); None for lstm
+    attention: (
+        Tensor | None
+    )  # [B, T, K, K] A_t per step, heads averaged (K = M+1 smta-*, M plain); None for lstm

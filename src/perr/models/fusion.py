@@ -134,7 +134,7 @@ class FusionModel(nn.Module):
             g, attn = self.fuse(f, present)
             h_last = self.lstm2(g)
             logits, aux = self.heads(h_last, present.any(dim=1))
-        return ModelOutput(logits.float(), aux.float(), None if attn is None else attn.float())
+        return ModelOutput(_widen(logits), _widen(aux), None if attn is None else _widen(attn))
 
     def loss(self, out: ModelOutput, y: Tensor, mask: Mapping[str, Tensor] | Tensor | None = None) -> Tensor:
         """Eq. 5 per clip, averaged over the batch: CE(ŷ) + aux_weight · Σ_m CE(ŷ^m), where the sum
@@ -151,6 +151,11 @@ class FusionModel(nn.Module):
                 clip_present = torch.stack([mask[k].bool().any(dim=1) for k in self.modalities], dim=1)
             aux = aux * clip_present.to(aux.dtype)
         return (main + self.args.aux_weight * aux.sum(dim=1)).mean()
+
+
+def _widen(t: Tensor) -> Tensor:
+    """bf16/fp16 outputs of autocast back to float32 (the loss and metrics run in float32); float64 stays."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 MODELS: Registry = Registry("model")

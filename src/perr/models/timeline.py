@@ -19,6 +19,8 @@ def attention_timeline(out: ModelOutput, modality_names: Sequence[str]) -> Tenso
     a = out.attention
     k = a.shape[-1]
     if k not in (m, m + 1):
-        raise ValueError(f"attention has {k} tokens but {m} modality names were given: {list(modality_names)}")
+        raise ValueError(
+            f"attention has {k} tokens but {m} modality names were given: {list(modality_names)}"
+        )
     received = a.sum(dim=-2)[..., :m]  # [B, T, M]
     return received / received.sum(dim=-1, keepdim=True).clamp_min(1e-12)
