@@ -3,9 +3,10 @@
 Every stage that touches pixels or samples (build, features, predict) goes through this module, so
 timestamps mean the same thing everywhere:
 
-* A frame's time is its presentation timestamp (PTS) in seconds, minus the container's start time
-  (what players show and what ``ffmpeg -ss`` seeks to). It is never ``index / fps``, so it stays
-  correct on variable-frame-rate files.
+* A frame's time is its presentation timestamp (PTS) in seconds, minus the video stream's start time
+  (the clock PySceneDetect and OpenCV use, so shot times and frame times agree). It is never
+  ``index / fps``, so it stays correct on variable-frame-rate files. Audio and embedded subtitles are
+  put on the same clock (audio before time 0 is dropped, so picture and sound stay in sync).
 * Broken files (unreadable, truncated, no video, no audio when audio is asked for) raise
   :class:`VideoError` naming the file and the problem, so a batch can record it and go on.
 * Files with a broken index (e.g. AVI with packed B-frames, where decoded frames come out with
@@ -62,7 +63,7 @@ class VideoInfo:
     height: int
     n_frames: int | None  # from the container; None when it does not say
     codec: str
-    start_time: float  # container start offset (seconds) that frame times are relative to
+    start_time: float  # video stream start (seconds, container clock) that frame times are relative to
     has_audio: bool
     audio_rate: int | None
     audio_channels: int | None
@@ -103,7 +104,11 @@ def _open_av(path: Path) -> Any:
     return container
 
 
-def _container_start(container: Any) -> float:
+def _clock_origin(container: Any) -> float:
+    """Time zero of perr's clock: the video stream's start (as PySceneDetect and OpenCV count)."""
+    vs = container.streams.video[0]
+    if vs.start_time is not None and vs.time_base:
+        return max(0.0, float(vs.start_time * vs.time_base))
     st = container.start_time
     return 0.0 if st is None else max(0.0, st / 1_000_000)
 
@@ -196,12 +201,10 @@ class VideoReader:
             )
         c = self._container
         vs = c.streams.video[0]
-        start = _container_start(c)
+        start = _clock_origin(c)
         tb = float(vs.time_base) if vs.time_base else 0.0
         if vs.duration is not None and tb:
             duration = vs.duration * tb
-            if vs.start_time is not None:
-                duration += vs.start_time * tb - start
         elif c.duration is not None:
             duration = c.duration / 1_000_000
         else:
@@ -245,7 +248,7 @@ class VideoReader:
         c = self._container
         vs = c.streams.video[0]
         c.seek(0)
-        start = _container_start(c)
+        start = _clock_origin(c)
         tb = float(vs.time_base)
         pts = [p.pts for p in c.demux(vs) if p.pts is not None and p.size > 0]
         return np.sort(np.asarray(pts, dtype=np.float64) * tb - start)
@@ -256,7 +259,7 @@ class VideoReader:
 
         c = self._container
         vs = c.streams.video[0]
-        c0 = _container_start(c)
+        c0 = _clock_origin(c)
         tb = float(vs.time_base)
         if start is not None and start > 1.0:
             # Seek to the keyframe before `start` (backward) and decode forward from there.
@@ -287,7 +290,7 @@ class VideoReader:
                         self.problems.append(f"corrupt packet at pts {pkt.pts}: {e}")
 
         for fr in frames():
-            t = (fr.pts if fr.pts is not None else (fr.dts or 0)) * tb - c0
+            t = round((fr.pts if fr.pts is not None else (fr.dts or 0)) * tb - c0, 9)
             if t < last - 1e-9:
                 shuffled = True
             last = max(last, t)
@@ -453,7 +456,7 @@ class VideoReader:
         c.seek(0)
         layout = "mono" if mono else ("stereo" if (a.codec_context.channels or 1) >= 2 else "mono")
         res = av.AudioResampler(format="flt", layout=layout, rate=sample_rate)
-        c0 = _container_start(c)
+        c0 = _clock_origin(c)
         chunks: list[np.ndarray] = []
         first_t: float | None = None
         try:
@@ -503,7 +506,7 @@ class VideoReader:
         if s is None:
             raise VideoError(self.path, f"no subtitle stream with index {stream}")
         c.seek(0)
-        c0 = _container_start(c)
+        c0 = _clock_origin(c)
         events: list[tuple[float, float, str]] = []
         for pkt in c.demux(s):
             if pkt.pts is None:
