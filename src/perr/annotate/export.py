@@ -1,0 +1,200 @@
+"""Write a Label Studio labeling config and tasks file for clip proposals (paper §3.2, multi-stage).
+
+One task per clip: the clip video (positioned at its start/end with a media fragment), the OCR
+subtitles pre-filled as an editable prediction, the top-3 candidate faces as picture choices
+(pick exactly two), the five fine classes with the Table 1 definitions as hints (coarse is derived,
+never asked) and a discard choice with a reason. Label Studio itself cannot require "exactly two"
+choices; `perr annotate import` enforces it and reports violations.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+from xml.sax.saxutils import quoteattr
+
+from perr.annotate import schema
+from perr.io import atomic_open, write_json
+from perr.labels import DEFINITIONS, FINE, FINE_TO_COARSE
+from perr.manifest import Clip, load_manifest
+
+#: Label Studio serves files under its local-files document root at this URL prefix.
+LOCAL_FILES_PREFIX = "/data/local-files/?d="
+_URL_SCHEMES = ("http://", "https://", "s3://", "gs://", "azure-blob://", "/data/")
+
+
+@dataclass(frozen=True)
+class ExportProblem:
+    clip_id: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"clip {self.clip_id}: {self.field}: {self.message}"
+
+
+@dataclass
+class ExportResult:
+    config: Path
+    tasks: Path
+    n_tasks: int
+    problems: list[ExportProblem] = field(default_factory=list)
+
+
+def labeling_config() -> str:
+    """The Label Studio XML config; control names come from `schema` so import reads the same names."""
+    label_choices = "\n".join(
+        f"      <Choice value={quoteattr(c)} hint={quoteattr(DEFINITIONS[c])}/>" for c in FINE
+    )
+    definitions = "\n".join(
+        f"      <Header size=\"6\" value={quoteattr(f'{c} ({FINE_TO_COARSE[c]}): {DEFINITIONS[c]}')}/>"
+        for c in FINE
+    )
+    v = schema.VIDEO
+    return f"""<View>
+  <Text name="info" value="$info"/>
+  <Video name="{v}" value="$video"/>
+  <Header value="1. Watch the clip and correct the subtitles: one line per subtitle, '[start-end] text', times in seconds of the episode"/>
+  <TextArea name="{schema.SUBTITLES}" toName="{v}" editable="true" rows="2" placeholder="[12.30-14.85] corrected subtitle text"/>
+  <Header value="If there is no salient interacting pair (or more than two people interact), discard the clip"/>
+  <Choices name="{schema.DISCARD}" toName="{v}" choice="single">
+    <Choice value="{schema.DISCARD_VALUE}" hint="No salient interacting pair, a complicated interaction, or a broken clip"/>
+  </Choices>
+  <View visibleWhen="choice-selected" whenTagName="{schema.DISCARD}" whenChoiceValue="{schema.DISCARD_VALUE}">
+    <TextArea name="{schema.DISCARD_REASON}" toName="{v}" rows="1" maxSubmissions="1" placeholder="why is this clip discarded?"/>
+  </View>
+  <View visibleWhen="choice-unselected" whenTagName="{schema.DISCARD}" whenChoiceValue="{schema.DISCARD_VALUE}">
+    <Header value="2. Pick exactly TWO main interacting characters among the candidate faces"/>
+    <Choices name="{schema.PAIR}" toName="{v}" choice="multiple" showInline="true" value="$pair_options"/>
+    <Header value="3. Choose the emotional relationship between the two (paper Table 1)"/>
+    <Choices name="{schema.LABEL}" toName="{v}" choice="single-radio" showInline="true">
+{label_choices}
+    </Choices>
+    <View>
+{definitions}
+    </View>
+  </View>
+</View>
+"""
+
+
+def media_url(
+    path: str,
+    base: Path,
+    document_root: Path | None = None,
+    url_prefix: str = LOCAL_FILES_PREFIX,
+) -> str:
+    """A URL Label Studio can load for a manifest path.
+
+    URLs pass through. With `document_root`, a file under it becomes `url_prefix + quoted relative path`
+    (by default Label Studio's local-files URL, served when LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT is
+    that root). Without it the absolute path is returned for the user to serve another way.
+    """
+    if path.startswith(_URL_SCHEMES):
+        return path
+    p = Path(path)
+    p = (p if p.is_absolute() else base / p).resolve()
+    if document_root is None:
+        return str(p)
+    root = document_root.resolve()
+    try:
+        rel = p.relative_to(root)
+    except ValueError:
+        raise ValueError(f"{p} is not under the document root {root}") from None
+    return url_prefix + quote(rel.as_posix(), safe="/")
+
+
+def _time_fragment(clip: Clip) -> str:
+    """W3C media fragment so the browser's player opens at the clip, not the episode start."""
+    if clip.end is None and clip.start == 0:
+        return ""
+    end = "" if clip.end is None else f",{clip.end:.3f}"
+    return f"#t={clip.start:.3f}{end}"
+
+
+def clip_task(
+    clip: Clip,
+    base: Path,
+    document_root: Path | None = None,
+    url_prefix: str = LOCAL_FILES_PREFIX,
+) -> dict:
+    """One Label Studio task (data + OCR-subtitle prediction) for a clip proposal."""
+    url = lambda p: media_url(p, base, document_root, url_prefix)  # noqa: E731
+    span = f"{clip.start:.2f} s – {clip.end:.2f} s" if clip.end is not None else f"from {clip.start:.2f} s"
+    where = " · ".join(x for x in (clip.drama, clip.episode) if x)
+    options = []
+    for cid in clip.candidates:
+        thumb = next((c.thumbnail for c in clip.characters if c.id == cid), None)
+        img = f'<img src="{html.escape(url(thumb), quote=True)}" style="height:96px"/><br/>' if thumb else ""
+        options.append({"value": cid, "html": f"{img}{html.escape(cid)}"})
+    lines = [schema.format_subtitle_line(s) for s in clip.subtitles]
+    task: dict = {
+        "data": {
+            "clip_id": clip.clip_id,
+            "video": url(clip.video) + _time_fragment(clip),
+            "info": f"clip {clip.clip_id}" + (f" · {where}" if where else "") + f" · watch {span}",
+            "start": clip.start,
+            "end": clip.end,
+            "candidates": list(clip.candidates),
+            "pair_options": options,
+            "ocr_subtitles": "\n".join(lines),
+        }
+    }
+    if lines:
+        task["predictions"] = [
+            {
+                "model_version": schema.OCR_MODEL_VERSION,
+                "result": [
+                    {
+                        "id": "ocr",
+                        "from_name": schema.SUBTITLES,
+                        "to_name": schema.VIDEO,
+                        "type": "textarea",
+                        "value": {"text": lines},
+                    }
+                ],
+            }
+        ]
+    return task
+
+
+def _check(clip: Clip, base: Path) -> list[ExportProblem]:
+    """Problems that make a clip unlabelable in Label Studio (it is skipped and reported)."""
+    out = []
+    video = clip.resolve(clip.video, base)
+    if not clip.video.startswith(_URL_SCHEMES) and video is not None and video.is_dir():
+        out.append(ExportProblem(clip.clip_id, "video", f"{video} is a frames folder; Label Studio needs a video file"))
+    if len(clip.candidates) < 2:
+        out.append(ExportProblem(clip.clip_id, "candidates", f"needs at least 2 candidates, has {len(clip.candidates)}"))
+    return out
+
+
+def export_tasks(
+    manifest: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    document_root: str | os.PathLike | None = None,
+    url_prefix: str = LOCAL_FILES_PREFIX,
+) -> ExportResult:
+    """Write `labeling_config.xml` and `tasks.json` for every exportable clip of a manifest."""
+    manifest = Path(manifest)
+    out = Path(out_dir)
+    base = manifest.parent
+    root = Path(document_root) if document_root is not None else None
+    tasks, problems = [], []
+    for clip in load_manifest(manifest):
+        bad = _check(clip, base)
+        if not bad:
+            try:
+                tasks.append(clip_task(clip, base, root, url_prefix))
+            except ValueError as e:
+                bad = [ExportProblem(clip.clip_id, "media", str(e))]
+        problems.extend(bad)
+    config = out / "labeling_config.xml"
+    with atomic_open(config) as fh:
+        fh.write(labeling_config())
+    tasks_path = out / "tasks.json"
+    write_json(tasks_path, tasks)
+    return ExportResult(config=config, tasks=tasks_path, n_tasks=len(tasks), problems=problems)
