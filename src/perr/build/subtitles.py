@@ -1,0 +1,419 @@
+"""Timed subtitle events: a sidecar .srt, an embedded subtitle stream, or OCR of the subtitle band.
+
+OCR (paper: CTPN + CRNN; here the packaged PP-OCR detector + recogniser of ``rapidocr``, Chinese and
+English) is the expensive path, so it runs only when the subtitle band changes: each sampled frame's
+band is reduced to a coarse mask of subtitle-coloured pixels (bright, unsaturated — the white text
+with dark outline that burned-in subtitles use), and OCR runs only when that mask appears, disappears
+or changes shape. Adjacent OCR results that are the same line (normalised Levenshtein similarity,
+rapidfuzz) are merged into one event; event edges are placed half-way between the two samples that
+bracket a change, so the timing error is at most half a sampling step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import unicodedata
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from perr.io import atomic_open
+from perr.registry import Registry
+
+
+@dataclass
+class Cue:
+    """One subtitle event on the video clock (seconds)."""
+
+    start: float
+    end: float
+    text: str
+    score: float = 1.0
+
+
+# --- text normalisation and metrics ----------------------------------------------------------------
+_TAG = re.compile(r"<[^>]*>|\{[^}]*\}")
+_CJK_GAP = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u9fff\uff00-\uffef])")
+
+
+def normalise_text(text: str, strip_tags: bool = True) -> str:
+    """Comparable text: NFKC (full-width → ASCII forms), markup tags removed, whitespace collapsed,
+    and no spaces between CJK characters (OCR may insert them; Chinese has none)."""
+    t = unicodedata.normalize("NFKC", text)
+    if strip_tags:
+        t = _TAG.sub("", t)
+    t = re.sub(r"\s+", " ", t).strip()
+    return _CJK_GAP.sub("", t)
+
+
+def similarity(a: str, b: str) -> float:
+    """Normalised Levenshtein similarity in [0, 1] of two normalised strings."""
+    from rapidfuzz.distance import Levenshtein
+
+    return float(Levenshtein.normalized_similarity(normalise_text(a), normalise_text(b)))
+
+
+def cer(reference: str, hypothesis: str) -> float:
+    """Character error rate: edit distance / reference length (after :func:`normalise_text`)."""
+    from rapidfuzz.distance import Levenshtein
+
+    ref, hyp = normalise_text(reference), normalise_text(hypothesis)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    return Levenshtein.distance(ref, hyp) / len(ref)
+
+
+@dataclass(frozen=True)
+class SubtitleScore:
+    """OCR quality against reference cues: corpus CER and start/end timing errors (seconds)."""
+
+    cer: float
+    matched: int
+    missed: int
+    extra: int
+    start_error_mean: float
+    start_error_max: float
+    end_error_mean: float
+    end_error_max: float
+
+
+def score_cues(reference: list[Cue], hypothesis: list[Cue], duration: float | None = None,
+               min_similarity: float = 0.5) -> SubtitleScore:
+    """Match each reference cue to the best hypothesis by text similarity among those overlapping it
+    in time; CER is over all reference characters (a missed cue counts fully). Reference cues that
+    start after `duration` (the video's end) are ignored; ends are clipped to it."""
+    from rapidfuzz.distance import Levenshtein
+
+    refs = [Cue(c.start, min(c.end, duration) if duration else c.end, c.text) for c in reference
+            if duration is None or c.start < duration]
+    used: set[int] = set()
+    edits = chars = 0
+    starts: list[float] = []
+    ends: list[float] = []
+    missed = 0
+    for r in refs:
+        ref_t = normalise_text(r.text)
+        chars += len(ref_t)
+        best, best_sim = None, min_similarity
+        for i, h in enumerate(hypothesis):
+            if i in used or h.end < r.start - 1.0 or h.start > r.end + 1.0:
+                continue
+            s = similarity(r.text, h.text)
+            if s >= best_sim:
+                best, best_sim = i, s
+        if best is None:
+            edits += len(ref_t)
+            missed += 1
+            continue
+        used.add(best)
+        h = hypothesis[best]
+        edits += Levenshtein.distance(ref_t, normalise_text(h.text))
+        starts.append(abs(h.start - r.start))
+        ends.append(abs(h.end - r.end))
+
+    def _m(x: list[float], f: Any) -> float:
+        return float(f(x)) if x else float("nan")
+
+    return SubtitleScore(
+        cer=edits / chars if chars else 0.0,
+        matched=len(starts),
+        missed=missed,
+        extra=len(hypothesis) - len(used),
+        start_error_mean=_m(starts, np.mean), start_error_max=_m(starts, np.max),
+        end_error_mean=_m(ends, np.mean), end_error_max=_m(ends, np.max),
+    )
+
+
+# --- SRT / JSON I/O -----------------------------------------------------------------------------------
+_SRT_TIME = re.compile(r"(\d+):(\d{2}):(\d{2})[,.](\d{1,3})")
+
+
+def _srt_seconds(s: str) -> float:
+    m = _SRT_TIME.search(s)
+    if not m:
+        raise ValueError(f"bad SRT time {s!r}")
+    h, mi, se, ms = m.groups()
+    return int(h) * 3600 + int(mi) * 60 + int(se) + int(ms.ljust(3, "0")) / 1000
+
+
+def _srt_time(t: float) -> str:
+    ms = round(max(0.0, t) * 1000)
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
+
+
+def read_srt(path: str | os.PathLike) -> list[Cue]:
+    """Parse an .srt file (UTF-8, BOM tolerated). Raises ValueError naming the file and block."""
+    text = Path(path).read_text(encoding="utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+    cues = []
+    for n, block in enumerate(re.split(r"\n\s*\n", text.strip()), start=1):
+        lines = [ln for ln in block.split("\n") if ln.strip() != ""]
+        if not lines:
+            continue
+        i = 1 if "-->" not in lines[0] else 0
+        if i >= len(lines) or "-->" not in lines[i]:
+            raise ValueError(f"{path}: block {n}: no 'start --> end' line")
+        a, b = lines[i].split("-->", 1)
+        cues.append(Cue(_srt_seconds(a), _srt_seconds(b), "\n".join(lines[i + 1:])))
+    return cues
+
+
+def write_srt(path: str | os.PathLike, cues: list[Cue]) -> None:
+    with atomic_open(path) as fh:
+        for i, c in enumerate(cues, start=1):
+            fh.write(f"{i}\n{_srt_time(c.start)} --> {_srt_time(c.end)}\n{c.text}\n\n")
+
+
+def write_cues_json(path: str | os.PathLike, cues: list[Cue], source: str) -> None:
+    with atomic_open(path) as fh:
+        json.dump({"source": source, "events": [asdict(c) for c in cues]}, fh, ensure_ascii=False, indent=1)
+        fh.write("\n")
+
+
+def read_cues_json(path: str | os.PathLike) -> tuple[str, list[Cue]]:
+    with open(path, encoding="utf-8") as fh:
+        d = json.load(fh)
+    return d["source"], [Cue(**e) for e in d["events"]]
+
+
+def find_sidecar_srt(video: str | os.PathLike) -> Path | None:
+    """``movie.srt`` or ``movie.<lang>.srt`` beside ``movie.mp4`` (first in name order)."""
+    v = Path(video)
+    exact = v.with_suffix(".srt")
+    if exact.is_file():
+        return exact
+    found = sorted(v.parent.glob(f"{glob_escape(v.stem)}.*.srt"))
+    return found[0] if found else None
+
+
+def glob_escape(s: str) -> str:
+    import glob
+
+    return glob.escape(s)
+
+
+# --- OCR engines --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TextLine:
+    text: str
+    score: float
+    y: float  # top of the line box (for reading order)
+    x: float
+
+
+class OcrEngine:
+    """Interface: ``read(rgb image) -> list[TextLine]`` (any order)."""
+
+    name: ClassVar[str] = ""
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        raise NotImplementedError
+
+
+OCR_ENGINES: Registry[type[OcrEngine]] = Registry("OCR engine")
+
+
+@OCR_ENGINES.register("rapidocr")
+class RapidOcrEngine(OcrEngine):
+    """rapidocr 3.x (PP-OCR det + rec, Chinese + English) on onnxruntime, weights from the wheel.
+
+    The detector is limited by the long side (``limit_type=max``): its default (short side scaled
+    *up* to 736 px) makes a wide band image ~10× slower for no gain on subtitle-size text.
+    """
+
+    name = "rapidocr"
+
+    def __init__(self, det_side: int = 640, min_score: float = 0.5, threads: int | None = None,
+                 params: dict[str, Any] | None = None) -> None:
+        import logging
+
+        from rapidocr import RapidOCR
+
+        p: dict[str, Any] = {
+            "Global.use_cls": False,
+            "Global.log_level": "warning",
+            "Global.text_score": min_score,
+            "Det.limit_type": "max",
+            "Det.limit_side_len": det_side,
+        }
+        if threads:
+            p["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
+        p.update(params or {})
+        self._ocr = RapidOCR(params=p)
+        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        res = self._ocr(np.ascontiguousarray(image))
+        if res is None or res.txts is None or res.boxes is None:
+            return []
+        return [
+            TextLine(str(t), float(s), float(np.min(b[:, 1])), float(np.min(b[:, 0])))
+            for t, s, b in zip(res.txts, res.scores, np.asarray(res.boxes), strict=True)
+        ]
+
+
+def join_lines(lines: list[TextLine], line_gap: float = 12.0) -> str:
+    """Reading order: rows top to bottom (boxes within `line_gap` px share a row), left to right."""
+    rows: list[list[TextLine]] = []
+    for ln in sorted(lines, key=lambda t: t.y):
+        if rows and abs(ln.y - rows[-1][0].y) <= line_gap:
+            rows[-1].append(ln)
+        else:
+            rows.append([ln])
+    return "\n".join(" ".join(t.text for t in sorted(r, key=lambda t: t.x)) for r in rows)
+
+
+# --- band sampling ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BandConfig:
+    top: float = 0.70  # the band is rows [top·H, bottom·H)
+    bottom: float = 1.0
+    ocr_width: int = 960  # the band is resized to this width before OCR (and padded, see MODELS.md)
+    min_value: int = 200  # "subtitle-coloured": HSV value ≥ this …
+    max_saturation: int = 70  # … and saturation ≤ this (white/grey text)
+    grid: tuple[int, int] = (48, 8)  # coarse mask size (w, h) used to detect changes
+    min_text_fraction: float = 0.004  # below this share of band pixels the band is empty
+    change: float = 0.25  # Jaccard distance between coarse masks that counts as a new subtitle
+    merge_similarity: float = 0.8  # adjacent OCR texts at least this similar are one event
+    min_duration: float = 0.2  # events shorter than this are dropped (flicker)
+
+
+class SubtitleSampler:
+    """Streaming stage: feed sampled frames in time order (``update``), then ``finish``.
+
+    OCR runs on the band only when the subtitle-coloured mask changes; results are merged into cues.
+    """
+
+    def __init__(self, engine: OcrEngine, config: BandConfig | None = None) -> None:
+        self.engine = engine
+        self.cfg = config or BandConfig()
+        self.cues: list[Cue] = []
+        self.ocr_calls = 0
+        self._sig: np.ndarray | None = None  # coarse mask at the last OCR
+        self._prev_t: float | None = None
+        self._open: Cue | None = None
+
+    def _mask(self, band: np.ndarray) -> tuple[np.ndarray, float]:
+        import cv2
+
+        small = cv2.resize(band, (band.shape[1] // 2, band.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+        m = ((hsv[..., 2] >= self.cfg.min_value) & (hsv[..., 1] <= self.cfg.max_saturation)).astype(np.float32)
+        frac = float(m.mean())
+        coarse = cv2.resize(m, self.cfg.grid, interpolation=cv2.INTER_AREA) > 0.02
+        return coarse, frac
+
+    def band(self, image: np.ndarray) -> np.ndarray:
+        h = image.shape[0]
+        return image[int(h * self.cfg.top): int(h * self.cfg.bottom)]
+
+    def _ocr(self, band: np.ndarray) -> tuple[str, float]:
+        import cv2
+
+        w = band.shape[1]
+        if w > self.cfg.ocr_width:
+            s = self.cfg.ocr_width / w
+            band = cv2.resize(band, (self.cfg.ocr_width, max(1, round(band.shape[0] * s))), interpolation=cv2.INTER_AREA)
+        pad = max(16, band.shape[0] // 4)
+        band = cv2.copyMakeBorder(band, pad, pad, 8, 8, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        self.ocr_calls += 1
+        lines = self.engine.read(band)
+        if not lines:
+            return "", 0.0
+        return join_lines(lines, line_gap=band.shape[0] * 0.06), float(np.mean([ln.score for ln in lines]))
+
+    def update(self, time: float, image: np.ndarray) -> None:
+        band = self.band(image)
+        sig, frac = self._mask(band)
+        edge = time if self._prev_t is None else 0.5 * (self._prev_t + time)
+        self._prev_t = time
+        has_text = frac >= self.cfg.min_text_fraction
+        if not has_text:
+            self._sig = None
+            self._close(edge)
+            return
+        if self._sig is not None:
+            union = np.logical_or(sig, self._sig).sum()
+            dist = 1.0 - np.logical_and(sig, self._sig).sum() / union if union else 0.0
+            if dist < self.cfg.change:
+                return  # same subtitle still on screen
+        self._sig = sig
+        text, score = self._ocr(band)
+        if not text.strip():
+            self._close(edge)
+            return
+        if self._open is not None and similarity(self._open.text, text) >= self.cfg.merge_similarity:
+            if score > self._open.score:  # keep the most confident reading of the same line
+                self._open.text, self._open.score = text, score
+            return
+        self._close(edge)
+        self._open = Cue(edge, edge, text, score)
+
+    def _close(self, t: float) -> None:
+        if self._open is not None:
+            self._open.end = t
+            if self._open.end - self._open.start >= self.cfg.min_duration:
+                self.cues.append(self._open)
+            self._open = None
+
+    def finish(self, end_time: float) -> list[Cue]:
+        self._close(end_time)
+        return merge_adjacent(self.cues, self.cfg.merge_similarity)
+
+
+def merge_adjacent(cues: list[Cue], min_similarity: float = 0.8, max_gap: float = 0.6) -> list[Cue]:
+    """Merge neighbouring cues with near-identical text (OCR flicker around one subtitle)."""
+    out: list[Cue] = []
+    for c in sorted(cues, key=lambda c: c.start):
+        if out and c.start - out[-1].end <= max_gap and similarity(out[-1].text, c.text) >= min_similarity:
+            prev = out[-1]
+            if c.score > prev.score:
+                prev.text, prev.score = c.text, c.score
+            prev.end = max(prev.end, c.end)
+        else:
+            out.append(Cue(c.start, c.end, c.text, c.score))
+    return out
+
+
+def ocr_subtitles(
+    video: str | os.PathLike,
+    fps: float = 4.0,
+    engine: OcrEngine | None = None,
+    config: BandConfig | None = None,
+    max_side: int | None = 1280,
+) -> tuple[list[Cue], int]:
+    """OCR a whole video's subtitle band (standalone use); returns (cues, number of OCR calls)."""
+    from perr.video import VideoReader
+
+    sampler = SubtitleSampler(engine or RapidOcrEngine(), config)
+    with VideoReader(video) as r:
+        last = 0.0
+        for f in r.frames(fps=fps, max_side=max_side):
+            sampler.update(f.time, f.image)
+            last = f.time
+        end = max(r.info.duration, last)
+    return sampler.finish(end), sampler.ocr_calls
+
+
+def existing_subtitles(video: str | os.PathLike) -> tuple[str, list[Cue]] | None:
+    """Subtitles the user already has: a sidecar .srt, else the first embedded text stream with events.
+
+    Returns (source description, cues) or None when OCR is needed.
+    """
+    side = find_sidecar_srt(video)
+    if side is not None:
+        return f"srt:{side.name}", read_srt(side)
+    from perr.video import VideoReader
+
+    with VideoReader(video, backend="pyav") as r:
+        for s in r.info.subtitle_streams:
+            events = r.subtitle_events(s.index)
+            if events:
+                return f"stream:{s.index}:{s.language or 'und'}", [Cue(a, b, t) for a, b, t in events]
+    return None
