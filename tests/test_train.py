@@ -47,7 +47,7 @@ def test_checkpoint_contents_and_weights_only_load(store, tmp_path):
         assert key in ckpt
     assert ckpt["scheduler"]["step_size"] == 2 and ckpt["config"]["model"] == "smta-transformer"
     assert [f["name"] for f in ckpt["features"]] == ["person_a", "person_b", "background", "audio", "text"]
-    model, meta = load_checkpoint(tmp_path / "r" / "best.pt")
+    _model, meta = load_checkpoint(tmp_path / "r" / "best.pt")
     assert meta["model_args"]["n_classes"] == 5
 
 
