@@ -1,0 +1,204 @@
+"""A real labelling round through a real Label Studio server (label-studio 1.23.2, SDK 2.1.2).
+
+`perr annotate export` → Label Studio project (our config, local-files storage, tasks with the OCR
+prediction) → three annotators post annotations through the API (agreements, disagreements, a tie,
+a discard, a discard tie, one malformed annotation, one skipped task) → Label Studio JSON export →
+`perr annotate import` and `perr annotate agreement` through the real `perr` entry point. Expected
+figures are worked out by hand below from the posted labels. The clips are synthetic (ffmpeg testsrc).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labelstudio import require_label_studio, start_label_studio
+from perr.annotate import schema
+from perr.manifest import Character, Clip, SubtitleEvent, load_manifest, write_manifest
+
+pytestmark = [pytest.mark.services, pytest.mark.timeout(600)]
+
+PERR = str(Path(sys.executable).with_name("perr"))
+A, B, C = "annotator1@perr.test", "annotator2@perr.test", "annotator3@perr.test"  # A is the preset admin
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", *args], check=True)
+
+
+def make_media(root: Path) -> None:
+    """A synthetic episode and three synthetic face thumbnails."""
+    media = root / "media"
+    media.mkdir(parents=True)
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-t", "12", "-pix_fmt", "yuv420p",
+            str(media / "synthetic_episode.mp4"))
+    for k, color in enumerate(("red", "green", "blue")):
+        _ffmpeg("-f", "lavfi", "-i", f"color=c={color}:s=48x48", "-frames:v", "1", str(media / f"synthetic_face{k}.jpg"))
+
+
+def make_manifest(root: Path) -> Path:
+    clips = []
+    for k in range(1, 10):
+        clips.append(Clip(
+            clip_id=f"k{k}", video="media/synthetic_episode.mp4", drama="synthetic", episode="e1",
+            start=float(k - 1), end=float(k + 1),
+            characters=[Character(id=c, thumbnail=f"media/synthetic_face{i}.jpg") for i, c in enumerate("abc")],
+            candidates=["a", "b", "c"],
+            subtitles=[SubtitleEvent(start=k - 0.5, end=k + 0.5, text=f"ocr line {k}")],
+            status="proposal",
+        ))
+    return write_manifest(root / "proposals.jsonl", clips)
+
+
+def ann(label: str | None = None, pair: str | None = None, subs: list[str] | None = None,
+        discard: str | None = None) -> list[dict]:
+    """A Label Studio result list as the UI would post it for our config."""
+    res = []
+    if discard is not None:
+        res.append({"from_name": schema.DISCARD, "to_name": "video", "type": "choices",
+                    "value": {"choices": [schema.DISCARD_VALUE]}})
+        res.append({"from_name": schema.DISCARD_REASON, "to_name": "video", "type": "textarea",
+                    "value": {"text": [discard]}})
+    if pair is not None:
+        res.append({"from_name": schema.PAIR, "to_name": "video", "type": "choices", "value": {"choices": list(pair)}})
+    if label is not None:
+        res.append({"from_name": schema.LABEL, "to_name": "video", "type": "choices", "value": {"choices": [label]}})
+    if subs is not None:
+        res.append({"from_name": schema.SUBTITLES, "to_name": "video", "type": "textarea", "value": {"text": subs}})
+    return res
+
+
+# (clip, annotator, result) in posting order; created_at follows this order.
+POSTS = [
+    ("k1", A, ann("hostile", "ab")),
+    ("k1", B, ann("hostile", "ba")),
+    ("k2", B, ann("hostile", "ab", ["[1.50-2.50] B's version"])),  # first, but disagrees with the majority
+    ("k2", A, ann("tense", "ab", ["[1.50-2.50] A's version", "[2.60-3.00] added by A"])),
+    ("k2", C, ann("tense", "ab", ["[1.50-2.50] C's version"])),
+    ("k3", A, ann("mild", "ab")),
+    ("k3", B, ann("intimate", "ab")),
+    ("k4", A, ann("neutral", "ab")),
+    ("k4", B, ann("neutral", "ab")),
+    ("k4", C, ann("neutral", "ac")),
+    ("k5", A, ann("mild", "bc")),
+    ("k5", B, ann("tense", "bc")),
+    ("k6", A, ann(discard="no salient pair")),
+    ("k6", B, ann(discard="three people argue")),
+    ("k7", A, ann("intimate", "ab")),
+    ("k7", B, ann(discard="not an interaction")),
+    ("k8", A, ann("neutral", "ab")),
+    ("k8", B, ann("neutral", "a")),  # malformed: one character picked
+    ("k9", A, []),  # skipped in the UI (was_cancelled)
+]
+
+
+def test_label_studio_round_trip(tmp_path: Path) -> None:
+    require_label_studio()
+    make_media(tmp_path)
+    manifest = make_manifest(tmp_path)
+    out = tmp_path / "ls-export"
+    subprocess.run([PERR, "annotate", "export", str(manifest), "--out", str(out),
+                    "--document-root", str(tmp_path)], check=True)
+    tasks = json.loads((out / "tasks.json").read_text())
+    assert tasks[0]["data"]["video"] == "/data/local-files/?d=media/synthetic_episode.mp4#t=0.000,2.000"
+
+    plan = {"annotators": [A, B, C], "posts": [
+        {"clip_id": clip, "annotator": who, "result": res, "was_cancelled": not res} for clip, who, res in POSTS
+    ]}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    export, users = tmp_path / "export.json", tmp_path / "users.json"
+
+    ls = start_label_studio(tmp_path / "run", document_root=tmp_path)
+    try:
+        done = ls.drive("--config", out / "labeling_config.xml", "--tasks", out / "tasks.json",
+                        "--storage", tmp_path / "media", "--plan", tmp_path / "plan.json",
+                        "--export", export, "--users", users)
+        # Media are served by Label Studio from the local-files storage, byte for byte.
+        video = ls.get("/data/local-files/?d=media/synthetic_episode.mp4")
+        thumb = ls.get("/data/local-files/?d=media/synthetic_face2.jpg")
+    finally:
+        ls.stop()
+    assert ls.proc.returncode is not None
+    assert video == (tmp_path / "media/synthetic_episode.mp4").read_bytes()
+    assert thumb == (tmp_path / "media/synthetic_face2.jpg").read_bytes()
+    assert len(done["tasks"]) == 9 and done["n_exported"] == 9
+    # The OCR subtitles arrive as predictions of one model version, which Label Studio shows as prelabels.
+    assert done["n_predictions"] == 9 and done["model_version"] == schema.OCR_MODEL_VERSION
+    task_of = done["tasks"]
+
+    # ---- import: adjudication through the real CLI
+    final_path = tmp_path / "final.jsonl"
+    res = subprocess.run([PERR, "annotate", "import", str(export), "--manifest", str(manifest),
+                          "--out", str(final_path), "--problems", str(tmp_path / "problems.json")],
+                         capture_output=True, text=True, check=True)
+    final = {c.clip_id: c for c in load_manifest(final_path)}
+    assert len(final) == 9
+
+    def check(cid, status, label, pair, subs=None):
+        c = final[cid]
+        assert (c.status, c.label, c.pair) == (status, label, pair), (cid, c.status, c.label, c.pair, c.notes)
+        if subs is not None:
+            assert [(s.start, s.end, s.text) for s in c.subtitles] == subs, cid
+
+    k = float
+    check("k1", "annotated", "hostile", ("a", "b"), [(k(0.5), k(1.5), "ocr line 1")])  # no edit: OCR stays
+    # 2 of 3 say tense; subtitles from the first annotator agreeing with it (A), not from B who posted first.
+    check("k2", "annotated", "tense", ("a", "b"), [(1.5, 2.5, "A's version"), (2.6, 3.0, "added by A")])
+    check("k3", "review", None, ("a", "b"))
+    assert "label tie" in final["k3"].notes
+    check("k4", "annotated", "neutral", ("a", "b"))  # pair ab 2 : ac 1
+    check("k5", "review", None, ("b", "c"))
+    check("k6", "discarded", None, None)
+    assert "no salient pair" in final["k6"].notes and "three people argue" in final["k6"].notes
+    check("k7", "review", "intimate", ("a", "b"))
+    assert "discard tie 1/2" in final["k7"].notes
+    check("k8", "annotated", "neutral", ("a", "b"))  # B's malformed annotation left out
+    check("k9", "proposal", None, None, [(k(8.5), k(9.5), "ocr line 9")])  # skipped: unchanged
+
+    problems = json.loads((tmp_path / "problems.json").read_text())
+    assert sorted((p["task_id"], p["field"]) for p in problems) == sorted(
+        [(str(task_of["k8"]), "pair"), (str(task_of["k9"]), "annotations")]
+    )
+    assert f"task {task_of['k8']} annotation" in res.stderr and "pair" in res.stderr
+
+    # ---- agreement through the real CLI, windows of 2 items in time order
+    agr_path = tmp_path / "agreement.json"
+    res = subprocess.run([PERR, "annotate", "agreement", str(export), "--users", str(users), "--by", "2",
+                          "--out", str(agr_path)], capture_output=True, text=True, check=True)
+    agr = json.loads(agr_path.read_text())
+    # Items with >= 2 labels: k1 (A,B), k2 (B,A,C), k3 (A,B), k4 (A,B,C), k5 (A,B); k6 discards,
+    # k7 and k8 have one label, k9 none.
+    assert agr["n_items_multi"] == 5 and agr["labels_per_item"] == {"1": 2, "2": 3, "3": 2}
+    assert sorted(agr["annotators"].values()) == [A, B, C]
+    # Fine per item: k1 1, k2 1/3 (only A-C agree), k3 0, k4 1, k5 0 → 7/15.
+    # Coarse: k1..k4 agree (hostile/tense both negative, mild/intimate both positive), k5 not → 4/5.
+    assert agr["percent_agreement"]["fine"] == pytest.approx(7 / 15)
+    assert agr["percent_agreement"]["coarse"] == pytest.approx(4 / 5)
+    # Fleiss fine: P̄ = 7/15; totals hostile 3, tense 3, mild 2, intimate 1, neutral 3 of 12 →
+    # P_e = 32/144 = 2/9; κ = (7/15 − 2/9)/(7/9) = 11/35.
+    # Fleiss coarse: P̄ = 4/5; negative 6, positive 3, neutral 3 of 12 → P_e = 3/8; κ = (17/40)/(5/8) = 17/25.
+    assert agr["fleiss_kappa"]["fine"] == pytest.approx(11 / 35)
+    assert agr["fleiss_kappa"]["coarse"] == pytest.approx(17 / 25)
+    # Cohen A×B on k1..k5: A = hostile,tense,mild,neutral,mild; B = hostile,hostile,intimate,neutral,tense.
+    # fine p_o = 2/5, p_e = 4/25 → κ = 2/7; coarse p_o = 4/5, p_e = 9/25 → κ = 11/16.
+    # A×C on k2,k4 agree on both → 1. B×C on k2,k4: fine p_o = 1/2, p_e = 1/4 → 1/3; coarse 1.
+    pairs = {(r["a"], r["b"]): r for r in agr["cohen_kappa"]}
+    expected = {
+        (A, B): (5, 2 / 7, 11 / 16, 2 / 5, 4 / 5),
+        (A, C): (2, 1.0, 1.0, 1.0, 1.0),
+        (B, C): (2, 1 / 3, 1.0, 1 / 2, 1.0),
+    }
+    assert set(pairs) == set(expected)
+    for key, (n, kf, kc, pf, pc) in expected.items():
+        r = pairs[key]
+        assert r["n_items"] == n, key
+        assert (r["kappa_fine"], r["kappa_coarse"]) == (pytest.approx(kf), pytest.approx(kc)), key
+        assert (r["percent_fine"], r["percent_coarse"]) == (pytest.approx(pf), pytest.approx(pc)), key
+    # Trend, items in time order k1..k5 in windows of 2: fine (1+1/3)/2, (0+1)/2, 0; coarse 1, 1, 0.
+    trend = [(t["n_items"], t["percent_fine"], t["percent_coarse"]) for t in agr["trend"]]
+    assert trend == [(2, pytest.approx(2 / 3), 1.0), (2, 0.5, 1.0), (1, 0.0, 0.0)]
+    assert "percent agreement" in res.stdout and "Fleiss" in res.stdout
