@@ -2,6 +2,73 @@
 
 from __future__ import annotations
 
+from enum import Enum
+from pathlib import Path
+
 import typer
 
-app = typer.Typer(help="features stage (see README).", no_args_is_help=True)
+app = typer.Typer(help="Per-timestep multimodal features: extract per clip, pack a store.", no_args_is_help=True)
+
+
+class BackendChoice(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+class SchemeChoice(str, Enum):
+    uniform = "uniform"
+    fps = "fps"
+
+
+@app.command("extract")
+def extract_cmd(
+    manifest: Path = typer.Argument(..., exists=True, dir_okay=False, help="clip manifest (JSONL)"),
+    out: Path = typer.Option(..., "--out", "-o", help="output folder (one .npz per clip; re-runs skip finished clips)"),
+    backend: BackendChoice = typer.Option(BackendChoice.local, help="local: this process; ray: one Ray task per clip"),
+    address: str | None = typer.Option(None, help="Ray cluster address to join (default: a local Ray instance)"),
+    num_cpus: int | None = typer.Option(None, help="CPUs of the local Ray instance (default: all)"),
+    T: int = typer.Option(32, "--T", "-T", min=1, help="timesteps per clip"),
+    scheme: SchemeChoice = typer.Option(SchemeChoice.uniform, help="uniform over the clip, or at a fixed --fps"),
+    fps: float | None = typer.Option(None, min=0.001, help="sampling rate for --scheme fps"),
+    modalities: str = typer.Option("person_a,person_b,background,audio,text", help="comma-separated subset"),
+    face_detector: str = typer.Option("mediapipe", help="face detector (perr.build.faces registry)"),
+    audio_backend: str = typer.Option("logmel", help="audio embedding: logmel or resemblyzer"),
+    pose: bool = typer.Option(True, help="MediaPipe body pose in the person features"),
+    frame_max_side: int = typer.Option(640, min=64, help="decode frames scaled to this longest side"),
+    threads: int | None = typer.Option(None, min=1, help="torch threads in this process (local backend)"),
+) -> None:
+    """Extract person_a, person_b, background, audio and text features for every clip of MANIFEST."""
+    from perr.features.extract import ExtractConfig, extract_manifest
+
+    cfg = ExtractConfig(
+        T=T,
+        scheme=scheme.value,
+        fps=fps,
+        modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()),
+        face_detector=face_detector,
+        pose=pose,
+        audio_backend=audio_backend,
+        frame_max_side=frame_max_side,
+    )
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    summary = extract_manifest(manifest, out, cfg, backend=backend.value, address=address, num_cpus=num_cpus)
+    typer.echo(str(summary))
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command("pack")
+def pack_cmd(
+    features_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="output folder of `perr features extract`"),
+    manifest: Path = typer.Option(..., "--manifest", "-m", exists=True, dir_okay=False, help="manifest with split (and label)"),
+    out: Path = typer.Option(..., "--out", "-o", help="feature store folder (train/ val/ test/)"),
+    default_split: str | None = typer.Option(None, help="split for clips whose record has none (else they are left out)"),
+    dataset: str = typer.Option("", help="dataset name for the store header (default: manifest file name)"),
+) -> None:
+    """Pack per-clip features into the store `perr train` reads, one folder per manifest split."""
+    from perr.features.pack import pack_features
+
+    typer.echo(str(pack_features(features_dir, manifest, out, default_split=default_split, dataset=dataset)))

@@ -1,0 +1,142 @@
+"""The extractor interface, its registry and the per-clip context every extractor reads.
+
+An extractor turns one clip into one modality's sequence: ``extract(ctx) -> (features [T, d], mask
+[T])``. Missing evidence (a character off screen, no subtitle, no audio track) is a zero row with
+mask 0, never an exception; exceptions mean the clip itself is broken and are isolated per clip by
+:mod:`perr.features.extract`.
+
+The :class:`ClipContext` decodes the clip's frames and audio once, lazily, and holds a cache so that
+work two extractors share (face detection for ``person_a`` and ``person_b``) runs once per clip.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from perr.features.sampling import Sampling
+from perr.manifest import Character, Clip
+from perr.registry import Registry
+from perr.store import ModalitySpec
+
+#: Store modality names, in model order (DESIGN.md: M = 5).
+MODALITIES: tuple[str, ...] = ("person_a", "person_b", "background", "audio", "text")
+
+
+@dataclass
+class ClipContext:
+    """One clip ready for extraction: its sampled times, lazily decoded frames/audio, a shared cache."""
+
+    clip: Clip
+    base: Path
+    sampling: Sampling = field(default_factory=Sampling)
+    frame_max_side: int | None = 640
+    audio_rate: int = 16000
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from perr.features.source import media_duration
+
+        self.video_path = self.clip.resolve(self.clip.video, self.base)
+        assert self.video_path is not None
+        if not self.video_path.exists():
+            raise FileNotFoundError(f"clip {self.clip.clip_id}: video not found: {self.video_path}")
+        self.audio_path = self.clip.resolve(self.clip.audio, self.base) or self.video_path
+        self.start = self.clip.start
+        self.end = self.clip.end if self.clip.end is not None else media_duration(self.video_path, self.clip.fps)
+        self.times, self.valid = self.sampling.times(self.start, self.end)
+
+    @property
+    def T(self) -> int:
+        return self.sampling.T
+
+    @property
+    def frames(self) -> np.ndarray:
+        """RGB uint8 [T, H, W, 3], decoded once per clip (the video is read a single time)."""
+        if "frames" not in self.cache:
+            from perr.features.source import read_frames_at
+
+            self.cache["frames"] = read_frames_at(self.video_path, self.times, self.clip.fps, self.frame_max_side)
+        return self.cache["frames"]
+
+    @property
+    def audio(self) -> np.ndarray | None:
+        """Mono float32 samples of [start, end] at ``audio_rate``; None when there is no audio track."""
+        if "audio" not in self.cache:
+            from perr.features.source import read_audio
+
+            self.cache["audio"] = read_audio(self.audio_path, self.audio_rate, self.start, self.end)
+        return self.cache["audio"]
+
+    @property
+    def pair(self) -> tuple[Character | None, Character | None]:
+        """The two characters of the pair: the annotated pair, else the top-2 candidates, else the two
+        characters with most occurrences. A clip with fewer characters has None in the empty roles."""
+        clip = self.clip
+        ids: list[str]
+        if clip.pair is not None:
+            ids = list(clip.pair)
+        elif clip.candidates:
+            ids = clip.candidates[:2]
+        else:
+            ids = [c.id for c in sorted(clip.characters, key=lambda c: -c.occurrences)[:2]]
+        chars: list[Character | None] = [clip.character(i) if clip.characters else None for i in ids]
+        chars += [None] * (2 - len(chars))
+        return chars[0], chars[1]
+
+    def on_screen(self, character: Character | None) -> np.ndarray:
+        """[T] bool: the character is on screen at each sampled time per its manifest spans."""
+        if character is None:
+            return np.zeros(self.T, dtype=bool)
+        on = np.zeros(self.T, dtype=bool)
+        for s in character.spans:
+            on |= (self.times >= s.start - 1e-6) & (self.times <= s.end + 1e-6)
+        return on & self.valid
+
+    def path(self, p: str | os.PathLike | None) -> Path | None:
+        return self.clip.resolve(None if p is None else str(p), self.base)
+
+
+class Extractor(ABC):
+    """One modality's feature extractor. Subclasses set ``name`` and ``version`` and give ``dim``.
+
+    Models are loaded lazily on first use and kept for the life of the instance, so a worker
+    process (local or Ray) pays the load once for all its clips.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def dim(self) -> int: ...
+
+    @property
+    def extractor_id(self) -> str:
+        """What the store header records as the extractor: name plus options that change the output."""
+        return self.name
+
+    @abstractmethod
+    def extract(self, ctx: ClipContext) -> tuple[np.ndarray, np.ndarray]:
+        """Features float32 [T, dim] and mask uint8 [T] for one clip; rows with mask 0 are zeros."""
+
+    def spec(self, modality: str) -> ModalitySpec:
+        return ModalitySpec(name=modality, dim=self.dim, extractor=self.extractor_id, version=self.version)
+
+    def empty(self, T: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((T, self.dim), np.float32), np.zeros(T, np.uint8)
+
+
+EXTRACTORS: Registry[type[Extractor]] = Registry("extractor")
+
+
+def finish(x: np.ndarray, mask: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the sampling's validity, zero masked rows and fix dtypes (every extractor ends here)."""
+    m = (np.asarray(mask).astype(bool) & valid).astype(np.uint8)
+    x = np.where(m[:, None].astype(bool), np.asarray(x, dtype=np.float32), 0.0).astype(np.float32)
+    return x, m

@@ -1,0 +1,361 @@
+"""Per-clip extraction of all modalities, resumable, on one machine or on Ray.
+
+Output folder layout (``perr features extract MANIFEST --out DIR``)::
+
+    DIR/extraction.json        config, sampling and the ModalitySpec of every modality (name, dim,
+                               extractor, version); a re-run with a different config is refused
+    DIR/clips/<clip>.npz       one file per finished clip: <modality> [T, d] float32,
+                               <modality>.mask [T] uint8, times [T], valid [T], meta (JSON string)
+    DIR/errors/<clip>.json     one file per failed clip (removed when a later run succeeds)
+    DIR/ray/                   Ray's temp files when --backend ray runs a local instance
+
+Every file is written atomically (temp + rename), so a killed run leaves only finished clips and a
+re-run skips them. One clip's failure is recorded and the batch goes on; the summary lists them.
+The ``ray`` backend runs the very same :func:`extract_clip` as Ray tasks (one CPU each); nothing
+here schedules work itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from perr.features.base import EXTRACTORS, MODALITIES, ClipContext, Extractor
+from perr.features.sampling import Sampling
+from perr.io import atomic_path, read_json, write_json
+from perr.manifest import Clip, load_manifest
+from perr.store import ModalitySpec
+
+Backend = Literal["local", "ray"]
+FORMAT = "perr-clip-features/1"
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Everything that changes the features. Recorded in extraction.json and checked on resume."""
+
+    T: int = 32
+    scheme: Literal["uniform", "fps"] = "uniform"
+    fps: float | None = None
+    modalities: tuple[str, ...] = MODALITIES
+    face_detector: str = "mediapipe"
+    pose: bool = True
+    audio_backend: str = "logmel"
+    audio_window: float = 1.0
+    background_size: int = 224
+    frame_max_side: int | None = 640
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(T=self.T, scheme=self.scheme, fps=self.fps)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["modalities"] = list(self.modalities)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ExtractConfig:
+        d = dict(d)
+        d["modalities"] = tuple(d.get("modalities", MODALITIES))
+        return cls(**d)
+
+
+def build_extractors(cfg: ExtractConfig) -> dict[str, Extractor]:
+    """modality name → extractor instance (person_a and person_b share one pipeline)."""
+    from perr.features import audio, background, person, text  # noqa: F401 - registers the extractors
+
+    unknown = [m for m in cfg.modalities if m not in MODALITIES]
+    if unknown:
+        raise ValueError(f"unknown modality {unknown}; choose from {', '.join(MODALITIES)}")
+    pipeline = person.PersonPipeline(detector=cfg.face_detector, pose=cfg.pose)
+    factories: dict[str, Callable[[], Extractor]] = {
+        "person_a": lambda: EXTRACTORS.get("person")(role=0, pipeline=pipeline),
+        "person_b": lambda: EXTRACTORS.get("person")(role=1, pipeline=pipeline),
+        "background": lambda: EXTRACTORS.get("background")(image_size=cfg.background_size),
+        "audio": lambda: EXTRACTORS.get("audio")(backend=cfg.audio_backend, window=cfg.audio_window),
+        "text": lambda: EXTRACTORS.get("text")(),
+    }
+    return {m: factories[m]() for m in cfg.modalities}
+
+
+def modality_specs(extractors: dict[str, Extractor]) -> list[ModalitySpec]:
+    return [e.spec(m) for m, e in extractors.items()]
+
+
+@dataclass
+class ClipFeatures:
+    clip_id: str
+    features: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]
+    times: np.ndarray
+    valid: np.ndarray
+    seconds: dict[str, float] = field(default_factory=dict)
+    duration: float = 0.0
+
+
+def extract_clip(
+    clip: Clip, base: Path, cfg: ExtractConfig, extractors: dict[str, Extractor]
+) -> ClipFeatures:
+    """All modalities of one clip. Frames and audio are decoded once and shared; per-step timings kept."""
+    ctx = ClipContext(clip, base, sampling=cfg.sampling, frame_max_side=cfg.frame_max_side)
+    seconds: dict[str, float] = {}
+    feats: dict[str, np.ndarray] = {}
+    masks: dict[str, np.ndarray] = {}
+    if any(m in cfg.modalities for m in ("person_a", "person_b", "background")):
+        s = time.perf_counter()
+        _ = ctx.frames
+        seconds["decode_video"] = time.perf_counter() - s
+    if "audio" in cfg.modalities:
+        s = time.perf_counter()
+        _ = ctx.audio
+        seconds["decode_audio"] = time.perf_counter() - s
+    for m, ex in extractors.items():
+        s = time.perf_counter()
+        x, k = ex.extract(ctx)
+        if x.shape != (ctx.T, ex.dim) or k.shape != (ctx.T,):
+            raise RuntimeError(f"extractor {ex.extractor_id} returned {x.shape}/{k.shape}, expected {(ctx.T, ex.dim)}/{(ctx.T,)}")
+        feats[m], masks[m] = x, k
+        seconds[m] = time.perf_counter() - s
+    return ClipFeatures(clip.clip_id, feats, masks, ctx.times, ctx.valid, seconds, ctx.end - ctx.start)
+
+
+# -- per-clip files --------------------------------------------------------------------------------
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def clip_filename(clip_id: str) -> str:
+    """A file-system-safe, collision-free name for a clip id."""
+    safe = _SAFE.sub("_", clip_id).strip("._") or "clip"
+    if safe != clip_id:
+        import hashlib
+
+        safe = f"{safe[:80]}-{hashlib.sha1(clip_id.encode()).hexdigest()[:8]}"
+    return safe + ".npz"
+
+
+def write_clip_file(path: Path, cf: ClipFeatures, specs: Sequence[ModalitySpec], cfg: ExtractConfig) -> None:
+    arrays: dict[str, np.ndarray] = {"times": cf.times, "valid": cf.valid.astype(np.uint8)}
+    for m in cf.features:
+        arrays[m] = cf.features[m].astype(np.float32)
+        arrays[f"{m}.mask"] = cf.masks[m].astype(np.uint8)
+    meta = {
+        "format": FORMAT,
+        "clip_id": cf.clip_id,
+        "duration": cf.duration,
+        "modalities": [asdict(s) for s in specs],
+        "config": cfg.to_json(),
+        "seconds": cf.seconds,
+    }
+    arrays["meta"] = np.array(json.dumps(meta))
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_clip_file(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """(features, masks, meta) of one clip file."""
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        names = [s["name"] for s in meta["modalities"]]
+        feats = {m: z[m] for m in names}
+        masks = {m: z[f"{m}.mask"] for m in names}
+        meta["times"] = z["times"]
+        meta["valid"] = z["valid"]
+    return feats, masks, meta
+
+
+# -- one unit of work: used verbatim by both backends -------------------------------------------
+_WORKER_EXTRACTORS: dict[str, dict[str, Extractor]] = {}
+
+
+def _worker_extractors(cfg: ExtractConfig) -> dict[str, Extractor]:
+    """Extractors of this process for `cfg`, loaded once and reused for every clip it handles."""
+    key = json.dumps(cfg.to_json(), sort_keys=True)
+    if key not in _WORKER_EXTRACTORS:
+        _WORKER_EXTRACTORS[key] = build_extractors(cfg)
+    return _WORKER_EXTRACTORS[key]
+
+
+def process_clip(clip_json: str, base: str, cfg_json: dict[str, Any], out_dir: str, threads: int | None = None) -> dict[str, Any]:
+    """Extract one clip and write its file (or its error file). Never raises: returns a status dict."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    clip = Clip.model_validate_json(clip_json)
+    cfg = ExtractConfig.from_json(cfg_json)
+    out = Path(out_dir)
+    name = clip_filename(clip.clip_id)
+    err_path = out / "errors" / (name[:-4] + ".json")
+    t0 = time.perf_counter()
+    try:
+        extractors = _worker_extractors(cfg)
+        cf = extract_clip(clip, Path(base), cfg, extractors)
+        write_clip_file(out / "clips" / name, cf, modality_specs(extractors), cfg)
+    except Exception as e:  # isolate: one broken clip never stops the batch
+        write_json(err_path, {"clip_id": clip.clip_id, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
+        return {"clip_id": clip.clip_id, "ok": False, "error": f"{type(e).__name__}: {e}", "wall": time.perf_counter() - t0}
+    if err_path.exists():
+        err_path.unlink()
+    return {"clip_id": clip.clip_id, "ok": True, "seconds": cf.seconds, "duration": cf.duration, "wall": time.perf_counter() - t0}
+
+
+# -- the batch ---------------------------------------------------------------------------------------
+@dataclass
+class ExtractSummary:
+    out: Path
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"{len(self.done)} extracted, {len(self.skipped)} already done, {len(self.failed)} failed → {self.out}"]
+        lines += [f"  FAILED {cid}: {msg}" for cid, msg in self.failed.items()]
+        return "\n".join(lines)
+
+
+class ConfigMismatch(ValueError):
+    """The output folder holds features made with another configuration."""
+
+
+def _check_run_record(out: Path, cfg: ExtractConfig, specs: list[ModalitySpec]) -> None:
+    rec_path = out / "extraction.json"
+    rec = {"format": FORMAT, "config": cfg.to_json(), "modalities": [asdict(s) for s in specs]}
+    if rec_path.exists():
+        old = read_json(rec_path)
+        if old.get("config") != rec["config"] or old.get("modalities") != rec["modalities"]:
+            raise ConfigMismatch(
+                f"{rec_path}: this folder holds features made with a different configuration or extractor "
+                f"versions;\n  there: {json.dumps(old.get('config'))}\n  now:   {json.dumps(rec['config'])}\n"
+                "use another --out folder (or delete this one) instead of mixing the two"
+            )
+        return
+    write_json(rec_path, rec)
+
+
+def planned_specs(cfg: ExtractConfig) -> list[ModalitySpec]:
+    """The ModalitySpecs a config produces, without loading any model."""
+    return modality_specs(build_extractors(cfg))
+
+
+def extract_manifest(
+    manifest: str | os.PathLike,
+    out: str | os.PathLike,
+    cfg: ExtractConfig | None = None,
+    backend: Backend = "local",
+    address: str | None = None,
+    num_cpus: int | None = None,
+    clip_ids: Iterable[str] | None = None,
+    progress: bool = True,
+) -> ExtractSummary:
+    """Extract every clip of a manifest into OUT (resumable; see module docstring)."""
+    cfg = cfg or ExtractConfig()
+    manifest = Path(manifest)
+    out = Path(out)
+    clips = load_manifest(manifest)
+    if clip_ids is not None:
+        wanted = set(clip_ids)
+        clips = [c for c in clips if c.clip_id in wanted]
+    out.mkdir(parents=True, exist_ok=True)
+    _check_run_record(out, cfg, planned_specs(cfg))
+    summary = ExtractSummary(out)
+    todo = []
+    for c in clips:
+        if (out / "clips" / clip_filename(c.clip_id)).exists():
+            summary.skipped.append(c.clip_id)
+        else:
+            todo.append(c)
+    base = str(manifest.resolve().parent)
+    cfg_json = cfg.to_json()
+    args = [(c.model_dump_json(), base, cfg_json, str(out.resolve())) for c in todo]
+    if backend == "local":
+        results = _run_local(args, progress)
+    elif backend == "ray":
+        results = _run_ray(args, out, address, num_cpus, progress)
+    else:
+        raise ValueError(f"unknown backend {backend!r}; choose local or ray")
+    for r in results:
+        summary.results.append(r)
+        if r["ok"]:
+            summary.done.append(r["clip_id"])
+        else:
+            summary.failed[r["clip_id"]] = r["error"]
+    return summary
+
+
+def _progress(enabled: bool):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]features"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description}"), disable=not enabled, transient=False,
+    )
+
+
+def _run_local(args: list[tuple[str, str, dict[str, Any], str]], progress: bool) -> list[dict[str, Any]]:
+    results = []
+    with _progress(progress) as bar:
+        task = bar.add_task("", total=len(args))
+        for a in args:
+            r = process_clip(*a)
+            results.append(r)
+            bar.update(task, advance=1, description=("" if r["ok"] else f"failed: {r['clip_id']}"))
+    return results
+
+
+def _run_ray(
+    args: list[tuple[str, str, dict[str, Any], str]], out: Path, address: str | None, num_cpus: int | None, progress: bool
+) -> list[dict[str, Any]]:
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            tmp = (out / "ray").resolve()
+            tmp.mkdir(parents=True, exist_ok=True)
+            os.environ.setdefault("RAY_TMPDIR", str(tmp))
+            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, _temp_dir=str(tmp), log_to_driver=False)
+        started = True
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=1)(process_clip)
+        ids = {}
+        for a in args:
+            ids[remote.remote(*a, 1)] = Clip.model_validate_json(a[0]).clip_id
+        pending = list(ids)
+        results = []
+        with _progress(progress) as bar:
+            task = bar.add_task("ray", total=len(pending))
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                for ref in ready:
+                    try:
+                        r = ray.get(ref)
+                    except Exception as e:  # a worker died (e.g. out of memory): record, go on
+                        r = {"clip_id": ids[ref], "ok": False, "error": f"ray task failed: {type(e).__name__}: {e}"}
+                    results.append(r)
+                    bar.update(task, advance=1)
+        return results
+    finally:
+        if started:
+            ray.shutdown()
