@@ -20,7 +20,7 @@ def _report_problems(err, problems, what: str) -> None:
         return
     err.print(f"[yellow]{len(problems)} problem(s) in {what} (the rest was kept):[/yellow]")
     for p in problems:
-        err.print(f"  {p}", markup=False, highlight=False)
+        err.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("export")

@@ -201,7 +201,7 @@ def parse_export(tasks: Any) -> ParsedExport:
     if not isinstance(tasks, list):
         raise ValueError("a Label Studio JSON export is a list of tasks (use the 'JSON' export, not 'JSON_MIN')")
     out = ParsedExport(tasks=[], problems=[], n_tasks=len(tasks))
-    for i, task in enumerate(tasks):
+    for i, task in enumerate(tasks, start=1):  # "#i": 1-based position in the file when a task has no id
         if not isinstance(task, Mapping):
             out.problems.append(Problem(f"#{i}", "<task>", "a task must be a JSON object"))
             continue
