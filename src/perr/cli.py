@@ -7,6 +7,7 @@ import typer
 
 from perr.annotate.cli import app as annotate_app
 from perr.build.cli import app as build_app
+from perr.build.cli import stats_cmd as build_stats_cmd
 from perr.data.cli import app as data_app
 from perr.features.cli import app as features_app
 
@@ -21,6 +22,8 @@ app.add_typer(build_app, name="build", help="Episodes → shots, segments, clip 
 app.add_typer(annotate_app, name="annotate", help="Label Studio export/import, agreement, adjudication, splits.")
 app.add_typer(features_app, name="features", help="Per-timestep multimodal features: extract per clip, pack a store.")
 app.add_typer(data_app, name="data", help="Validate manifests/stores, synthesise the default dataset, import corpora.")
+# `perr stats MANIFEST --out DIR` is the same command as `perr build stats` (DESIGN.md lists both).
+app.command("stats", help="Dataset statistics of paper §3.3 for a manifest (alias of `perr build stats`).")(build_stats_cmd)
 
 
 _SET_HELP = "Override one config key, e.g. --set epochs=5 --set model=lstm (repeatable). Keys: see `perr train --help`."
@@ -173,6 +176,42 @@ def demo_cmd(
                   progress=lambda msg: console.print(msg, highlight=False))
     console.print(Path(out, "table.md").read_text(encoding="utf-8"), highlight=False, markup=False)
     console.print(f"Outputs in {out}: results.csv, results.json, table.md, fig6_per_class_f1.png, fig7_attention.png")
+
+
+@app.command("predict")
+def predict_cmd(
+    clips: list[str] = typer.Argument(..., help="Video files or folders of videos (each file is one clip)."),
+    checkpoint: str = typer.Option(..., "--checkpoint", "-k", help="A perr checkpoint (best.pt) trained on features from the same extractors."),
+    out: str = typer.Option("runs/predict", "--out", "-o", help="Output folder: <clip>/prediction.json and <clip>/report.html."),
+    pair: str | None = typer.Option(None, "--pair", help="The two characters: candidate numbers from the report (e.g. 1,3) or ids (c1,c3). Default: top-2."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] | mps"),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report with timeline and attention images."),
+) -> None:
+    """What is the relationship between the two main characters of each clip? Writes prediction.json
+    (fine and coarse class → probability, the pair, the model, missing modalities) and an HTML report.
+    A file that cannot be read is reported and the rest of the batch goes on (exit 1 at the end)."""
+    from perr.inference import predict
+
+    console = _console()
+
+    def show(p) -> None:
+        if p.ok:
+            r = p.result
+            best = max(r["coarse"], key=r["coarse"].get)
+            fine = f"{max(r['fine'], key=r['fine'].get)} / " if r["fine"] else ""
+            console.print(f"[green]✓[/green] {p.clip}: {fine}{best}  pair {r['pair']}  → {p.out}", highlight=False)
+        else:
+            console.print(f"[red]✗[/red] {p.clip}: {p.error}", highlight=False)
+
+    try:
+        results = predict(clips, checkpoint, out=out, pair=pair, device=device, report=report, on_clip=show)
+    except Exception as e:  # a checkpoint/extractor mismatch or no inputs: nothing to do
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
+    failed = [r for r in results if not r.ok]
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(results)} clip(s) failed[/red]")
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -16,7 +16,8 @@ import numpy as np
 
 from perr.build.faces import FaceBox, FaceEmbedder, embed_faces, iou
 
-#: Crops kept per track for its embedding (largest × most confident faces).
+#: Crops kept per track for its embedding (largest × most confident faces). Two make a track's mean
+#: descriptor steady enough to join the shots of one person on Megamind.avi; one does not.
 CROPS_PER_TRACK = 2
 
 
@@ -65,12 +66,13 @@ class FaceTracker:
     """
 
     def __init__(self, min_iou: float = 0.2, max_center_shift: float = 0.6, max_gap: float = 1.0,
-                 min_faces: int = 2, min_size: float = 24.0) -> None:
+                 min_faces: int = 2, min_size: float = 24.0, crops: int = CROPS_PER_TRACK) -> None:
         self.min_iou = min_iou
         self.max_center_shift = max_center_shift
         self.max_gap = max_gap
         self.min_faces = min_faces
         self.min_size = min_size
+        self.crops = crops
         self.active: list[Track] = []
         self.finished: list[Track] = []
         self._next = 0
@@ -121,11 +123,11 @@ class FaceTracker:
     def _add(self, track: Track, time: float, image: np.ndarray, box: FaceBox) -> None:
         track.faces.append(TrackedFace(time, box))
         q = _quality(box)
-        if len(track.crops) < CROPS_PER_TRACK or q > track.crops[-1][0]:
+        if len(track.crops) < self.crops or q > track.crops[-1][0]:
             crop, local = _crop_with_box(image, box)
             track.crops.append((q, crop, local))
             track.crops.sort(key=lambda c: -c[0])
-            del track.crops[CROPS_PER_TRACK:]
+            del track.crops[self.crops:]
 
     def finish(self) -> list[Track]:
         self._close(self.active)
@@ -210,14 +212,15 @@ def summarise(
     """Characters inside [start, end], most frequent first.
 
     A sampled face at time t stands for [t, t + step) on screen, so spans are the union of those
-    intervals (clipped to the window); occurrences count sampled frames with the face.
+    intervals (clipped to the window; gaps under half a step, from frame-time jitter, are closed);
+    occurrences count sampled frames with the face.
     """
     out: list[CharacterSummary] = []
     for g in groups:
         times = sorted({f.time for t in g for f in t.faces if start <= f.time < end})
         if not times:
             continue
-        spans = _merge_spans([(t, min(end, t + sample_step)) for t in times], gap=1e-6)
+        spans = _merge_spans([(t, min(end, t + sample_step)) for t in times], gap=0.5 * sample_step)
         crops = sorted((c for t in g for c in t.crops), key=lambda c: -c[0])
         emb = np.mean([t.embedding for t in g if t.embedding is not None], axis=0)
         out.append(CharacterSummary(g, spans, len(times), crops[0][1] if crops else None, emb))

@@ -269,6 +269,11 @@ def join_lines(lines: list[TextLine], line_gap: float = 12.0) -> str:
     return "\n".join(" ".join(t.text for t in sorted(r, key=lambda t: t.x)) for r in rows)
 
 
+def is_text(text: str, min_chars: int = 2) -> bool:
+    """A plausible subtitle: at least `min_chars` letters or CJK characters (digits alone are not)."""
+    return sum(ch.isalpha() for ch in text) >= min_chars
+
+
 # --- band sampling ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BandConfig:
@@ -282,6 +287,7 @@ class BandConfig:
     change: float = 0.25  # Jaccard distance between coarse masks that counts as a new subtitle
     merge_similarity: float = 0.8  # adjacent OCR texts at least this similar are one event
     min_duration: float = 0.2  # events shorter than this are dropped (flicker)
+    min_chars: int = 2  # OCR readings with fewer letters/CJK characters are noise, not subtitles
 
 
 class SubtitleSampler:
@@ -345,7 +351,7 @@ class SubtitleSampler:
                 return  # same subtitle still on screen
         self._sig = sig
         text, score = self._ocr(band)
-        if not text.strip():
+        if not is_text(text, self.cfg.min_chars):
             self._close(edge)
             return
         if self._open is not None and similarity(self._open.text, text) >= self.cfg.merge_similarity:

@@ -1,0 +1,392 @@
+"""`perr build run`: episodes → shots, one sampled pass (faces, subtitle band, shot looks),
+segments, clip proposals with characters and candidates, written resumably under an output folder.
+
+Layout of ``--out DIR``::
+
+    shots/<video>.csv          PySceneDetect scene list
+    subtitles/<video>.srt|json timed subtitle events (sidecar, embedded stream, or OCR)
+    thumbnails/<clip>/<c>.jpg  face crop of each pair candidate
+    clips/<video>.jsonl        that video's proposals (Clip records)     ┐ written atomically, last:
+    dropped/<video>.jsonl      windows dropped, with the reason in notes │ their presence means the
+    done/<video>.json          stage timings, counts, config hash       ┘ video is finished
+    manifest.jsonl             all proposals (rebuilt at the end of every run)
+    failures.json              the files that failed in the last run, with the reason
+
+Paths inside every JSONL (video, thumbnails) are relative to DIR, where ``manifest.jsonl`` lives.
+Each video is one unit of work: an error in one is recorded and the batch goes on; a re-run skips
+videos whose ``done`` marker matches the current configuration.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from perr.io import atomic_open, read_json, write_json
+from perr.manifest import Character, Clip, SubtitleEvent, TimeSpan, parse_manifest, write_manifest
+from perr.video import VideoError, VideoReader, iter_video_files
+
+STAGES = ("shots", "decode", "faces", "subtitles", "embed", "clips")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Every knob of the build; its hash decides whether finished work can be reused on resume."""
+
+    detector: str = "content"
+    threshold: float | None = None
+    min_scene_len: int = 15
+    fps: float = 3.0  # sampled frames per second for faces, subtitle band and shot looks
+    max_side: int = 720  # sampled frames are scaled so their long side is at most this
+    face_detector: str = "mediapipe"
+    face_min_confidence: float = 0.5
+    min_face: float = 24.0  # px (at max_side) — smaller faces are ignored
+    embeddings_per_track: int = 2  # dlib descriptors per face track (~55 ms each on an idle core)
+    cluster_threshold: float = 0.5  # dlib descriptor distance for one identity (average linkage)
+    min_occurrences: int = 2  # a character needs at least this many sampled frames in a clip
+    max_characters: int = 6
+    n_candidates: int = 3
+    min_clip: float = 5.0
+    max_clip: float = 35.0
+    segment_similarity: float = 0.5
+    segment_lookback: float = 30.0
+    subtitles: str = "auto"  # auto (sidecar/embedded else OCR) | ocr | none
+    ocr_engine: str = "rapidocr"
+    band_top: float = 0.70
+
+    def digest(self) -> str:
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class VideoResult:
+    video: str
+    key: str
+    status: str  # done | skipped | failed
+    duration: float = 0.0
+    clips: int = 0
+    dropped: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class BuildReport:
+    out: Path
+    results: list[VideoResult]
+    manifest: Path
+
+    @property
+    def failures(self) -> list[VideoResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+
+def video_keys(paths: list[Path]) -> dict[Path, str]:
+    """A file-name-safe key per video: its stem, with a short path hash where stems collide."""
+    stems: dict[str, int] = {}
+    for p in paths:
+        stems[p.stem] = stems.get(p.stem, 0) + 1
+    out = {}
+    for p in paths:
+        key = p.stem
+        if stems[p.stem] > 1:
+            key += "_" + hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:6]
+        out[p] = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
+    return out
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.s: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+
+    def add(self, stage: str, t0: float) -> float:
+        t = time.perf_counter()
+        self.s[stage] += t - t0
+        return t
+
+
+def _write_jpeg(path: Path, rgb: np.ndarray) -> None:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise RuntimeError(f"cannot encode thumbnail {path}")
+    with atomic_open(path, "wb", encoding=None) as fh:
+        fh.write(buf.tobytes())
+
+
+class Models:
+    """Detectors/engines created once per run and shared by all videos."""
+
+    def __init__(self, cfg: BuildConfig) -> None:
+        from perr.build.faces import make_face_detector
+
+        self.face = make_face_detector(cfg.face_detector, min_confidence=cfg.face_min_confidence)
+        self._ocr: Any = None
+        self._cfg = cfg
+
+    @property
+    def ocr(self) -> Any:
+        if self._ocr is None:
+            from perr.build.subtitles import OCR_ENGINES
+
+            self._ocr = OCR_ENGINES.get(self._cfg.ocr_engine)()
+        return self._ocr
+
+    def close(self) -> None:
+        self.face.close()
+
+
+def process_video(
+    path: Path,
+    key: str,
+    out: Path,
+    cfg: BuildConfig,
+    models: Models,
+    progress: Callable[[float], None] | None = None,
+) -> VideoResult:
+    """All stages for one video; writes its outputs atomically and returns what happened."""
+    from perr.build.characters import FaceTracker, cluster_tracks, embed_tracks, summarise
+    from perr.build.segments import ShotLooks, clip_windows, segment_shots
+    from perr.build.shots import detect_shots
+    from perr.build.subtitles import (
+        BandConfig,
+        SubtitleSampler,
+        existing_subtitles,
+        write_cues_json,
+        write_srt,
+    )
+
+    timer = _Timer()
+    res = VideoResult(video=str(path), key=key, status="done")
+    if not path.is_file():
+        raise VideoError(path, "file not found")
+    with VideoReader(path) as reader:
+        info = reader.info
+        res.duration = info.duration
+        # 1. shots (PySceneDetect's own decode pass)
+        t0 = time.perf_counter()
+        shots = detect_shots(path, cfg.detector, cfg.threshold, cfg.min_scene_len, csv_out=out / "shots" / f"{key}.csv")
+        starts = [s.start for s in shots]
+        t0 = timer.add("shots", t0)
+        # 2. subtitles the user already has
+        subs_source, cues = "none", []
+        sampler = None
+        if cfg.subtitles != "none":
+            found = existing_subtitles(path) if cfg.subtitles == "auto" else None
+            if found is not None:
+                subs_source, cues = found
+            else:
+                subs_source = f"ocr:{cfg.ocr_engine}"
+                sampler = SubtitleSampler(models.ocr, BandConfig(top=cfg.band_top))
+        t0 = timer.add("subtitles", t0)
+        # 3. one sampled pass: faces + tracking, subtitle band, shot looks
+        tracker = FaceTracker(min_size=cfg.min_face, crops=cfg.embeddings_per_track)
+        looks = ShotLooks()
+        cur_shot = -1
+        n_frames = n_faces = 0
+        last_t = 0.0
+        frames = reader.frames(fps=cfg.fps, max_side=cfg.max_side)
+        while True:
+            f = next(frames, None)
+            t0 = timer.add("decode", t0)
+            if f is None:
+                break
+            n_frames += 1
+            last_t = f.time
+            si = max(0, bisect.bisect_right(starts, f.time + 1e-6) - 1)
+            if si != cur_shot:
+                tracker.new_shot(si)
+                cur_shot = si
+            boxes = models.face.detect(f.image)
+            n_faces += len(boxes)
+            tracker.update(f.time, f.image, boxes)
+            looks.update(si, f.image)
+            t0 = timer.add("faces", t0)
+            if sampler is not None:
+                sampler.update(f.time, f.image)
+                t0 = timer.add("subtitles", t0)
+            if progress is not None:
+                progress(f.time)
+        end_time = max(info.duration, last_t)
+        if sampler is not None:
+            cues = sampler.finish(end_time)
+            res.counts["ocr_calls"] = sampler.ocr_calls
+        if cfg.subtitles != "none":
+            write_srt(out / "subtitles" / f"{key}.srt", cues)
+            write_cues_json(out / "subtitles" / f"{key}.json", cues, subs_source)
+        t0 = timer.add("subtitles", t0)
+        # 4. one embedding per track
+        tracks = tracker.finish()
+        embed_tracks(tracks)
+        t0 = timer.add("embed", t0)
+        # 5. segments → windows → characters → proposals
+        segments = segment_shots(shots, looks, cfg.segment_similarity, cfg.segment_lookback)
+        clips: list[Clip] = []
+        dropped: list[Clip] = []
+        step = 1.0 / cfg.fps
+        rel_video = os.path.relpath(path.resolve(), out.resolve())
+        for seg in segments:
+            seg_tracks = [t for t in tracks if seg.shots[0].index <= t.shot <= seg.shots[-1].index]
+            groups = cluster_tracks(seg_tracks, cfg.cluster_threshold)
+            windows, rejects = clip_windows(seg, cfg.min_clip, cfg.max_clip)
+            for w in windows:
+                chars = [c for c in summarise(groups, w.start, w.end, step) if c.occurrences >= cfg.min_occurrences]
+                n = len(chars)
+                cid = f"{key}_{len(clips) + len(dropped):03d}"
+                reason = None
+                if n < 2:
+                    reason = f"{n} character(s): a pair needs two"
+                elif n > cfg.max_characters:
+                    reason = f"{n} characters (more than {cfg.max_characters})"
+                characters = []
+                for k, c in enumerate(chars, start=1):
+                    thumb = None
+                    if reason is None and k <= cfg.n_candidates and c.thumbnail is not None:
+                        rel = Path("thumbnails") / cid / f"c{k}.jpg"
+                        _write_jpeg(out / rel, c.thumbnail)
+                        thumb = rel.as_posix()
+                    characters.append(Character(
+                        id=f"c{k}",
+                        spans=[TimeSpan(start=round(a, 3), end=round(b, 3)) for a, b in c.spans],
+                        occurrences=c.occurrences,
+                        thumbnail=thumb,
+                    ))
+                clip = Clip(
+                    clip_id=cid,
+                    video=rel_video,
+                    start=round(w.start, 3),
+                    end=round(w.end, 3),
+                    shots=[TimeSpan(start=round(s.start, 3), end=round(s.end, 3)) for s in w.shots],
+                    characters=characters,
+                    candidates=[c.id for c in characters[: cfg.n_candidates]] if reason is None else [],
+                    subtitles=[
+                        SubtitleEvent(start=round(max(c.start, w.start), 3), end=round(min(c.end, w.end), 3), text=c.text)
+                        for c in cues if c.end > w.start and c.start < w.end and c.text.strip()
+                    ],
+                    status="proposal" if reason is None else "discarded",
+                    notes=reason,
+                    extra={"segment": seg.index, "subtitle_source": subs_source},
+                )
+                (clips if reason is None else dropped).append(clip)
+            for a, b, why in rejects:
+                dropped.append(Clip(
+                    clip_id=f"{key}_{len(clips) + len(dropped):03d}", video=rel_video, start=round(a, 3),
+                    end=round(max(b, a + 1e-3), 3), status="discarded", notes=why, extra={"segment": seg.index},
+                ))
+        timer.add("clips", t0)
+        res.problems = list(dict.fromkeys(reader.problems))
+    res.clips, res.dropped = len(clips), len(dropped)
+    res.stage_seconds = {k: round(v, 4) for k, v in timer.s.items()}
+    res.counts.update(shots=len(shots), segments=len(segments), sampled_frames=n_frames, faces=n_faces,
+                      tracks=len(tracks), subtitle_events=len(cues))
+    write_manifest(out / "dropped" / f"{key}.jsonl", dropped)
+    write_manifest(out / "clips" / f"{key}.jsonl", clips)
+    write_json(out / "done" / f"{key}.json", {**asdict(res), "config": cfg.digest()})
+    return res
+
+
+def collect_manifest(out: Path, keys: Iterable[str]) -> Path:
+    """Concatenate the per-video proposal files (in input order) into ``manifest.jsonl``."""
+    clips: list[Clip] = []
+    for key in keys:
+        p = out / "clips" / f"{key}.jsonl"
+        if p.exists():
+            got, errors = parse_manifest(p)
+            if errors:
+                raise ValueError(f"{p}: {len(errors)} bad record(s): {errors[0]}")
+            clips.extend(got)
+    return write_manifest(out / "manifest.jsonl", clips)
+
+
+def build(
+    inputs: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    config: BuildConfig | None = None,
+    force: bool = False,
+    show_progress: bool = True,
+    console: Any = None,
+) -> BuildReport:
+    """Run every stage on every input (files, folders, globs); resumable, with per-file isolation."""
+    import av
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    av.logging.set_level(av.logging.ERROR)
+    cfg = config or BuildConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = iter_video_files(inputs)
+    if not files:
+        raise ValueError("no input videos found")
+    keys = video_keys(files)
+    console = console or Console(stderr=True)
+    results: list[VideoResult] = []
+    models: Models | None = None
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, disable=not show_progress, transient=False,
+    ) as bar:
+        overall = bar.add_task("videos", total=len(files))
+        for path in files:
+            key = keys[path]
+            done = out / "done" / f"{key}.json"
+            if not force and done.exists():
+                prev = read_json(done)
+                if prev.get("config") == cfg.digest() and (out / "clips" / f"{key}.jsonl").exists():
+                    results.append(VideoResult(str(path), key, "skipped", duration=prev.get("duration", 0.0),
+                                               clips=prev.get("clips", 0), dropped=prev.get("dropped", 0)))
+                    bar.advance(overall)
+                    continue
+            task = bar.add_task(path.name[:40], total=None)
+            try:
+                if models is None:
+                    models = Models(cfg)
+                with VideoReader(path) as r:
+                    bar.update(task, total=round(r.info.duration, 1))
+                res = process_video(path, key, out, cfg, models,
+                                    progress=lambda t, task=task: bar.update(task, completed=round(t, 1)))
+            except VideoError as e:
+                res = VideoResult(str(path), key, "failed", error=e.reason)
+            except Exception as e:  # per-file isolation: record and go on
+                res = VideoResult(str(path), key, "failed", error=f"{type(e).__name__}: {e}")
+            results.append(res)
+            bar.remove_task(task)
+            bar.advance(overall)
+    if models is not None:
+        models.close()
+    manifest = collect_manifest(out, [keys[p] for p in files])
+    write_json(out / "failures.json", [{"video": r.video, "error": r.error} for r in results if r.status == "failed"])
+    return BuildReport(out, results, manifest)
+
+
+def print_report(report: BuildReport, console: Any = None) -> None:
+    """Per-video table and the failure summary."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(stderr=True)
+    t = Table(title=f"perr build → {report.out}")
+    for col in ("video", "status", "seconds", "clips", "dropped", "note"):
+        t.add_column(col)
+    for r in report.results:
+        note = r.error or "; ".join(r.problems)[:80]
+        t.add_row(Path(r.video).name, r.status, f"{r.duration:.1f}", str(r.clips), str(r.dropped), note)
+    console.print(t)
+    n_clips = sum(r.clips for r in report.results)
+    console.print(f"{n_clips} clip proposal(s) → {report.manifest}")
+    if report.failures:
+        console.print(f"[red]{len(report.failures)} of {len(report.results)} file(s) failed:[/red]")
+        for r in report.failures:
+            console.print(f"  [red]✗[/red] {r.video}: {r.error}")
