@@ -519,34 +519,36 @@ class VideoReader:
             t = pkt.pts * float(pkt.time_base) - c0
             dur = (pkt.duration or 0) * float(pkt.time_base)
             for sub in decoded:
-                texts = [_subtitle_rect_text(r) for r in sub]
-                text = "\n".join(x for x in texts if x)
+                # PyAV ≥ 14 yields one subtitle rectangle per item (timed by its packet); older
+                # versions yield a set of rectangles with display offsets.
+                rects = list(sub) if hasattr(sub, "__iter__") else [sub]
+                text = "\n".join(x for x in (_subtitle_rect_text(r) for r in rects) if x)
                 if not text:
                     continue
-                s0 = t + sub.start_display_time / 1000.0
-                s1 = t + (sub.end_display_time / 1000.0 if sub.end_display_time else dur)
+                off0 = getattr(sub, "start_display_time", 0) / 1000.0
+                off1 = getattr(sub, "end_display_time", 0) / 1000.0
+                s0 = t + off0
+                s1 = t + (off1 if off1 else dur)
                 events.append((max(0.0, s0), max(s0, s1), text))
         return events
 
 
 def _subtitle_rect_text(rect: Any) -> str:
-    """Plain text of one decoded subtitle rectangle (ASS dialogue lines lose their style fields)."""
-    text = getattr(rect, "text", None)
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    if text:
-        return str(text).strip()
-    ass = getattr(rect, "ass", None)
-    if isinstance(ass, bytes):
-        ass = ass.decode("utf-8", "replace")
-    if not ass:
-        return ""
-    # "ReadOrder,Layer,Style,Name,MarginL,MarginR,MarginV,Effect,Text" (FFmpeg's ASS packet form)
-    body = str(ass).split(",", 8)[-1]
+    """Plain text of one decoded subtitle rectangle (ASS override tags and style fields removed)."""
     import re
 
-    body = re.sub(r"\{[^}]*\}", "", body)
-    return body.replace("\\N", "\n").replace("\\n", "\n").replace("\\h", " ").strip()
+    for attr in ("dialogue", "text", "ass"):
+        val = getattr(rect, attr, None)
+        if isinstance(val, bytes):
+            val = val.decode("utf-8", "replace")
+        if not val:
+            continue
+        val = str(val)
+        if attr == "ass":  # "ReadOrder,Layer,Style,Name,MarginL,MarginR,MarginV,Effect,Text"
+            val = val.split(",", 8)[-1]
+        val = re.sub(r"\{[^}]*\}", "", val)
+        return val.replace("\\N", "\n").replace("\\n", "\n").replace("\\h", " ").strip()
+    return ""
 
 
 def is_vfr(times: np.ndarray, tolerance: float = 0.1) -> bool:

@@ -6,6 +6,7 @@ Layout of ``--out DIR``::
     shots/<video>.csv          PySceneDetect scene list
     subtitles/<video>.srt|json timed subtitle events (sidecar, embedded stream, or OCR)
     thumbnails/<clip>/<c>.jpg  face crop of each pair candidate
+    characters/<video>.npz     mean dlib identity descriptor per character, key "<clip_id>/<c>"
     clips/<video>.jsonl        that video's proposals (Clip records)     ┐ written atomically, last:
     dropped/<video>.jsonl      windows dropped, with the reason in notes │ their presence means the
     done/<video>.json          stage timings, counts, config hash       ┘ video is finished
@@ -235,6 +236,7 @@ def process_video(
         segments = segment_shots(shots, looks, cfg.segment_similarity, cfg.segment_lookback)
         clips: list[Clip] = []
         dropped: list[Clip] = []
+        embeddings: dict[str, np.ndarray] = {}
         step = 1.0 / cfg.fps
         rel_video = os.path.relpath(path.resolve(), out.resolve())
         for seg in segments:
@@ -252,6 +254,8 @@ def process_video(
                     reason = f"{n} characters (more than {cfg.max_characters})"
                 characters = []
                 for k, c in enumerate(chars, start=1):
+                    if reason is None:
+                        embeddings[f"{cid}/c{k}"] = c.embedding.astype(np.float32)
                     thumb = None
                     if reason is None and k <= cfg.n_candidates and c.thumbnail is not None:
                         rel = Path("thumbnails") / cid / f"c{k}.jpg"
@@ -291,6 +295,8 @@ def process_video(
     res.stage_seconds = {k: round(v, 4) for k, v in timer.s.items()}
     res.counts.update(shots=len(shots), segments=len(segments), sampled_frames=n_frames, faces=n_faces,
                       tracks=len(tracks), subtitle_events=len(cues))
+    with atomic_open(out / "characters" / f"{key}.npz", "wb", encoding=None) as fh:
+        np.savez(fh, **embeddings)
     write_manifest(out / "dropped" / f"{key}.jsonl", dropped)
     write_manifest(out / "clips" / f"{key}.jsonl", clips)
     write_json(out / "done" / f"{key}.json", {**asdict(res), "config": cfg.digest()})
