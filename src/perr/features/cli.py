@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -10,12 +10,12 @@ import typer
 app = typer.Typer(help="Per-timestep multimodal features: extract per clip, pack a store.", no_args_is_help=True)
 
 
-class BackendChoice(str, Enum):
+class BackendChoice(StrEnum):
     local = "local"
     ray = "ray"
 
 
-class SchemeChoice(str, Enum):
+class SchemeChoice(StrEnum):
     uniform = "uniform"
     fps = "fps"
 

@@ -99,7 +99,7 @@ def pack_features(
         n = len(items)
         feats = {s.name: np.zeros((n, T, s.dim), np.float32) for s in specs}
         masks = {s.name: np.zeros((n, T), np.uint8) for s in specs}
-        for i, (c, f) in enumerate(items):
+        for i, (_, f) in enumerate(items):
             x, m, meta = read_clip_file(f)
             got = [ModalitySpec.from_json(d) for d in meta["modalities"]]
             if got != specs:

@@ -20,6 +20,8 @@ gets an identity by comparing *one* dlib descriptor per track with the descripto
 character's thumbnail (identity per track, not per frame). Without thumbnails the largest face on
 screen goes to the character the spans put there. A character on screen whose face is missed at a
 step reuses its nearest box from the same on-screen run. Off screen → zeros, mask 0.
+A clip with no characters in its manifest (ERATO has no face tracks) gets its pair from the video:
+face tracks clustered by identity, the two seen at most steps.
 """
 
 from __future__ import annotations
@@ -233,15 +235,18 @@ class PersonPipeline:
     def run(self, ctx: ClipContext) -> tuple[np.ndarray, np.ndarray]:
         """Features [2, T, PERSON_DIM] and masks [2, T] for roles (a, b)."""
         T = ctx.T
-        chars = ctx.pair
-        on = np.stack([ctx.on_screen(c) for c in chars])  # [2, T]
         x = np.zeros((2, T, PERSON_DIM), np.float32)
         mask = np.zeros((2, T), np.uint8)
-        if not on.any():
-            return x, mask
-        frames = ctx.frames
+        if ctx.clip.characters:
+            on = np.stack([ctx.on_screen(c) for c in ctx.pair])  # [2, T]
+            if not on.any():
+                return x, mask
+            frames = ctx.frames
+            boxes = self.assign(ctx, on, frames)
+        else:  # no face tracks in the manifest (e.g. ERATO): the two faces seen most often
+            frames = ctx.frames
+            boxes = self.auto_assign(ctx, frames)
         H, W = frames.shape[1:3]
-        boxes = self.assign(ctx, on, frames)
         sl = person_slices()
         # Expression: one batch for every (role, step) with a box.
         import cv2
@@ -311,6 +316,37 @@ class PersonPipeline:
                         free = [d for d in dets.get(t, []) if d not in taken]
                         if free:
                             out[r][t] = max(free, key=lambda d: d.area)
+        return out
+
+    def auto_assign(self, ctx: ClipContext, frames: np.ndarray) -> list[list[Box | None]]:
+        """Pair from the video alone: tracks → one descriptor per track → identities (greedy, dlib's
+        same-person distance) → the two identities on screen at most steps become roles a and b."""
+        from perr.build.faces import SAME_PERSON_DISTANCE, FaceBox, embed_faces
+
+        T = ctx.T
+        steps = [t for t in range(T) if ctx.valid[t]]
+        det = self.detector()
+        dets = {t: [Box(b.x0, b.y0, b.x1, b.y1) for b in det.detect(frames[t])] for t in steps}
+        tracks = self._tracks(steps, dets)
+        ids: list[tuple[np.ndarray, list[int]]] = []  # (descriptor sum, track indices)
+        for k, tr in enumerate(tracks):
+            t, i = max(tr, key=lambda ti: dets[ti[0]][ti[1]].area)
+            b = dets[t][i]
+            d = embed_faces(frames[t], [FaceBox(b.x0, b.y0, b.x1, b.y1)])[0]
+            dist = [float(np.linalg.norm(d - s / len(m))) for s, m in ids]
+            j = int(np.argmin(dist)) if dist else -1
+            if j >= 0 and dist[j] < SAME_PERSON_DISTANCE:
+                ids[j] = (ids[j][0] + d, [*ids[j][1], k])
+            else:
+                ids.append((d.copy(), [k]))
+        seen = [len({t for k in m for t, _ in tracks[k]}) for _, m in ids]
+        order = sorted(range(len(ids)), key=lambda j: (-seen[j], j))[:2]
+        out: list[list[Box | None]] = [[None] * T for _ in range(2)]
+        for r, j in enumerate(order):
+            for k in ids[j][1]:
+                for t, i in tracks[k]:
+                    if out[r][t] is None or dets[t][i].area > out[r][t].area:
+                        out[r][t] = dets[t][i]
         return out
 
     @staticmethod
