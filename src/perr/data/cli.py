@@ -81,3 +81,19 @@ def dialogue_store_cmd(
         root = build_store(csv_path, out, T=T, embedder=embedder, dataset=dataset, tasks=tasks, embed_cache=cache,
                            progress=progress)
     console.print(f"[green]✓[/green] store written to {root}")
+
+
+@app.command("import-erato")
+def import_erato_cmd(
+    root: str = typer.Argument(..., help="ERATO folder: img/<class>/<clip>/000001.jpg, mp3/<class>/<clip>.mp3, srt/<class>/<clip>.srt"),
+    out: str = typer.Option(..., "--out", "-o", help="The manifest (.jsonl) to write; paths in it are relative to its folder."),
+    fps: float | None = typer.Option(None, "--fps", min=0.001, help="Frame rate of the frames (default: frames / mp3 duration)."),
+) -> None:
+    """Turn ERATO's released layout (frames, mp3, srt per clip; class folders as labels) into a manifest
+    that `perr features extract` reads (frames folders as video source). See perr.data.erato."""
+    from rich.console import Console
+
+    from perr.data.erato import import_erato
+
+    result = import_erato(root, out, fps=fps)
+    Console(stderr=True).print(f"[green]✓[/green] {out}: {result}", highlight=False)
