@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import urllib.request
 from pathlib import Path
 
 from label_studio_sdk import LabelStudio
@@ -51,6 +52,13 @@ def main() -> None:
     for t in ls.tasks.list(project=project.id, fields="all"):
         task_ids[t.data["clip_id"]] = t.id
         n_predictions += len(t.predictions or [])
+    # What the labeling stream hands an annotator: the OCR subtitles must come as a prelabel.
+    req = urllib.request.Request(f"{args.url}/api/projects/{project.id}/next",
+                                 headers={"Authorization": f"Token {args.token}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        shown = json.load(r)
+    prelabel = [res for p in shown.get("predictions", []) for res in p.get("result", [])]
+
     for post in plan["posts"]:
         ls.annotations.create(
             task_ids[post["clip_id"]],
@@ -71,6 +79,8 @@ def main() -> None:
         "users": ids,
         "n_predictions": n_predictions,
         "model_version": proj.model_version,
+        "show_collab_predictions": proj.show_collab_predictions,
+        "next_task": {"clip_id": shown["data"]["clip_id"], "prelabel": prelabel},
         "n_exported": len(export),
     }))
 

@@ -128,6 +128,12 @@ def test_label_studio_round_trip(tmp_path: Path) -> None:
     assert len(done["tasks"]) == 9 and done["n_exported"] == 9
     # The OCR subtitles arrive as predictions of one model version, which Label Studio shows as prelabels.
     assert done["n_predictions"] == 9 and done["model_version"] == schema.OCR_MODEL_VERSION
+    assert done["show_collab_predictions"] is True
+    # The task Label Studio serves to an annotator carries the OCR lines as an editable textarea prelabel.
+    shown = done["next_task"]
+    k_shown = int(shown["clip_id"][1:])
+    assert [(r["from_name"], r["type"], r["value"]["text"]) for r in shown["prelabel"]] == [
+        (schema.SUBTITLES, "textarea", [f"[{k_shown - 0.5:.2f}-{k_shown + 0.5:.2f}] ocr line {k_shown}"])]
     task_of = done["tasks"]
 
     # ---- import: adjudication through the real CLI
