@@ -43,11 +43,12 @@ _CJK_GAP = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u9fff\uf
 def normalise_text(text: str, strip_tags: bool = True) -> str:
     """Comparable text: NFKC (full-width → ASCII forms), markup tags removed, whitespace collapsed,
     and no spaces between CJK characters (OCR may insert them; Chinese has none)."""
-    t = unicodedata.normalize("NFKC", text)
+    t = re.sub(r"\s+", " ", text)
+    t = _CJK_GAP.sub("", t)  # before NFKC, while CJK punctuation is still full-width
+    t = unicodedata.normalize("NFKC", t)
     if strip_tags:
         t = _TAG.sub("", t)
-    t = re.sub(r"\s+", " ", t).strip()
-    return _CJK_GAP.sub("", t)
+    return re.sub(r"\s+", " ", t).strip()
 
 
 def similarity(a: str, b: str) -> float:
