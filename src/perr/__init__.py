@@ -1,5 +1,23 @@
-"""perr — Pairwise Emotional Relationship Recognition in drama and movie videos (Gao et al., ACM MM'21)."""
+"""perr — Pairwise Emotional Relationship Recognition in drama and movie videos (Gao et al., ACM MM'21).
+
+Python API mirroring the CLI::
+
+    import perr
+    results = perr.predict("clip.mp4", checkpoint="runs/demo/runs/smta-transformer/task-5/all/seed-0/best.pt")
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+
+def predict(paths: Any, checkpoint: Any, out: Any = "runs/predict", **kwargs: Any) -> list[Any]:
+    """`perr predict` as a function: see :func:`perr.inference.predict`."""
+    from perr.inference import predict as _predict
+
+    return _predict(paths, checkpoint, out=out, **kwargs)
+
+
+__all__ = ["__version__", "predict"]

@@ -186,6 +186,7 @@ def predict_cmd(
     pair: str | None = typer.Option(None, "--pair", help="The two characters: candidate numbers from the report (e.g. 1,3) or ids (c1,c3). Default: top-2."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] | mps"),
     report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report with timeline and attention images."),
+    subtitles: str = typer.Option("auto", "--subtitles", help="auto (sidecar .srt / embedded stream, else OCR) | ocr | none"),
 ) -> None:
     """What is the relationship between the two main characters of each clip? Writes prediction.json
     (fine and coarse class → probability, the pair, the model, missing modalities) and an HTML report.
@@ -204,7 +205,8 @@ def predict_cmd(
             console.print(f"[red]✗[/red] {p.clip}: {p.error}", highlight=False)
 
     try:
-        results = predict(clips, checkpoint, out=out, pair=pair, device=device, report=report, on_clip=show)
+        results = predict(clips, checkpoint, out=out, pair=pair, device=device, report=report, on_clip=show,
+                          subtitles=subtitles)
     except Exception as e:  # a checkpoint/extractor mismatch or no inputs: nothing to do
         console.print(f"[red]error:[/red] {e}", highlight=False)
         raise typer.Exit(2) from None
