@@ -207,20 +207,28 @@ def _merge_spans(spans: list[tuple[float, float]], gap: float) -> list[tuple[flo
 
 
 def summarise(
-    groups: list[list[Track]], start: float, end: float, sample_step: float
+    groups: list[list[Track]], start: float, end: float, sample_step: float, cuts: list[float] | None = None
 ) -> list[CharacterSummary]:
     """Characters inside [start, end], most frequent first.
 
     A sampled face at time t stands for [t, t + step) on screen, so spans are the union of those
-    intervals (clipped to the window; gaps under half a step, from frame-time jitter, are closed);
-    occurrences count sampled frames with the face.
+    intervals (clipped to the window and to the next shot cut in `cuts`; gaps under half a step,
+    from frame-time jitter, are closed); occurrences count sampled frames with the face.
     """
+    import bisect
+
+    cuts = sorted(cuts or [])
+
+    def stop(t: float) -> float:
+        i = bisect.bisect_right(cuts, t + 1e-9)
+        return min(end, t + sample_step, cuts[i] if i < len(cuts) else np.inf)
+
     out: list[CharacterSummary] = []
     for g in groups:
         times = sorted({f.time for t in g for f in t.faces if start <= f.time < end})
         if not times:
             continue
-        spans = _merge_spans([(t, min(end, t + sample_step)) for t in times], gap=0.5 * sample_step)
+        spans = _merge_spans([(t, stop(t)) for t in times], gap=0.5 * sample_step)
         crops = sorted((c for t in g for c in t.crops), key=lambda c: -c[0])
         emb = np.mean([t.embedding for t in g if t.embedding is not None], axis=0)
         out.append(CharacterSummary(g, spans, len(times), crops[0][1] if crops else None, emb))

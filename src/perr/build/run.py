@@ -244,7 +244,7 @@ def process_video(
             groups = cluster_tracks(seg_tracks, cfg.cluster_threshold)
             windows, rejects = clip_windows(seg, cfg.min_clip, cfg.max_clip)
             for w in windows:
-                chars = [c for c in summarise(groups, w.start, w.end, step) if c.occurrences >= cfg.min_occurrences]
+                chars = [c for c in summarise(groups, w.start, w.end, step, starts[1:]) if c.occurrences >= cfg.min_occurrences]
                 n = len(chars)
                 cid = f"{key}_{len(clips) + len(dropped):03d}"
                 reason = None
