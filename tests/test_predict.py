@@ -117,3 +117,17 @@ def test_checkpoint_from_other_extractors_is_refused(tmp_path, one_person_clip):
                           "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
     assert res.returncode == 2
     assert "features do not match the checkpoint" in res.stderr and "modality 'person_a': dim is 249" in res.stderr
+
+
+def test_pair_option_picks_candidates_by_number_or_id():
+    from perr.inference import PredictError, parse_pair
+    from perr.manifest import Clip
+
+    clip = Clip(clip_id="c", video="v.mp4", characters=[{"id": i} for i in ("c1", "c2", "c3")], candidates=["c1", "c2", "c3"])
+    assert parse_pair("1,3", clip) == ("c1", "c3")
+    assert parse_pair("c3,c2", clip) == ("c3", "c2")
+    assert parse_pair(None, clip) is None
+    with pytest.raises(PredictError, match="candidate #4 does not exist"):
+        parse_pair("1,4", clip)
+    with pytest.raises(PredictError, match="two different candidates"):
+        parse_pair("2,2", clip)
