@@ -44,6 +44,7 @@ class LabelStudio:
     url: str
     token: str
     username: str
+    password: str
     proc: subprocess.Popen
     log: Path
 
@@ -78,13 +79,14 @@ def start_label_studio(run_dir: Path, document_root: Path, timeout: float = 120)
     port = free_port()
     token = secrets.token_hex(20)  # 40 characters
     username = "annotator1@perr.test"
+    password = secrets.token_urlsafe(12)
     data = run_dir / "ls-data"
     data.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "LABEL_STUDIO_BASE_DATA_DIR": str(data),
         "LABEL_STUDIO_USERNAME": username,
-        "LABEL_STUDIO_PASSWORD": secrets.token_urlsafe(12),
+        "LABEL_STUDIO_PASSWORD": password,
         "LABEL_STUDIO_USER_TOKEN": token,
         "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
         "LABEL_STUDIO_LATEST_VERSION_CHECK": "false",
@@ -101,7 +103,7 @@ def start_label_studio(run_dir: Path, document_root: Path, timeout: float = 120)
             [str(LS_BIN), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)],
             env=env, cwd=run_dir, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    ls = LabelStudio(f"http://127.0.0.1:{port}", token, username, proc, log)
+    ls = LabelStudio(f"http://127.0.0.1:{port}", token, username, password, proc, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from cdp import Browser
 from labelstudio import require_label_studio, start_label_studio
 from perr.annotate import schema
+from perr.labels import DEFINITIONS, FINE, FINE_TO_COARSE
 from perr.manifest import Character, Clip, SubtitleEvent, load_manifest, write_manifest
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(600)]
@@ -72,6 +74,36 @@ def ann(label: str | None = None, pair: str | None = None, subs: list[str] | Non
     return res
 
 
+def render_task(ls, profile: Path, project: int, task: int) -> dict:
+    """Log in as the admin annotator in headless Chromium, open a task and read the rendered form."""
+    browser = Browser(profile)
+    try:
+        browser.goto(ls.url + "/user/login/")
+        browser.wait_for("document.querySelector('input[name=password]') !== null")
+        browser.js(
+            f"document.querySelector('input[name=email]').value = {json.dumps(ls.username)};"
+            f"document.querySelector('input[name=password]').value = {json.dumps(ls.password)};"
+            "document.querySelector('form').submit(); true"
+        )
+        browser.wait_for("!location.pathname.startsWith('/user/login')")
+        browser.goto(f"{ls.url}/projects/{project}/data?task={task}")
+        # Ready when the candidate faces have loaded and the OCR prelabel is in the subtitle box.
+        browser.wait_for(
+            "Array.from(document.images).filter(i => i.src.includes('synthetic_face') && i.naturalWidth > 0)"
+            ".length === 3 && document.querySelectorAll('[data-testid=htx-textbox-content]').length > 0",
+            timeout=90,
+        )
+        return browser.js("""({
+            images: Array.from(document.images).map(i => [i.src, i.naturalWidth]),
+            subtitle_lines: Array.from(document.querySelectorAll('[data-testid=htx-textbox-content]'))
+                .map(e => e.innerText.trim()),
+            videos: Array.from(document.querySelectorAll('video')).map(v => v.currentSrc || v.src),
+            text: document.body.innerText,
+        })""")
+    finally:
+        browser.close()
+
+
 # (clip, annotator, result) in posting order; created_at follows this order.
 POSTS = [
     ("k1", A, ann("hostile", "ab")),
@@ -114,27 +146,39 @@ def test_label_studio_round_trip(tmp_path: Path) -> None:
 
     ls = start_label_studio(tmp_path / "run", document_root=tmp_path)
     try:
-        done = ls.drive("--config", out / "labeling_config.xml", "--tasks", out / "tasks.json",
-                        "--storage", tmp_path / "media", "--plan", tmp_path / "plan.json",
-                        "--export", export, "--users", users)
+        setup = ls.drive("setup", "--config", out / "labeling_config.xml", "--tasks", out / "tasks.json",
+                         "--storage", tmp_path / "media")
         # Media are served by Label Studio from the local-files storage, byte for byte.
         video = ls.get("/data/local-files/?d=media/synthetic_episode.mp4")
         thumb = ls.get("/data/local-files/?d=media/synthetic_face2.jpg")
+        page = render_task(ls, tmp_path / "chromium", setup["project"], setup["tasks"]["k3"])
+        done = ls.drive("annotate", "--project", setup["project"], "--plan", tmp_path / "plan.json",
+                        "--export", export, "--users", users)
     finally:
         ls.stop()
     assert ls.proc.returncode is not None
     assert video == (tmp_path / "media/synthetic_episode.mp4").read_bytes()
     assert thumb == (tmp_path / "media/synthetic_face2.jpg").read_bytes()
-    assert len(done["tasks"]) == 9 and done["n_exported"] == 9
+    task_of = setup["tasks"]
+    assert len(task_of) == 9 and done["n_exported"] == 9
     # The OCR subtitles arrive as predictions of one model version, which Label Studio shows as prelabels.
-    assert done["n_predictions"] == 9 and done["model_version"] == schema.OCR_MODEL_VERSION
-    assert done["show_collab_predictions"] is True
+    assert setup["n_predictions"] == 9 and setup["model_version"] == schema.OCR_MODEL_VERSION
+    assert setup["show_collab_predictions"] is True
     # The task Label Studio serves to an annotator carries the OCR lines as an editable textarea prelabel.
-    shown = done["next_task"]
+    shown = setup["next_task"]
     k_shown = int(shown["clip_id"][1:])
     assert [(r["from_name"], r["type"], r["value"]["text"]) for r in shown["prelabel"]] == [
         (schema.SUBTITLES, "textarea", [f"[{k_shown - 0.5:.2f}-{k_shown + 0.5:.2f}] ocr line {k_shown}"])]
-    task_of = done["tasks"]
+    # What an annotator sees in the browser for clip k3 (rendered by Label Studio's own frontend):
+    # the three candidate faces loaded through local files, the OCR line pre-filled in the subtitle box,
+    # the five classes with their definitions, the discard choice and the clip's interval.
+    faces = sorted((src.rsplit("=", 1)[-1], width) for src, width in page["images"] if "synthetic_face" in src)
+    assert faces == [(f"media/synthetic_face{i}.jpg", 48) for i in range(3)]
+    assert "[2.50-3.50] ocr line 3" in page["subtitle_lines"]
+    for c in FINE:
+        assert f"{c} ({FINE_TO_COARSE[c]}): {DEFINITIONS[c]}" in page["text"]
+    assert "discard" in page["text"] and "watch 2.00 s – 4.00 s" in page["text"]
+    assert page["videos"] and "synthetic_episode.mp4" in page["videos"][0]
 
     # ---- import: adjudication through the real CLI
     final_path = tmp_path / "final.jsonl"
