@@ -92,7 +92,7 @@ class ReferenceModel(nn.Module):
             ),
         }[kind]()
         g_dim = d if fast.stage1 == "plain" else 2 * d
-        self.lstm2 = nn.ModuleList(nn.LSTM(g_dim, h, batch_first=True) for _ in self.modalities)
+        self.lstm2 = nn.ModuleList(nn.LSTM(g_dim, h, batch_first=True) for _ in self.modalities)  # eq. 2
         self.head = nn.Linear(h, c)
         self.aux = nn.ModuleList(nn.Linear(h, c) for _ in self.modalities)
         like = next(fast.parameters())
@@ -161,9 +161,8 @@ def to_reference_names(fast: FusionModel, tensors: dict[str, Tensor]) -> dict[st
             out["cell." + name.removeprefix("lstm1.").removesuffix("_l0")] = v
         elif name.startswith("attn."):
             out[attn_prefix + name.removeprefix("attn.")] = v
-        elif name.startswith("lstm2."):
-            for i in range(m):
-                out[f"lstm2.{i}.{name.removeprefix('lstm2.')}_l0"] = v[i]
+        elif name.startswith("lstm2.lstms."):
+            out["lstm2." + name.removeprefix("lstm2.lstms.")] = v
         elif name == "aux_weight_":
             for i in range(m):
                 out[f"aux.{i}.weight"] = v[i]

@@ -9,7 +9,7 @@ loss = model.loss(out, y, mask)  # eq. 5
 from perr.models.args import PRECISIONS, ModelArgs, ModelOutput
 from perr.models.attention import ATTENTION
 from perr.models.fusion import MODELS, STAGE1, TITLES, FusionModel, build_model
-from perr.models.recurrent import GroupedLSTM
+from perr.models.recurrent import ModalityLSTMs
 from perr.models.timeline import attention_timeline
 
 __all__ = [
@@ -19,7 +19,7 @@ __all__ = [
     "STAGE1",
     "TITLES",
     "FusionModel",
-    "GroupedLSTM",
+    "ModalityLSTMs",
     "ModelArgs",
     "ModelOutput",
     "attention_timeline",

@@ -7,7 +7,7 @@
 
 Why it is fast: eq. 1's LSTM input Σ_m f_t^m does not depend on the attention output, so stage 1 is one
 fused `nn.LSTM` call over the whole sequence, and the attention then runs once over all B·T steps; the M
-stage-2 LSTMs run as one grouped recurrence (`GroupedLSTM`). tests/reference_smta.py holds the literal
+stage-2 LSTMs are M fused `nn.LSTM` kernels (see recurrent.py for why not one grouped recurrence). tests/reference_smta.py holds the literal
 step-by-step eq. 1 and the tests prove both agree (outputs and gradients).
 
 Masks: f_t^m = 0 where modality m is missing at step t (the projection's bias does not leak); a missing
@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from perr.models.args import ModelArgs, ModelOutput
 from perr.models.attention import ATTENTION, guard_keys
-from perr.models.recurrent import GroupedLSTM
+from perr.models.recurrent import ModalityLSTMs
 from perr.registry import Registry
 
 STAGE1 = ("lstm", "plain", "smta")
@@ -56,7 +56,7 @@ class FusionModel(nn.Module):
             else None
         )
         g_dim = d if stage1 == "plain" else 2 * d
-        self.lstm2 = GroupedLSTM(m, g_dim, args.stage2_hidden)
+        self.lstm2 = ModalityLSTMs(m, g_dim, args.stage2_hidden)
         self.head = nn.Linear(args.stage2_hidden, args.n_classes)
         self.aux_weight_ = nn.Parameter(torch.empty(m, args.n_classes, args.stage2_hidden))
         self.aux_bias = nn.Parameter(torch.empty(m, args.n_classes))
@@ -99,21 +99,21 @@ class FusionModel(nn.Module):
         return self.drop(f)
 
     # -- the two stages ---------------------------------------------------------------------------
-    def fuse(self, f: Tensor, present: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Stage 1 over all steps at once: g [B, T, M, g_dim] and A [B, T, K, K] (None for lstm)."""
+    def fuse(self, f: Tensor, present: Tensor) -> tuple[list[Tensor], Tensor | None]:
+        """Stage 1 over all steps at once: g^m [B, T, g_dim] for each m, and A [B, T, K, K] (None for lstm)."""
         b, t, m, d = f.shape
         if self.stage1 == "lstm":
             h, _ = self.lstm1(f.sum(dim=2))
-            return torch.cat([h.unsqueeze(2).expand(b, t, m, d), f], dim=-1), None
+            return [torch.cat([h, fm], dim=-1) for fm in f.unbind(2)], None
         if self.stage1 == "plain":
             z, valid = f.reshape(b * t, m, d), guard_keys(present.reshape(b * t, m))
             zt, attn = self.attn(z, valid, m)
-            return zt.view(b, t, m, d), attn.view(b, t, m, m)
+            return list(zt.view(b, t, m, d).unbind(2)), attn.view(b, t, m, m)
         h, _ = self.lstm1(f.sum(dim=2))  # eq. 1 for every t in one fused call
         z = torch.cat([f, h.unsqueeze(2)], dim=2).reshape(b * t, m + 1, d)
         valid = torch.cat([present, present.new_ones(b, t, 1)], dim=2).reshape(b * t, m + 1)
         zt, attn = self.attn(z, valid, m)  # only Z̃^1..Z̃^M are needed
-        g = torch.cat([h.unsqueeze(2).expand(b, t, m, d), zt.view(b, t, m, d)], dim=-1)
+        g = [torch.cat([h, zm], dim=-1) for zm in zt.view(b, t, m, d).unbind(2)]
         return g, attn.view(b, t, m + 1, m + 1)
 
     def heads(self, h_last: Tensor, clip_present: Tensor) -> tuple[Tensor, Tensor]:

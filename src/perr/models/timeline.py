@@ -12,7 +12,8 @@ from perr.models.args import ModelOutput
 def attention_timeline(out: ModelOutput, modality_names: Sequence[str]) -> Tensor:
     """[B, T, M]: the attention each modality token *receives* at step t — the column sums of A_t over
     all query tokens (including h̃ for smta-*), restricted to the M modality columns and normalised to
-    sum to 1 over M. The h̃ column of SMTA is left out: Fig. 7 plots modalities only."""
+    sum to 1 over M. The h̃ column of SMTA is left out: Fig. 7 plots modalities only, so a step of an
+    smta-* model where every modality is missing (all attention on h̃) is all zeros."""
     if out.attention is None:
         raise ValueError("this model has no attention (the lstm baseline); no timeline to draw")
     m = len(modality_names)
