@@ -325,23 +325,31 @@ def _run_local(args: list[tuple[str, str, dict[str, Any], str]], progress: bool)
 def _run_ray(
     args: list[tuple[str, str, dict[str, Any], str]], out: Path, address: str | None, num_cpus: int | None, progress: bool
 ) -> list[dict[str, Any]]:
+    import shutil
+
     import ray
 
     started = False
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            tmp = (out / "ray").resolve()
-            tmp.mkdir(parents=True, exist_ok=True)
-            os.environ.setdefault("RAY_TMPDIR", str(tmp))
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, _temp_dir=str(tmp), log_to_driver=False)
-        started = True
+    cleanup: list[Path] = []
+    saved_env = {k: os.environ.get(k) for k in ("RAY_AUTH_TOKEN_PATH", "RAY_TMPDIR")}
     try:
+        if not ray.is_initialized():
+            started = True
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                tmp, token = _local_ray_dirs(out)
+                if tmp != (out / "ray").resolve():
+                    cleanup.append(tmp)
+                # Ray 2.60 turns token auth on for a new local instance and would write its token to
+                # ~/.ray: hand it one kept in the run dir instead (unless the user set up a token).
+                if not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH"):
+                    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
+                os.environ["RAY_TMPDIR"] = str(tmp)
+                ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, _temp_dir=str(tmp),
+                         log_to_driver=False)
         remote = ray.remote(num_cpus=1, max_retries=1)(process_clip)
-        ids = {}
-        for a in args:
-            ids[remote.remote(*a, 1)] = Clip.model_validate_json(a[0]).clip_id
+        ids = {remote.remote(*a, 1): Clip.model_validate_json(a[0]).clip_id for a in args}
         pending = list(ids)
         results = []
         with _progress(progress) as bar:
@@ -359,3 +367,35 @@ def _run_ray(
     finally:
         if started:
             ray.shutdown()
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        for d in cleanup:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+#: Ray's Unix sockets live at <temp>/session_<date>_<pid>/sockets/plasma_store and must fit in 107 bytes.
+_RAY_TEMP_MAX = 40
+
+
+def _local_ray_dirs(out: Path) -> tuple[Path, Path]:
+    """Temp folder and auth-token file for an in-process Ray instance: inside the run dir (``DIR/ray``),
+    or — when that path is too long for Ray's socket names — a short private folder in the system temp
+    dir that is removed after the run (its location is noted in ``DIR/ray/TEMP_DIR``)."""
+    import secrets
+    import tempfile
+
+    run = (out / "ray").resolve()
+    run.mkdir(parents=True, exist_ok=True)
+    token = run / "auth_token"
+    if not token.exists():
+        with atomic_path(token) as t:
+            t.write_text(secrets.token_hex(32))
+        token.chmod(0o600)
+    if len(str(run)) <= _RAY_TEMP_MAX:
+        return run, token
+    tmp = Path(tempfile.mkdtemp(prefix="perr-ray-"))
+    (run / "TEMP_DIR").write_text(str(tmp) + "\n", encoding="utf-8")
+    return tmp, token
