@@ -1,8 +1,8 @@
 """Stage 2 (eq. 2): M independent LSTMs, one per modality.
 
 Each modality runs its own `nn.LSTM` over all T steps, which on CPU is one fused oneDNN (mkldnn) RNN
-kernel for forward and one for backward, and cuDNN on GPU. Measured alternative (benchmarks/
-train_speed.py, `stage2_variants_ms`): stacking the M weight sets and running one grouped recurrence
+kernel for forward and one for backward, and cuDNN on GPU. Measured alternative (during development,
+2026-11): stacking the M weight sets and running one grouped recurrence
 (`baddbmm` per step for all M) is *slower* on CPU (≈600 ms vs ≈390 ms fwd+bwd at B=16, T=32, I=512,
 H=256, 1 thread), because autograd then differentiates T small per-step matmuls instead of the
 kernel's batched weight gradients. Only h_T is returned: eq. 3/4 read the last hidden state alone.

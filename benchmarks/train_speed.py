@@ -1,0 +1,223 @@
+"""Training-step time of SMTA: the fast path (perr.models) vs the literal step-by-step reference.
+
+    python benchmarks/train_speed.py --out runs/train_speed.json [--threads 2,1] [--repeats 7]
+
+One step = forward + eq. 5 loss + backward + Adam step, `smta-transformer` at the paper's settings
+(B=16, T=32, d=256, M=5, stage-2 hidden 256, 4 heads, FF 512, dropout 0.1, train mode, float32), on
+random features shaped like the real extractors (INPUT_DIMS below) with ~20% of steps missing per
+modality and one clip without subtitles. The reference is tests/reference_smta.py (the same one the
+equality test proves equal to the fast path): eq. 1 as an `nn.LSTMCell` loop over t, one
+`nn.TransformerEncoderLayer` call per step, one `nn.LSTM` per modality; it skips computing A_t (the fast
+path returns it), which only favours the reference.
+
+Fast and reference steps are interleaved (fast, ref, fast, ref, ...) after warm-up, and medians are
+reported, so machine load from other jobs hits both alike; the load average before and after is
+recorded. Top-level figures are for the first `--threads` entry; `by_threads` holds every count.
+`epoch_s_erato` projects one epoch at ERATO scale: 25,000 training clips / 16 per step × step_ms.
+bfloat16 autocast is timed only where the CPU has native bf16 (avx512_bf16 or amx_bf16) or on CUDA;
+elsewhere bf16 matmuls are emulated (tens of times slower) and `step_ms_bf16` is null.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the one reference implementation, shared with the tests
+
+from perr.io import write_json  # noqa: E402
+from perr.models import ModelArgs, build_model  # noqa: E402
+from reference_smta import ReferenceModel  # noqa: E402
+
+# person: face-expression embedding + pose + relative position; background: EfficientNet-Lite0 pooled
+# (1280); audio: 512-d sound embedding + 3 extras; text: 512-d sentence embedding.
+INPUT_DIMS = {"person_a": 1290, "person_b": 1290, "background": 1280, "audio": 515, "text": 512}
+ERATO_TRAIN_CLIPS = 25_000
+CPU_FLAGS = (
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx512_vnni",
+    "amx_tile",
+    "amx_bf16",
+)
+
+
+def cpu_info() -> dict[str, object]:
+    flags: set[str] = set()
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"model": model, "cores": cores, "flags": {f: f in flags for f in CPU_FLAGS}}
+
+
+def bf16_native(device: torch.device, flags: dict[str, bool]) -> bool:
+    return device.type == "cuda" or flags.get("avx512_bf16", False) or flags.get("amx_bf16", False)
+
+
+def make_batch(b: int, t: int, n_classes: int, device: torch.device, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = {k: torch.randn(b, t, d, generator=g).to(device) for k, d in INPUT_DIMS.items()}
+    mask = {k: (torch.rand(b, t, generator=g) > 0.2).to(device) for k in INPUT_DIMS}
+    mask["text"][0] = False
+    y = torch.randint(0, n_classes, (b,), generator=g).to(device)
+    return x, mask, y
+
+
+def train_step_fn(model: torch.nn.Module, x, mask, y) -> Callable[[], float]:
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    model.train()
+
+    def step() -> float:
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = model.loss(model(x, mask), y, mask)
+        loss.backward()
+        opt.step()
+        if x["text"].device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - t0) * 1e3
+
+    return step
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], float]], warmup: int, repeats: int
+) -> dict[str, list[float]]:
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            times[k].append(fn())
+    return times
+
+
+def measure(args: argparse.Namespace, threads: int, device: torch.device, bf16: bool) -> dict[str, object]:
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    margs = ModelArgs(
+        args.model,
+        dict(INPUT_DIMS),
+        n_classes=5,
+        d_model=args.d,
+        stage2_hidden=args.d,
+        heads=4,
+        ff_dim=2 * args.d,
+    )
+    fast = build_model(margs).to(device)
+    ref = ReferenceModel(fast, need_attention=False).to(device)
+    x, mask, y = make_batch(args.batch, args.steps, 5, device)
+    fns = {"fast": train_step_fn(fast, x, mask, y), "reference": train_step_fn(ref, x, mask, y)}
+    if bf16:
+        fast16 = build_model(ModelArgs.from_json({**margs.to_json(), "precision": "bf16"})).to(device)
+        fns["fast_bf16"] = train_step_fn(fast16, x, mask, y)
+    load_before = os.getloadavg()
+    times = time_interleaved(fns, args.warmup, args.repeats)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out: dict[str, object] = {
+        "threads": threads,
+        "step_ms": round(med["fast"], 1),
+        "reference_step_ms": round(med["reference"], 1),
+        "speedup": round(med["reference"] / med["fast"], 3),
+        "step_ms_bf16": round(med["fast_bf16"], 1) if bf16 else None,
+        "epoch_s_erato": round(ERATO_TRAIN_CLIPS / args.batch * med["fast"] / 1e3, 1),
+        "reference_epoch_s_erato": round(ERATO_TRAIN_CLIPS / args.batch * med["reference"] / 1e3, 1),
+        "raw_ms": {k: [round(t, 1) for t in v] for k, v in times.items()},
+        "loadavg_before": [round(v, 2) for v in load_before],
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+    }
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument("--model", default="smta-transformer")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--steps", type=int, default=32, help="T, timesteps per clip")
+    p.add_argument("--d", type=int, default=256, help="common width d (= stage-2 hidden; FF = 2d)")
+    p.add_argument(
+        "--threads", default="", help="comma list of torch thread counts (default: all cores, then 1)"
+    )
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+
+    cpu = cpu_info()
+    device = torch.device(args.device)
+    cores = int(cpu["cores"] or 1)
+    threads = [int(v) for v in args.threads.split(",") if v] or sorted({cores, 1}, reverse=True)
+    bf16 = bf16_native(device, cpu["flags"])  # type: ignore[arg-type]
+    by_threads = [measure(args, n, device, bf16) for n in threads]
+    top = by_threads[0]
+    result: dict[str, object] = {
+        "benchmark": "train_speed",
+        "model": args.model,
+        "setup": {
+            "batch": args.batch,
+            "T": args.steps,
+            "d": args.d,
+            "M": len(INPUT_DIMS),
+            "input_dims": INPUT_DIMS,
+            "stage2_hidden": args.d,
+            "heads": 4,
+            "ff_dim": 2 * args.d,
+            "optimizer": "Adam lr 5e-3 (torch default implementation)",
+            "dtype": "float32",
+            "device": str(device),
+            "warmup": args.warmup,
+            "repeats": args.repeats,
+            "statistic": "median, fast and reference steps interleaved",
+            "data": "random features (synthetic), ~20% of steps masked per modality, clip 0 without text",
+        },
+        **{k: top[k] for k in ("step_ms", "reference_step_ms", "speedup", "epoch_s_erato", "step_ms_bf16")},
+        "torch_threads": top["threads"],
+        "bf16_native": bf16,
+        "by_threads": by_threads,
+        "cores": cores,
+        "cpu": cpu,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "mkldnn": torch.backends.mkldnn.is_available(),
+        },
+        "loadavg": [round(v, 2) for v in os.getloadavg()],
+    }
+    write_json(args.out, result)
+    summary = {
+        k: result[k] for k in ("step_ms", "reference_step_ms", "speedup", "epoch_s_erato", "step_ms_bf16")
+    }
+    print(
+        summary,
+        "threads:",
+        [(b["threads"], b["step_ms"], b["reference_step_ms"], b["speedup"]) for b in by_threads],
+    )
+    return result
+
+
+if __name__ == "__main__":
+    main()
