@@ -86,3 +86,56 @@ def test_cli_export(tmp_path: Path) -> None:
     (task,) = json.loads((tmp_path / "o" / "tasks.json").read_text())
     assert task["data"]["video"] == str((tmp_path / "synthetic.mp4").resolve())
     assert "predictions" not in task  # no OCR subtitles: nothing to prefill
+
+
+def test_cut_clips_frame_accurate_and_subtitles_in_clip_time(tmp_path: Path) -> None:
+    av = pytest.importorskip("av", reason="decoding the cut needs PyAV (perr[video])")
+    import subprocess
+
+    from perr.annotate.records import parse_export
+
+    # Synthetic episode: red 0-2 s, green 2-4 s, blue 4-6 s, 25 fps, with a tone.
+    src = tmp_path / "synthetic_colors.mp4"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", "color=c=red:s=64x48:r=25:d=2", "-f", "lavfi", "-i", "color=c=lime:s=64x48:r=25:d=2",
+         "-f", "lavfi", "-i", "color=c=blue:s=64x48:r=25:d=2", "-f", "lavfi", "-i", "sine=f=440:d=6",
+         "-filter_complex", "[0:v][1:v][2:v]concat=n=3:v=1:a=0[v]", "-map", "[v]", "-map", "3:a",
+         "-c:v", "libx264", "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac", str(src)],
+        check=True,
+    )
+    clip = Clip(clip_id="s1", video=src.name, start=2.0, end=4.0, candidates=["a", "b"],
+                characters=[Character(id="a"), Character(id="b")],
+                subtitles=[SubtitleEvent(start=2.5, end=3.25, text="in green")])
+    manifest = write_manifest(tmp_path / "synthetic.jsonl", [clip])
+    out = tmp_path / "ls"
+    res = export_tasks(manifest, out, document_root=tmp_path, cut=True)
+    assert res.problems == [] and res.n_tasks == 1
+    cut = out / "clips" / "s1.mp4"
+    (task,) = json.loads(res.tasks.read_text())
+    assert task["data"]["video"] == "/data/local-files/?d=ls/clips/s1.mp4"
+    assert task["data"]["time_offset"] == 2.0
+    assert task["predictions"][0]["result"][0]["value"]["text"] == ["[0.50-1.25] in green"]
+
+    with av.open(str(cut)) as f:
+        frames = [fr.to_ndarray(format="rgb24") for fr in f.decode(video=0)]
+        assert f.streams.audio  # the sound comes along
+    assert len(frames) == 50  # 2 s at 25 fps
+    for rgb in (frames[0], frames[-1]):  # all green: the cut starts and ends inside the green part
+        r, g, b = rgb.reshape(-1, 3).mean(axis=0)
+        assert g > 200 and r < 40 and b < 40
+
+    # Corrections come back in episode time.
+    export = [{"id": 1, "data": task["data"], "annotations": [{
+        "id": 1, "completed_by": 1, "created_at": "2024-01-01T00:00:00Z", "result": [
+            {"from_name": schema.PAIR, "to_name": "video", "type": "choices", "value": {"choices": ["a", "b"]}},
+            {"from_name": schema.LABEL, "to_name": "video", "type": "choices", "value": {"choices": ["mild"]}},
+            {"from_name": schema.SUBTITLES, "to_name": "video", "type": "textarea",
+             "value": {"text": ["[0.50-1.25] in green!"]}}]}]}]
+    (vote,) = parse_export(export).tasks[0].votes
+    assert [(e.start, e.end, e.text) for e in vote.subtitles] == [(2.5, 3.25, "in green!")]
+
+    # Resumable: an existing cut is reused, not redone.
+    before = cut.stat().st_mtime_ns
+    export_tasks(manifest, out, document_root=tmp_path, cut=True)
+    assert cut.stat().st_mtime_ns == before

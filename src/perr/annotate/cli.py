@@ -34,12 +34,16 @@ def export_cmd(
     url_prefix: str = typer.Option(
         "/data/local-files/?d=", "--url-prefix", help="prefix put before paths relative to --document-root"
     ),
+    cut: bool = typer.Option(
+        False, "--cut", help="cut each clip to OUT/clips/<id>.mp4 (ffmpeg) so the player shows only the clip"
+    ),
+    no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
 ) -> None:
     """Write a Label Studio labeling config and tasks for clip proposals."""
     from perr.annotate.export import export_tasks
 
     con, err = _console()
-    res = export_tasks(manifest, out, document_root, url_prefix)
+    res = export_tasks(manifest, out, document_root, url_prefix, cut=cut, show_progress=not no_progress)
     _report_problems(err, res.problems, str(manifest))
     con.print(f"{res.n_tasks} task(s) → {res.tasks}\nlabeling config → {res.config}")
 

@@ -1,7 +1,8 @@
 """Write a Label Studio labeling config and tasks file for clip proposals (paper §3.2, multi-stage).
 
-One task per clip: the clip video (positioned at its start/end with a media fragment), the OCR
-subtitles pre-filled as an editable prediction, the top-3 candidate faces as picture choices
+One task per clip: the clip video (either the episode with the clip's interval shown above it and as
+a media fragment, or with `cut=True` the clip itself cut to its own file, which is what an annotator
+should get for long episodes), the OCR subtitles pre-filled as an editable prediction, the top-3 candidate faces as picture choices
 (pick exactly two), the five fine classes with the Table 1 definitions as hints (coarse is derived,
 never asked) and a discard choice with a reason. Label Studio itself cannot require "exactly two"
 choices; `perr annotate import` enforces it and reports violations.
@@ -11,13 +12,15 @@ from __future__ import annotations
 
 import html
 import os
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 from perr.annotate import schema
-from perr.io import atomic_open, write_json
+from perr.io import atomic_open, atomic_path, write_json
 from perr.labels import DEFINITIONS, FINE, FINE_TO_COARSE
 from perr.manifest import Clip, load_manifest
 
@@ -57,7 +60,7 @@ def labeling_config() -> str:
     return f"""<View>
   <Text name="info" value="$info"/>
   <Video name="{v}" value="$video"/>
-  <Header value="1. Watch the clip and correct the subtitles: one line per subtitle, '[start-end] text', times in seconds of the episode"/>
+  <Header value="1. Watch the clip and correct the subtitles: one line per subtitle, '[start-end] text', times in seconds as pre-filled"/>
   <TextArea name="{schema.SUBTITLES}" toName="{v}" editable="true" rows="2" placeholder="[12.30-14.85] corrected subtitle text"/>
   <Header value="If there is no salient interacting pair (or more than two people interact), discard the clip"/>
   <Choices name="{schema.DISCARD}" toName="{v}" choice="single">
@@ -120,22 +123,34 @@ def clip_task(
     base: Path,
     document_root: Path | None = None,
     url_prefix: str = LOCAL_FILES_PREFIX,
+    cut_video: Path | None = None,
 ) -> dict:
-    """One Label Studio task (data + OCR-subtitle prediction) for a clip proposal."""
+    """One Label Studio task (data + OCR-subtitle prediction) for a clip proposal.
+
+    With `cut_video` (the clip cut to its own file) the player shows just the clip and subtitle times
+    are written relative to the clip start; `data.time_offset` lets import put them back in episode time.
+    """
     url = lambda p: media_url(p, base, document_root, url_prefix)  # noqa: E731
     span = f"{clip.start:.2f} s – {clip.end:.2f} s" if clip.end is not None else f"from {clip.start:.2f} s"
     where = " · ".join(x for x in (clip.drama, clip.episode) if x)
+    offset = clip.start if cut_video is not None else 0.0
+    video = url(str(cut_video)) if cut_video is not None else url(clip.video) + _time_fragment(clip)
+    shifted = [e.model_copy(update={"start": max(0.0, e.start - offset), "end": max(0.0, e.end - offset)})
+               for e in clip.subtitles]
     options = []
     for cid in clip.candidates:
         thumb = next((c.thumbnail for c in clip.characters if c.id == cid), None)
         img = f'<img src="{html.escape(url(thumb), quote=True)}" style="height:96px"/><br/>' if thumb else ""
         options.append({"value": cid, "html": f"{img}{html.escape(cid)}"})
-    lines = [schema.format_subtitle_line(s) for s in clip.subtitles]
+    lines = [schema.format_subtitle_line(e) for e in shifted]
     task: dict = {
         "data": {
             "clip_id": clip.clip_id,
-            "video": url(clip.video) + _time_fragment(clip),
-            "info": f"clip {clip.clip_id}" + (f" · {where}" if where else "") + f" · watch {span}",
+            "video": video,
+            "info": f"clip {clip.clip_id}" + (f" · {where}" if where else "")
+            + (f" · cut from {span} of the episode; subtitle times are within the clip" if cut_video is not None
+               else f" · watch {span}"),
+            "time_offset": offset,
             "start": clip.start,
             "end": clip.end,
             "candidates": list(clip.candidates),
@@ -172,25 +187,64 @@ def _check(clip: Clip, base: Path) -> list[ExportProblem]:
     return out
 
 
+def cut_clip(src: Path, start: float, end: float, dest: Path) -> Path:
+    """Cut [start, end) of a video to its own H.264/AAC file (frame-accurate re-encode, atomic, reused).
+
+    Raises RuntimeError with ffmpeg's message when the cut fails.
+    """
+    if dest.exists():
+        return dest
+    if shutil.which("ffmpeg") is None:
+        raise RuntimeError("ffmpeg not found on PATH (Debian package `ffmpeg`)")
+    with atomic_path(dest) as tmp:
+        cmd = [
+            "ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-ss", f"{start:.3f}", "-i", str(src),
+            "-t", f"{end - start:.3f}", "-map", "0:v:0", "-map", "0:a:0?", "-c:v", "libx264", "-preset", "veryfast",
+            "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart", "-f", "mp4", str(tmp),
+        ]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"ffmpeg failed on {src}: {res.stderr.strip()[-500:]}")
+    return dest
+
+
 def export_tasks(
     manifest: str | os.PathLike,
     out_dir: str | os.PathLike,
     document_root: str | os.PathLike | None = None,
     url_prefix: str = LOCAL_FILES_PREFIX,
+    cut: bool = False,
+    show_progress: bool = False,
 ) -> ExportResult:
-    """Write `labeling_config.xml` and `tasks.json` for every exportable clip of a manifest."""
+    """Write `labeling_config.xml` and `tasks.json` for every exportable clip of a manifest.
+
+    With `cut`, each clip is first cut to `out_dir/clips/<clip_id>.mp4` (kept between runs, so an
+    interrupted export resumes); a clip that cannot be cut is reported and left out.
+    """
+    from rich.progress import track
+
     manifest = Path(manifest)
     out = Path(out_dir)
     base = manifest.parent
     root = Path(document_root) if document_root is not None else None
     tasks, problems = [], []
-    for clip in load_manifest(manifest):
+    clips = load_manifest(manifest)
+    for clip in track(clips, description="cutting clips" if cut else "tasks", disable=not show_progress):
         bad = _check(clip, base)
+        if cut and not bad and (clip.end is None or clip.video.startswith(_URL_SCHEMES)):
+            bad = [ExportProblem(clip.clip_id, "end" if clip.end is None else "video",
+                                 "cutting needs a local video file and an end time")]
         if not bad:
             try:
-                tasks.append(clip_task(clip, base, root, url_prefix))
+                cut_video = None
+                if cut:
+                    src = clip.resolve(clip.video, base)
+                    cut_video = cut_clip(src, clip.start, clip.end, out / "clips" / f"{clip.clip_id}.mp4")
+                tasks.append(clip_task(clip, base, root, url_prefix, cut_video))
             except ValueError as e:
                 bad = [ExportProblem(clip.clip_id, "media", str(e))]
+            except RuntimeError as e:
+                bad = [ExportProblem(clip.clip_id, "video", str(e))]
         problems.extend(bad)
     config = out / "labeling_config.xml"
     with atomic_open(config) as fh:

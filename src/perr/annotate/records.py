@@ -112,9 +112,13 @@ def _texts(value: Any) -> list[str]:
 
 
 def parse_annotation(
-    task_id: str, candidates: Sequence[str], ann: Any, index: int
+    task_id: str, candidates: Sequence[str], ann: Any, index: int, time_offset: float = 0.0
 ) -> tuple[Vote | None, list[Problem]]:
-    """One annotation → a Vote, or the list of problems that make it unusable."""
+    """One annotation → a Vote, or the list of problems that make it unusable.
+
+    `time_offset` (the task's `data.time_offset`, set when clips were cut) is added to subtitle times
+    so votes always carry times in seconds of the source video.
+    """
     if not isinstance(ann, Mapping):
         return None, [Problem(task_id, f"annotations[{index}]", "an annotation must be a JSON object")]
     aid = str(ann.get("id", f"#{index}"))
@@ -156,7 +160,9 @@ def parse_annotation(
             events = []
             for n, line in enumerate(lines, start=1):
                 try:
-                    events.append(schema.parse_subtitle_line(line))
+                    ev = schema.parse_subtitle_line(line)
+                    events.append(ev.model_copy(update={"start": round(ev.start + time_offset, 3),
+                                                        "end": round(ev.end + time_offset, 3)}))
                 except ValueError as e:
                     bad(schema.SUBTITLES, f"line {n}: {e}")
             subs = tuple(sorted(events, key=lambda ev: (ev.start, ev.end)))
@@ -213,6 +219,10 @@ def parse_export(tasks: Any) -> ParsedExport:
             continue
         cands = data.get("candidates") or []
         candidates = tuple(str(c) for c in cands) if isinstance(cands, list) else ()
+        offset = data.get("time_offset") or 0.0
+        if not isinstance(offset, (int, float)) or isinstance(offset, bool) or offset < 0:
+            out.problems.append(Problem(tid, "data.time_offset", f"must be a number of seconds >= 0, got {offset!r}"))
+            continue
         anns = task.get("annotations")
         if not isinstance(anns, list):
             out.problems.append(Problem(tid, "annotations", "missing or not a list"))
@@ -223,7 +233,7 @@ def parse_export(tasks: Any) -> ParsedExport:
             if isinstance(ann, Mapping) and ann.get("was_cancelled"):
                 out.n_cancelled += 1
                 continue
-            vote, probs = parse_annotation(tid, candidates, ann, k)
+            vote, probs = parse_annotation(tid, candidates, ann, k, float(offset))
             out.problems.extend(probs)
             if vote is None:
                 continue
