@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cdp import Browser
+from cdp import Browser, chromium_binary
 from labelstudio import require_label_studio, start_label_studio
 from perr.annotate import schema
 from perr.labels import DEFINITIONS, FINE, FINE_TO_COARSE
@@ -130,6 +130,7 @@ POSTS = [
 
 def test_label_studio_round_trip(tmp_path: Path) -> None:
     require_label_studio()
+    chromium_binary()  # skip early (with the reason) rather than after starting the server
     make_media(tmp_path)
     manifest = make_manifest(tmp_path)
     out = tmp_path / "ls-export"
