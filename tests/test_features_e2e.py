@@ -1,0 +1,87 @@
+"""End to end on real video: Megamind.avi → `perr build` → pair = top-2 candidates → features → store.
+
+The person features of each character must be present exactly where the build says that character is
+on screen (mask 1 ⇔ inside one of its spans), non-zero there and zero elsewhere. Then the store is
+offered to a checkpoint trained on the embedded synthetic default: its header names other extractors,
+so evaluation must refuse it with a message naming the mismatch instead of producing numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import shared_file
+from perr.manifest import load_manifest, write_manifest
+
+T = 16
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from perr.build.run import build
+
+    video = shared_file("video/opencv/Megamind.avi")
+    out = tmp_path_factory.mktemp("e2e") / "build"
+    report = build([video], out, show_progress=False)
+    assert not report.failures, [(f.video, f.problems) for f in report.failures]
+    return out / "manifest.jsonl"
+
+
+@pytest.fixture(scope="module")
+def pipeline(built: Path) -> dict:
+    from perr.features.extract import ExtractConfig, clip_filename, extract_manifest, read_clip_file
+    from perr.features.pack import pack_features
+
+    clips = load_manifest(built)
+    assert clips, "the build proposed no clip for Megamind.avi"
+    clip = clips[0]
+    assert len(clip.candidates) >= 2
+    # The pair is the top-2 candidates; the label is a placeholder so the store has a target column.
+    clip = clip.model_copy(update={"pair": tuple(clip.candidates[:2]), "split": "test", "label": "neutral"})
+    manifest = built.parent / "pair.jsonl"
+    write_manifest(manifest, [clip])
+    feats = built.parent / "features"
+    summary = extract_manifest(manifest, feats, ExtractConfig(T=T), progress=False)
+    assert not summary.failed, summary.failed
+    x, m, meta = read_clip_file(feats / "clips" / clip_filename(clip.clip_id))
+    store = built.parent / "store"
+    pack_features(feats, manifest, store)
+    return {"clip": clip, "x": x, "m": m, "meta": meta, "store": store}
+
+
+def test_person_features_exist_exactly_where_the_character_is_on_screen(pipeline: dict) -> None:
+    clip, x, m, times = pipeline["clip"], pipeline["x"], pipeline["m"], pipeline["meta"]["times"]
+    for modality, cid in zip(("person_a", "person_b"), clip.pair, strict=True):
+        char = clip.character(cid)
+        on = np.zeros(T, bool)
+        for s in char.spans:
+            on |= (times >= s.start - 1e-6) & (times <= s.end + 1e-6)
+        assert on.any() and not on.all(), f"{cid}: a shot/reverse-shot dialogue shows each character part of the time"
+        np.testing.assert_array_equal(m[modality].astype(bool), on, err_msg=f"{modality} ({cid}) mask vs build spans")
+        nonzero = np.abs(x[modality]).sum(axis=1) > 0
+        np.testing.assert_array_equal(nonzero, on, err_msg=f"{modality} ({cid}) non-zero rows vs build spans")
+    # the two characters take turns: both on screen at once is rare in this clip
+    assert (m["person_a"] & m["person_b"]).sum() <= T // 4
+
+
+def test_store_from_real_video_loads_and_a_synthetic_checkpoint_refuses_it(pipeline: dict, tmp_path: Path) -> None:
+    from perr.config import TrainConfig
+    from perr.data.synth import SynthConfig, write_synthetic
+    from perr.evaluate import evaluate
+    from perr.store import FeatureStore, StoreError
+    from perr.train import train
+
+    store = FeatureStore(pipeline["store"])
+    header = store.header
+    assert header.T == T and not header.synthetic and len(store["test"]) == 1
+    dims = header.dims
+    synth = write_synthetic(tmp_path / "synth", SynthConfig(n=60, T=T, dims=dict(dims)))
+    run = tmp_path / "run"
+    train(synth.store, TrainConfig(model="lstm", epochs=1, d_model=16, stage2_hidden=16, ff_dim=16, device="cpu"), run)
+    ckpt = next(run.rglob("*.pt"))
+    with pytest.raises(StoreError, match="extractor") as e:
+        evaluate(ckpt, pipeline["store"], split="test", device="cpu")
+    assert "synthetic-latent-projection" in str(e.value)
