@@ -342,8 +342,12 @@ def assemble_split(
     text_row = np.fromiter((row_of[u.text] for u in utts), dtype=np.int64, count=n)
     same = valid & (spk[src] == spk[:, None])
     other = valid & ~same
-    emb = vectors.astype(np.float16)[text_row[src]]  # [n, T, d]
-    features = {"speaker": emb * same[..., None], "others": emb * other[..., None]}
+    # gather from a float16 table whose last row is zeros (masked steps point there): no float16 arithmetic
+    table = np.zeros((len(vectors) + 1, vectors.shape[1]), dtype=np.float16)
+    table[:-1] = vectors
+    rows = text_row[src]
+    zero = len(vectors)
+    features = {"speaker": table[np.where(same, rows, zero)], "others": table[np.where(other, rows, zero)]}
     masks = {"speaker": same.astype(np.uint8), "others": other.astype(np.uint8)}
     index = []
     for i, u in enumerate(utts):
