@@ -139,3 +139,33 @@ def test_cut_clips_frame_accurate_and_subtitles_in_clip_time(tmp_path: Path) -> 
     before = cut.stat().st_mtime_ns
     export_tasks(manifest, out, document_root=tmp_path, cut=True)
     assert cut.stat().st_mtime_ns == before
+
+
+def test_cut_real_clip_matches_source_frames(tmp_path: Path) -> None:
+    """Cut 2.0–5.0 s of the real Megamind.avi (B-frames, times out of decode order): the cut holds
+    3 s of frames and its first frame is the source frame at 2.0 s."""
+    av = pytest.importorskip("av", reason="decoding needs PyAV (perr[video])")
+    import numpy as np
+
+    from conftest import shared_file
+
+    src = shared_file("video/opencv/Megamind.avi")
+
+    def frames(path: Path) -> list[tuple[float, np.ndarray]]:
+        with av.open(str(path)) as f:
+            return [(float(fr.time), fr.to_ndarray(format="gray").astype(float)) for fr in f.decode(video=0)]
+
+    clip = Clip(clip_id="megamind_2_5", video=str(src), start=2.0, end=5.0, candidates=["a", "b"])
+    manifest = write_manifest(tmp_path / "m.jsonl", [clip])
+    res = export_tasks(manifest, tmp_path / "ls", document_root=tmp_path, cut=True)
+    assert res.problems == []
+    source = frames(src)
+    cut = frames(tmp_path / "ls" / "clips" / "megamind_2_5.mp4")
+    fps = (len(source) - 1) / (source[-1][0] - source[0][0])
+    assert abs(len(cut) - 3.0 * fps) <= 1
+    # The source frame that best matches the cut's first frame is the one at 2.0 s (within half a frame).
+    first = cut[0][1]
+    errors = sorted((np.abs(first - img).mean(), t) for t, img in source)
+    (best_err, best_t), (next_err, _) = errors[0], errors[1]
+    assert abs(best_t - 2.0) <= 0.5 / fps and best_err < 2.0, errors[:3]
+    assert next_err > best_err + 1.0, errors[:3]  # and it is clearly the best

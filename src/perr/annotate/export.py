@@ -205,6 +205,9 @@ def cut_clip(src: Path, start: float, end: float, dest: Path) -> Path:
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             raise RuntimeError(f"ffmpeg failed on {src}: {res.stderr.strip()[-500:]}")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # readable by a Label Studio running as another user, like any new file
     return dest
 
 
