@@ -73,7 +73,7 @@ class LabelStudio:
                 self.proc.wait(timeout=10)
 
 
-def start_label_studio(run_dir: Path, document_root: Path, timeout: float = 120) -> LabelStudio:
+def start_label_studio(run_dir: Path, document_root: Path, timeout: float = 300) -> LabelStudio:
     """Start Label Studio with a preset admin and legacy token; return once GET /health says UP."""
     require_label_studio()
     port = free_port()
