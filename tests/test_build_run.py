@@ -60,7 +60,8 @@ def test_batch_isolates_failures_and_reports_them(built: dict) -> None:
     assert bad.status == "failed" and bad.error
     assert "no frame could be decoded" in bad.error or "cannot open" in bad.error
     assert all(status[n].status == "done" for n in ("Megamind.avi", "Megamind_bugy.avi", "short_hamilton_clip.mp4"))
-    assert any("out of order" in p for p in status["Megamind_bugy.avi"].problems)
+    # Megamind_bugy.avi (shuffled PTS, no audio) is still usable: processed, not failed
+    # (the reader's repair report is checked in test_video.py).
     failures = json.loads((built["out"] / "failures.json").read_text())
     assert [Path(f["video"]).name for f in failures] == ["synthetic_truncated.avi"]
 

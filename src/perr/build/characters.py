@@ -156,13 +156,13 @@ def cluster_tracks(tracks: list[Track], threshold: float = 0.5) -> list[list[Tra
     """Group tracks into identities: average-linkage agglomerative clustering on track embeddings.
 
     Two tracks in the same sampled frame are never the same person, so their distance is set to
-    infinity before clustering (a cannot-link constraint).
+    infinity before clustering (a cannot-link constraint). Tracks without an embedding (not needed
+    for any pair) stay singletons.
     """
+    singles = [[t] for t in tracks if t.embedding is None]
     tracks = [t for t in tracks if t.embedding is not None]
-    if not tracks:
-        return []
-    if len(tracks) == 1:
-        return [tracks]
+    if len(tracks) <= 1:
+        return ([tracks] if tracks else []) + singles
     from sklearn.cluster import AgglomerativeClustering
 
     x = np.stack([t.embedding for t in tracks])  # type: ignore[misc]
@@ -178,7 +178,7 @@ def cluster_tracks(tracks: list[Track], threshold: float = 0.5) -> list[list[Tra
     groups: dict[int, list[Track]] = {}
     for t, lab in zip(tracks, labels, strict=True):
         groups.setdefault(int(lab), []).append(t)
-    return list(groups.values())
+    return list(groups.values()) + singles
 
 
 @dataclass
@@ -189,7 +189,7 @@ class CharacterSummary:
     spans: list[tuple[float, float]]
     occurrences: int
     thumbnail: np.ndarray | None
-    embedding: np.ndarray
+    embedding: np.ndarray | None  # mean identity descriptor (None when its tracks were not embedded)
 
     @property
     def seconds(self) -> float:
@@ -230,7 +230,8 @@ def summarise(
             continue
         spans = _merge_spans([(t, stop(t)) for t in times], gap=0.5 * sample_step)
         crops = sorted((c for t in g for c in t.crops), key=lambda c: -c[0])
-        emb = np.mean([t.embedding for t in g if t.embedding is not None], axis=0)
+        vecs = [t.embedding for t in g if t.embedding is not None]
+        emb = np.mean(vecs, axis=0) if vecs else None
         out.append(CharacterSummary(g, spans, len(times), crops[0][1] if crops else None, emb))
     out.sort(key=lambda c: (-c.occurrences, c.spans[0][0]))
     return out
