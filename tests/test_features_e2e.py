@@ -26,7 +26,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     video = shared_file("video/opencv/Megamind.avi")
     out = tmp_path_factory.mktemp("e2e") / "build"
     report = build([video], out, show_progress=False)
-    assert not report.failures, [(f.video, f.problems) for f in report.failures]
+    assert not report.failures, [(f.video, f.error) for f in report.failures]
     return out / "manifest.jsonl"
 
 

@@ -101,6 +101,7 @@ class ClipFeatures:
     valid: np.ndarray
     seconds: dict[str, float] = field(default_factory=dict)
     duration: float = 0.0
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def extract_clip(
@@ -109,24 +110,26 @@ def extract_clip(
     """All modalities of one clip. Frames and audio are decoded once and shared; per-step timings kept."""
     ctx = ClipContext(clip, base, sampling=cfg.sampling, frame_max_side=cfg.frame_max_side)
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     feats: dict[str, np.ndarray] = {}
     masks: dict[str, np.ndarray] = {}
+
+    def timed(key: str, fn: Callable[[], Any]) -> Any:
+        s, c = time.perf_counter(), time.process_time()
+        r = fn()
+        seconds[key], cpu[key] = time.perf_counter() - s, time.process_time() - c
+        return r
+
     if any(m in cfg.modalities for m in ("person_a", "person_b", "background")):
-        s = time.perf_counter()
-        _ = ctx.frames
-        seconds["decode_video"] = time.perf_counter() - s
+        timed("decode_video", lambda: ctx.frames)
     if "audio" in cfg.modalities:
-        s = time.perf_counter()
-        _ = ctx.audio
-        seconds["decode_audio"] = time.perf_counter() - s
+        timed("decode_audio", lambda: ctx.audio)
     for m, ex in extractors.items():
-        s = time.perf_counter()
-        x, k = ex.extract(ctx)
+        x, k = timed(m, lambda ex=ex: ex.extract(ctx))
         if x.shape != (ctx.T, ex.dim) or k.shape != (ctx.T,):
             raise RuntimeError(f"extractor {ex.extractor_id} returned {x.shape}/{k.shape}, expected {(ctx.T, ex.dim)}/{(ctx.T,)}")
         feats[m], masks[m] = x, k
-        seconds[m] = time.perf_counter() - s
-    return ClipFeatures(clip.clip_id, feats, masks, ctx.times, ctx.valid, seconds, ctx.end - ctx.start)
+    return ClipFeatures(clip.clip_id, feats, masks, ctx.times, ctx.valid, seconds, ctx.end - ctx.start, cpu)
 
 
 # -- per-clip files --------------------------------------------------------------------------------
