@@ -158,3 +158,26 @@ def test_stats_on_the_built_manifest(built: dict, tmp_path: Path) -> None:
     assert pair_timing(mm).mode == "IoM=0"  # type: ignore[union-attr]
     for fig in ("fig2_statistics.png", "fig3_interaction_modes.png"):
         assert (tmp_path / fig).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_build_run_on_a_faceless_clip(tmp_path: Path) -> None:
+    """synthetic: a 6 s test pattern (no faces) and a missing file through the real CLI."""
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed")
+    clip = tmp_path / "synthetic_pattern.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=6",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip)], check=True)
+    out = tmp_path / "out"
+    args = ["build", "run", str(tmp_path / "*.mp4"), str(tmp_path / "missing.mp4"), "--out", str(out),
+            "--subtitles", "none", "--no-progress"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "1 of 2 file(s) failed" in res.output and "file not found" in res.output
+    assert (out / "manifest.jsonl").read_text() == ""
+    dropped = load_manifest(out / "dropped" / "synthetic_pattern.jsonl")
+    assert [d.notes for d in dropped] == ["0 character(s): a pair needs two"]
+    assert not (out / "subtitles").exists()
+    res = CliRunner().invoke(app, [*args, "--max-clip", "2"])
+    assert res.exit_code != 0 and "shorter than --min-clip" in res.output
