@@ -392,7 +392,8 @@ def build(
             bar.advance(overall)
     if models is not None:
         models.close()
-    manifest = collect_manifest(out, [keys[p] for p in files])
+    # Only this run's finished videos: a video that failed now keeps no stale proposals from before.
+    manifest = collect_manifest(out, [r.key for r in results if r.status != "failed"])
     write_json(out / "failures.json", [{"video": r.video, "error": r.error} for r in results if r.status == "failed"])
     return BuildReport(out, results, manifest)
 
