@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from perr.io import atomic_open, read_json, write_json
-from perr.manifest import Character, Clip, SubtitleEvent, TimeSpan, parse_manifest, write_manifest
+from perr.manifest import Clip, parse_manifest, write_manifest
 from perr.video import VideoError, VideoReader, iter_video_files
 
 STAGES = ("shots", "decode", "faces", "subtitles", "embed", "clips")
@@ -125,16 +125,6 @@ class _Timer:
         return t
 
 
-def _write_jpeg(path: Path, rgb: np.ndarray) -> None:
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:
-        raise RuntimeError(f"cannot encode thumbnail {path}")
-    with atomic_open(path, "wb", encoding=None) as fh:
-        fh.write(buf.tobytes())
-
-
 class Models:
     """Detectors/engines created once per run and shared by all videos."""
 
@@ -168,7 +158,8 @@ def process_video(
     progress: Callable[[float], None] | None = None,
 ) -> VideoResult:
     """All stages for one video; writes its outputs atomically and returns what happened."""
-    from perr.build.characters import FaceTracker, cluster_tracks, embed_tracks, summarise
+    from perr.build.characters import FaceTracker, embed_tracks
+    from perr.build.proposals import ProposalRules, make_proposals
     from perr.build.segments import ShotLooks, clip_windows, segment_shots
     from perr.build.shots import detect_shots
     from perr.build.subtitles import (
@@ -253,61 +244,14 @@ def process_video(
                     needed.update((id(t), t) for t in inside)
         embed_tracks(list(needed.values()))
         t0 = timer.add("embed", t0)
-        # 6. characters per segment → proposals
-        clips: list[Clip] = []
-        dropped: list[Clip] = []
-        embeddings: dict[str, np.ndarray] = {}
-        step = 1.0 / cfg.fps
-        rel_video = os.path.relpath(path.resolve(), out.resolve())
-        for seg, windows, rejects in plan:
-            seg_tracks = [t for t in tracks if seg.shots[0].index <= t.shot <= seg.shots[-1].index]
-            groups = cluster_tracks(seg_tracks, cfg.cluster_threshold)
-            for w in windows:
-                chars = [c for c in summarise(groups, w.start, w.end, step, starts[1:]) if c.occurrences >= cfg.min_occurrences]
-                n = len(chars)
-                cid = f"{key}_{len(clips) + len(dropped):03d}"
-                reason = None
-                if n < 2:
-                    reason = f"{n} character(s): a pair needs two"
-                elif n > cfg.max_characters:
-                    reason = f"{n} characters (more than {cfg.max_characters})"
-                characters = []
-                for k, c in enumerate(chars, start=1):
-                    if reason is None and c.embedding is not None:
-                        embeddings[f"{cid}/c{k}"] = c.embedding.astype(np.float32)
-                    thumb = None
-                    if reason is None and k <= cfg.n_candidates and c.thumbnail is not None:
-                        rel = Path("thumbnails") / cid / f"c{k}.jpg"
-                        _write_jpeg(out / rel, c.thumbnail)
-                        thumb = rel.as_posix()
-                    characters.append(Character(
-                        id=f"c{k}",
-                        spans=[TimeSpan(start=round(a, 3), end=round(b, 3)) for a, b in c.spans],
-                        occurrences=c.occurrences,
-                        thumbnail=thumb,
-                    ))
-                clip = Clip(
-                    clip_id=cid,
-                    video=rel_video,
-                    start=round(w.start, 3),
-                    end=round(w.end, 3),
-                    shots=[TimeSpan(start=round(s.start, 3), end=round(s.end, 3)) for s in w.shots],
-                    characters=characters,
-                    candidates=[c.id for c in characters[: cfg.n_candidates]] if reason is None else [],
-                    subtitles=[
-                        SubtitleEvent(start=round(max(c.start, w.start), 3), end=round(min(c.end, w.end), 3), text=c.text)
-                        for c in cues if c.end > w.start and c.start < w.end and c.text.strip()
-                    ],
-                    status="proposal" if reason is None else "discarded",
-                    notes=reason,
-                    extra={"segment": seg.index, "subtitle_source": subs_source},
-                )
-                (clips if reason is None else dropped).append(clip)
-            for a, b, why in rejects:
-                dropped.append(Clip(
-                    clip_id=f"{key}_{len(clips) + len(dropped):03d}", video=rel_video, start=round(a, 3),
-                    end=round(max(b, a + 1e-3), 3), status="discarded", notes=why, extra={"segment": seg.index},
-                ))
+        # 6. characters per segment → proposals (and dropped windows, with the reason)
+        clips, dropped, embeddings = make_proposals(
+            key=key, video=os.path.relpath(path.resolve(), out.resolve()), plan=plan, tracks=tracks, cues=cues,
+            cuts=starts[1:], sample_step=1.0 / cfg.fps, out=out, rules=ProposalRules(
+                cluster_threshold=cfg.cluster_threshold, min_occurrences=cfg.min_occurrences,
+                max_characters=cfg.max_characters, n_candidates=cfg.n_candidates),
+            extra={"subtitle_source": subs_source},
+        )
         timer.add("clips", t0)
         res.problems = list(dict.fromkeys(reader.problems))
     res.clips, res.dropped = len(clips), len(dropped)
