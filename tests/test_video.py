@@ -212,3 +212,18 @@ def test_iter_video_files_expands_folders_and_globs(tmp_path: Path) -> None:
     got = iter_video_files([tmp_path, str(tmp_path / "*.mp4"), tmp_path / "missing.mp4"])
     names = [p.name for p in got]
     assert names == ["a.mp4", "b.MKV", "c.avi", "missing.mp4"]
+
+
+def test_frames_at_far_apart_times_seek_and_match_sequential_decoding() -> None:
+    """testvideo.mp4 (24 s): times 14 s apart are reached by seeking; the frames are the ones a
+    full sequential decode shows at those times."""
+    p = shared_file("video/pyscenedetect/testvideo.mp4")
+    want = [22.9, 0.5, 15.02, 15.5]
+    with VideoReader(p) as r:
+        got = r.frames_at(want, max_side=320)
+        every = [(f.time, f.image) for f in r.frames(max_side=320)]
+    times = np.array([t for t, _ in every])
+    for t, f in zip(want, got, strict=True):
+        k = int(np.flatnonzero(times <= t + 1e-6)[-1])
+        assert f.time == pytest.approx(times[k], abs=1e-6)
+        assert np.abs(f.image.astype(int) - every[k][1].astype(int)).mean() < 1.0

@@ -73,7 +73,11 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame: presentation index (0-based), time in seconds, RGB uint8 image (H×W×3)."""
+    """One decoded frame: index, time in seconds (PTS), RGB uint8 image (H×W×3).
+
+    ``index`` counts the frames decoded by this call from where decoding started — the absolute
+    frame number only when decoding starts at the beginning of the file. Use ``time`` for timing.
+    """
 
     index: int
     time: float
@@ -405,36 +409,41 @@ class VideoReader:
         times: Sequence[float] | np.ndarray,
         size: tuple[int, int] | None = None,
         max_side: int | None = None,
+        seek_gap: float = 10.0,
     ) -> list[Frame]:
         """The frame on screen at each requested time (last frame with time ≤ t), in request order.
 
-        Times before the first frame give the first frame; after the last, the last frame.
+        Times before the first frame give the first frame; after the last, the last frame. Requested
+        times more than `seek_gap` seconds apart are reached by seeking instead of decoding the gap.
         """
         if len(times) == 0:
             return []
         out = self.output_size(size, max_side)
-        order = np.argsort(np.asarray(times, dtype=np.float64), kind="stable")
-        ts = np.asarray(times, dtype=np.float64)[order]
+        req = np.asarray(times, dtype=np.float64)
+        order = np.argsort(req, kind="stable")
+        ts = req[order]
         result: list[Frame | None] = [None] * len(ts)
-        i = 0
-        prev: _Raw | None = None
-        t_first, t_last = float(ts[0]), float(ts[-1])
+        # groups of nearby times, each decoded from a seek just before its first time
+        breaks = np.flatnonzero(np.diff(ts) > seek_gap) + 1
+        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(ts)], strict=True):
+            group = ts[lo:hi]
+            t_first, t_last = float(group[0]), float(group[-1])
 
-        def keep(t: float) -> bool:  # OpenCV backend: retrieve everything near the span
-            return t_first - 1.0 <= t <= t_last + 1.0
+            def keep(t: float, a: float = t_first, b: float = t_last) -> bool:  # OpenCV: retrieve near the span
+                return a - 1.0 <= t <= b + 1.0
 
-        start = max(0.0, t_first - 1.0)
-        for raw in self._raw(start, None, keep):
-            while i < len(ts) and raw.time > ts[i] + 1e-6:
-                pick = prev if prev is not None else raw
-                result[order[i]] = Frame(pick.index, pick.time, self._to_rgb(pick, out))
+            i, prev = 0, None
+            for raw in self._raw(max(0.0, t_first - 1.0), None, keep):
+                while i < len(group) and raw.time > group[i] + 1e-6:
+                    pick = prev if prev is not None else raw
+                    result[order[lo + i]] = Frame(pick.index, pick.time, self._to_rgb(pick, out))
+                    i += 1
+                if i >= len(group):
+                    break
+                prev = raw
+            while i < len(group) and prev is not None:
+                result[order[lo + i]] = Frame(prev.index, prev.time, self._to_rgb(prev, out))
                 i += 1
-            if i >= len(ts):
-                break
-            prev = raw
-        while i < len(ts) and prev is not None:
-            result[order[i]] = Frame(prev.index, prev.time, self._to_rgb(prev, out))
-            i += 1
         return [f for f in result if f is not None]
 
     # -- audio -----------------------------------------------------------------------------------
