@@ -135,6 +135,14 @@ def test_broken_files_raise_video_error_naming_the_file(fixtures: dict[str, Path
     assert str(fixtures[name]) in str(e.value)
 
 
+@needs_ffmpeg
+def test_audio_only_file_has_no_video_stream(tmp_path: Path) -> None:
+    tone = tmp_path / "synthetic_tone.m4a"
+    _ffmpeg("-f", "lavfi", "-i", "sine=f=300:d=1", str(tone))
+    with pytest.raises(VideoError, match="no video stream"):
+        VideoReader(tone)
+
+
 def test_missing_file() -> None:
     with pytest.raises(VideoError, match="file not found"):
         VideoReader("/nonexistent/perr-video.mp4")

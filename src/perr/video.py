@@ -143,17 +143,24 @@ class VideoReader:
         if backend not in ("auto", "pyav", "opencv"):
             raise ValueError(f"unknown video backend {backend!r}; choose auto, pyav or opencv")
         self.backend = "opencv" if backend == "opencv" else "pyav"
+        first_error: VideoError | None = None
         if self.backend == "pyav":
             try:
                 self._container = _open_av(self.path)
                 if threads:
                     self._container.streams.video[0].thread_type = "AUTO"
-            except VideoError:
-                if backend != "auto" or not self.path.exists():
+            except VideoError as e:
+                if backend != "auto" or not self.path.exists() or e.reason == "no video stream":
                     raise
+                first_error = e
                 self.backend = "opencv"
         if self.backend == "opencv":
-            self._cap = self._open_cv()
+            try:
+                self._cap = self._open_cv()
+            except VideoError as e:
+                if first_error is not None:  # the PyAV reason says more; note that OpenCV failed too
+                    raise VideoError(self.path, f"{first_error.reason} (OpenCV cannot open it either)") from e
+                raise
         self.info = self._probe()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -179,7 +186,7 @@ class VideoReader:
             raise VideoError(self.path, "file not found")
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
-            raise VideoError(self.path, "cannot open with PyAV or OpenCV; the file may be truncated or not a video")
+            raise VideoError(self.path, "OpenCV cannot open it; the file may be truncated or not a video")
         return cap
 
     def _probe(self) -> VideoInfo:
