@@ -1,8 +1,9 @@
 """A real labelling round through a real Label Studio server (label-studio 1.23.2, SDK 2.1.2).
 
 `perr annotate export` → Label Studio project (our config, local-files storage, tasks with the OCR
-prediction) → three annotators post annotations through the API (agreements, disagreements, a tie,
-a discard, a discard tie, one malformed annotation, one skipped task) → Label Studio JSON export →
+prediction) → annotator A labels one clip and discards another by clicking in headless Chromium,
+after checking what the form shows; then three annotators post the rest through the API (agreements,
+disagreements, a tie, a discard, a discard tie, one malformed annotation, one skipped task) → JSON export →
 `perr annotate import` and `perr annotate agreement` through the real `perr` entry point. Expected
 figures are worked out by hand below from the posted labels. The clips are synthetic (ffmpeg testsrc).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,9 +76,36 @@ def ann(label: str | None = None, pair: str | None = None, subs: list[str] | Non
     return res
 
 
-def render_task(ls, profile: Path, project: int, task: int) -> dict:
-    """Log in as the admin annotator in headless Chromium, open a task and read the rendered form."""
+SUBMIT = "Array.from(document.querySelectorAll('button')).find(b => b.innerText.trim() === 'Submit')"
+WARNINGS = "Array.from(document.querySelectorAll('.ant-modal')).map(m => m.innerText).join(' | ')"
+
+
+def _annotations(ls, task: int) -> list[dict]:
+    return json.loads(ls.get(f"/api/tasks/{task}/annotations/"))
+
+
+def label_in_browser(ls, profile: Path, project: int, tasks: dict[str, int]) -> dict:
+    """Be annotator A in headless Chromium: log in, read the form Label Studio renders for clip k3,
+    try to submit it empty, then label k3 (pair a+b, mild) and discard k6 (with a reason) by clicking."""
     browser = Browser(profile)
+    seen: dict = {}
+
+    def open_task(task: int) -> None:
+        browser.goto(f"{ls.url}/projects/{project}/data?task={task}")
+        # Ready when the candidate faces have loaded, the OCR prelabel is shown and Submit is there.
+        browser.wait_for(
+            "Array.from(document.images).filter(i => i.src.includes('synthetic_face') && i.naturalWidth > 0)"
+            f".length === 3 && document.querySelectorAll('[data-testid=htx-textbox-content]').length > 0 && !!{SUBMIT}",
+            timeout=120,
+        )
+
+    def submit_and_wait(task: int) -> list[dict]:
+        browser.js(f"{SUBMIT}.click(); true")
+        deadline = time.monotonic() + 60
+        while not (anns := _annotations(ls, task)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return anns
+
     try:
         browser.goto(ls.url + "/user/login/")
         browser.wait_for("document.querySelector('input[name=password]') !== null")
@@ -86,20 +115,32 @@ def render_task(ls, profile: Path, project: int, task: int) -> dict:
             "document.querySelector('form').submit(); true"
         )
         browser.wait_for("!location.pathname.startsWith('/user/login')")
-        browser.goto(f"{ls.url}/projects/{project}/data?task={task}")
-        # Ready when the candidate faces have loaded and the OCR prelabel is in the subtitle box.
-        browser.wait_for(
-            "Array.from(document.images).filter(i => i.src.includes('synthetic_face') && i.naturalWidth > 0)"
-            ".length === 3 && document.querySelectorAll('[data-testid=htx-textbox-content]').length > 0",
-            timeout=90,
-        )
-        return browser.js("""({
+
+        open_task(tasks["k3"])
+        seen["page"] = browser.js("""({
             images: Array.from(document.images).map(i => [i.src, i.naturalWidth]),
             subtitle_lines: Array.from(document.querySelectorAll('[data-testid=htx-textbox-content]'))
                 .map(e => e.innerText.trim()),
             videos: Array.from(document.querySelectorAll('video')).map(v => v.currentSrc || v.src),
             text: document.body.innerText,
         })""")
+        # An empty form is refused with our message, and nothing is saved.
+        browser.js(f"{SUBMIT}.click(); true")
+        seen["empty_warning"] = browser.wait_for(WARNINGS, timeout=30)
+        time.sleep(1)
+        seen["empty_saved"] = len(_annotations(ls, tasks["k3"]))
+        browser.js("Array.from(document.querySelectorAll('.ant-modal button')).forEach(b => b.click()); true")
+        # Pick characters a and b and the class "mild" (choice inputs are named by their value).
+        browser.js("['a', 'b', 'mild'].forEach(n => document.querySelector(`input[name='${n}']`).click()); true")
+        seen["k3"] = submit_and_wait(tasks["k3"])
+
+        open_task(tasks["k6"])
+        browser.js("document.querySelector('input[name=discard]').click(); true")
+        browser.wait_for("!!document.querySelector('[placeholder^=\"why is this clip\"]')")
+        browser.js("document.querySelector('[placeholder^=\"why is this clip\"]').focus(); true")
+        browser.call("Input.insertText", browser.session, text="no salient pair")
+        seen["k6"] = submit_and_wait(tasks["k6"])
+        return seen
     finally:
         browser.close()
 
@@ -111,14 +152,14 @@ POSTS = [
     ("k2", B, ann("hostile", "ab", ["[1.50-2.50] B's version"])),  # first, but disagrees with the majority
     ("k2", A, ann("tense", "ab", ["[1.50-2.50] A's version", "[2.60-3.00] added by A"])),
     ("k2", C, ann("tense", "ab", ["[1.50-2.50] C's version"])),
-    ("k3", A, ann("mild", "ab")),
+    # ("k3", A): mild, pair a+b — clicked in the browser (label_in_browser)
     ("k3", B, ann("intimate", "ab")),
     ("k4", A, ann("neutral", "ab")),
     ("k4", B, ann("neutral", "ab")),
     ("k4", C, ann("neutral", "ac")),
     ("k5", A, ann("mild", "bc")),
     ("k5", B, ann("tense", "bc")),
-    ("k6", A, ann(discard="no salient pair")),
+    # ("k6", A): discard, "no salient pair" — clicked in the browser
     ("k6", B, ann(discard="three people argue")),
     ("k7", A, ann("intimate", "ab")),
     ("k7", B, ann(discard="not an interaction")),
@@ -152,7 +193,7 @@ def test_label_studio_round_trip(tmp_path: Path) -> None:
         # Media are served by Label Studio from the local-files storage, byte for byte.
         video = ls.get("/data/local-files/?d=media/synthetic_episode.mp4")
         thumb = ls.get("/data/local-files/?d=media/synthetic_face2.jpg")
-        page = render_task(ls, tmp_path / "chromium", setup["project"], setup["tasks"]["k3"])
+        ui = label_in_browser(ls, tmp_path / "chromium", setup["project"], setup["tasks"])
         done = ls.drive("annotate", "--project", setup["project"], "--plan", tmp_path / "plan.json",
                         "--export", export, "--users", users)
     finally:
@@ -173,6 +214,7 @@ def test_label_studio_round_trip(tmp_path: Path) -> None:
     # What an annotator sees in the browser for clip k3 (rendered by Label Studio's own frontend):
     # the three candidate faces loaded through local files, the OCR line pre-filled in the subtitle box,
     # the five classes with their definitions, the discard choice and the clip's interval.
+    page = ui["page"]
     faces = sorted((src.rsplit("=", 1)[-1], width) for src, width in page["images"] if "synthetic_face" in src)
     assert faces == [(f"media/synthetic_face{i}.jpg", 48) for i in range(3)]
     assert "[2.50-3.50] ocr line 3" in page["subtitle_lines"]
@@ -180,6 +222,17 @@ def test_label_studio_round_trip(tmp_path: Path) -> None:
         assert f"{c} ({FINE_TO_COARSE[c]}): {DEFINITIONS[c]}" in page["text"]
     assert "discard" in page["text"] and "watch 2.00 s – 4.00 s" in page["text"]
     assert page["videos"] and "synthetic_episode.mp4" in page["videos"][0]
+    # Submitting the empty form is refused (pair and label are required unless discarded).
+    assert "Pick the two interacting characters" in ui["empty_warning"] and ui["empty_saved"] == 0
+    # What the clicks saved: the pair, the class, the untouched OCR prelabel; a discard needs only its reason.
+    (k3,) = ui["k3"]
+    assert {r["from_name"]: r["value"] for r in k3["result"]} == {
+        schema.PAIR: {"choices": ["a", "b"]}, schema.LABEL: {"choices": ["mild"]},
+        schema.SUBTITLES: {"text": ["[2.50-3.50] ocr line 3"]}}
+    (k6,) = ui["k6"]
+    assert {r["from_name"]: r["value"] for r in k6["result"]} == {
+        schema.DISCARD: {"choices": [schema.DISCARD_VALUE]}, schema.DISCARD_REASON: {"text": ["no salient pair"]},
+        schema.SUBTITLES: {"text": ["[5.50-6.50] ocr line 6"]}}
 
     # ---- import: adjudication through the real CLI
     final_path = tmp_path / "final.jsonl"

@@ -4,8 +4,9 @@ One task per clip: the clip video (either the episode with the clip's interval s
 a media fragment, or with `cut=True` the clip itself cut to its own file, which is what an annotator
 should get for long episodes), the OCR subtitles pre-filled as an editable prediction, the top-3 candidate faces as picture choices
 (pick exactly two), the five fine classes with the Table 1 definitions as hints (coarse is derived,
-never asked) and a discard choice with a reason. Label Studio itself cannot require "exactly two"
-choices; `perr annotate import` enforces it and reports violations.
+never asked) and a discard choice with a reason. Pair, label and reason are required only while
+visible (Label Studio skips hidden controls), so a discard needs just its reason. Label Studio cannot
+require "exactly two" choices; `perr annotate import` enforces it and reports violations.
 """
 
 from __future__ import annotations
@@ -67,13 +68,16 @@ def labeling_config() -> str:
     <Choice value="{schema.DISCARD_VALUE}" hint="No salient interacting pair, a complicated interaction, or a broken clip"/>
   </Choices>
   <View visibleWhen="choice-selected" whenTagName="{schema.DISCARD}" whenChoiceValue="{schema.DISCARD_VALUE}">
-    <TextArea name="{schema.DISCARD_REASON}" toName="{v}" rows="1" maxSubmissions="1" placeholder="why is this clip discarded?"/>
+    <TextArea name="{schema.DISCARD_REASON}" toName="{v}" rows="1" maxSubmissions="1" required="true"
+      requiredMessage="Say why the clip is discarded" placeholder="why is this clip discarded?"/>
   </View>
   <View visibleWhen="choice-unselected" whenTagName="{schema.DISCARD}" whenChoiceValue="{schema.DISCARD_VALUE}">
     <Header value="2. Pick exactly TWO main interacting characters among the candidate faces"/>
-    <Choices name="{schema.PAIR}" toName="{v}" choice="multiple" showInline="true" value="$pair_options"/>
+    <Choices name="{schema.PAIR}" toName="{v}" choice="multiple" showInline="true" value="$pair_options"
+      required="true" requiredMessage="Pick the two interacting characters (or discard the clip)"/>
     <Header value="3. Choose the emotional relationship between the two (paper Table 1)"/>
-    <Choices name="{schema.LABEL}" toName="{v}" choice="single-radio" showInline="true">
+    <Choices name="{schema.LABEL}" toName="{v}" choice="single-radio" showInline="true" required="true"
+      requiredMessage="Choose the relationship (or discard the clip)">
 {label_choices}
     </Choices>
     <View>
