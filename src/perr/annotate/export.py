@@ -115,7 +115,11 @@ def media_url(
 
 
 def _time_fragment(clip: Clip) -> str:
-    """W3C media fragment so the browser's player opens at the clip, not the episode start."""
+    """The clip interval as a W3C media fragment on the episode URL.
+
+    It documents the interval in the task; Label Studio 1.23's player does not seek to it (checked in a
+    browser), which is why the info line repeats the interval and `cut=True` exists.
+    """
     if clip.end is None and clip.start == 0:
         return ""
     end = "" if clip.end is None else f",{clip.end:.3f}"
@@ -134,7 +138,10 @@ def clip_task(
     With `cut_video` (the clip cut to its own file) the player shows just the clip and subtitle times
     are written relative to the clip start; `data.time_offset` lets import put them back in episode time.
     """
-    url = lambda p: media_url(p, base, document_root, url_prefix)  # noqa: E731
+
+    def url(path: str) -> str:
+        return media_url(path, base, document_root, url_prefix)
+
     span = f"{clip.start:.2f} s – {clip.end:.2f} s" if clip.end is not None else f"from {clip.start:.2f} s"
     where = " · ".join(x for x in (clip.drama, clip.episode) if x)
     offset = clip.start if cut_video is not None else 0.0
