@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, type=Path, help="JSON file to write")
     ap.add_argument("--fps", type=float, default=3.0, help="sampled frames per second (build default 3)")
     ap.add_argument("--repeat", type=int, default=1, help="timed passes over the clips (best pass is reported)")
+    ap.add_argument("--subtitles", default="ocr", choices=["ocr", "auto", "none"],
+                    help="ocr (default): OCR every clip, even audrey_hardsub.mp4 whose .srt sits beside it "
+                         "(the worst case); auto: what `perr build run` does (sidecar/embedded first)")
     args = ap.parse_args(argv)
 
     import av
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"no real clips under {DATA}", file=sys.stderr)
         return 2
-    cfg = BuildConfig(fps=args.fps)
+    cfg = BuildConfig(fps=args.fps, subtitles=args.subtitles)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     models = Models(cfg)
@@ -127,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         "per_video": best,
         "model_load_seconds": t_load,
         "config": {"fps": cfg.fps, "max_side": cfg.max_side, "face_detector": cfg.face_detector,
-                   "embeddings_per_track": cfg.embeddings_per_track, "ocr_engine": cfg.ocr_engine},
+                   "embeddings_per_track": cfg.embeddings_per_track, "ocr_engine": cfg.ocr_engine,
+                   "subtitles": cfg.subtitles, "reference_frames_only": cfg.reference_frames_only},
         "setup": {**_cpu(), "versions": _versions(), "platform": platform.platform(),
                   "loadavg_before": load_before, "loadavg_after": load_after,
                   "note": "shared 2-core machine with other agents running: load average above is what "

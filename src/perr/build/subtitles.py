@@ -2,9 +2,9 @@
 
 OCR (paper: CTPN + CRNN; here the packaged PP-OCR detector + recogniser of ``rapidocr``, Chinese and
 English) is the expensive path, so it runs only when the subtitle band changes: each sampled frame's
-band is reduced to a coarse mask of subtitle-coloured pixels (bright, unsaturated — the white text
-with dark outline that burned-in subtitles use), and OCR runs only when that mask appears, disappears
-or changes shape. Adjacent OCR results that are the same line (normalised Levenshtein similarity,
+band is reduced to a coarse mask of subtitle-like pixels (bright, unsaturated, next to a dark outline
+— the white text with black edge that burned-in subtitles use), and OCR runs only when that mask
+appears, disappears or changes shape. Adjacent OCR results that are the same line (normalised Levenshtein similarity,
 rapidfuzz) are merged into one event; event edges are placed half-way between the two samples that
 bracket a change, so the timing error is at most half a sampling step.
 """
@@ -283,8 +283,9 @@ class BandConfig:
     ocr_width: int = 960  # the band is resized (up or down) to this width before OCR, then padded
     min_value: int = 200  # "subtitle-coloured": HSV value ≥ this …
     max_saturation: int = 70  # … and saturation ≤ this (white/grey text)
+    max_outline_value: int = 70  # … next to a pixel at most this bright (the text's outline/shadow)
     grid: tuple[int, int] = (48, 8)  # coarse mask size (w, h) used to detect changes
-    min_text_fraction: float = 0.004  # below this share of band pixels the band is empty
+    min_text_fraction: float = 0.003  # below this share of band pixels the band is empty
     change: float = 0.25  # Jaccard distance between coarse masks that counts as a new subtitle
     merge_similarity: float = 0.8  # adjacent OCR texts at least this similar are one event
     min_duration: float = 0.2  # events shorter than this are dropped (flicker)
@@ -312,7 +313,12 @@ class SubtitleSampler:
 
         small = cv2.resize(band, (band.shape[1] // 2, band.shape[0] // 2), interpolation=cv2.INTER_AREA)
         hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
-        m = ((hsv[..., 2] >= self.cfg.min_value) & (hsv[..., 1] <= self.cfg.max_saturation)).astype(np.float32)
+        bright = (hsv[..., 2] >= self.cfg.min_value) & (hsv[..., 1] <= self.cfg.max_saturation)
+        # Subtitle strokes are bright *and* edged by their dark outline/shadow; lamps, sky and white
+        # shirts are bright inside. Keep bright pixels with a dark pixel within a couple of pixels.
+        dark = (hsv[..., 2] <= self.cfg.max_outline_value).astype(np.uint8)
+        near_dark = cv2.dilate(dark, np.ones((5, 5), np.uint8)) > 0
+        m = (bright & near_dark).astype(np.float32)
         frac = float(m.mean())
         coarse = cv2.resize(m, self.cfg.grid, interpolation=cv2.INTER_AREA) > 0.02
         return coarse, frac
