@@ -44,7 +44,7 @@ def pipeline(built: Path) -> dict:
     manifest = built.parent / "pair.jsonl"
     write_manifest(manifest, [clip])
     feats = built.parent / "features"
-    summary = extract_manifest(manifest, feats, ExtractConfig(T=T), progress=False)
+    summary = extract_manifest(manifest, feats, ExtractConfig(T=T), progress=False, threads=1)
     assert not summary.failed, summary.failed
     x, m, meta = read_clip_file(feats / "clips" / clip_filename(clip.clip_id))
     store = built.parent / "store"

@@ -63,7 +63,7 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def local_run(manifest: Path) -> tuple[Path, object]:
     out = manifest.parent / "local"
-    return out, extract_manifest(manifest, out, CFG, progress=False)
+    return out, extract_manifest(manifest, out, CFG, progress=False, threads=1)
 
 
 def test_failures_are_isolated_and_reported(local_run: tuple[Path, object]) -> None:
@@ -105,35 +105,48 @@ def test_each_modality_has_evidence_exactly_where_it_exists(local_run: tuple[Pat
 def test_rerun_skips_finished_clips_and_refuses_another_config(manifest: Path, local_run: tuple[Path, object]) -> None:
     out, _ = local_run
     before = (out / "clips" / "mm_a.npz").stat().st_mtime_ns
-    again = extract_manifest(manifest, out, CFG, progress=False)
+    again = extract_manifest(manifest, out, CFG, progress=False, threads=1)
     assert sorted(again.skipped) == ["bugy", "mm_a", "mm_b"] and not again.done
     assert set(again.failed) == {"missing", "broken"}  # failures are retried, and fail again
     assert (out / "clips" / "mm_a.npz").stat().st_mtime_ns == before
     with pytest.raises(ConfigMismatch, match="different configuration"):
-        extract_manifest(manifest, out, ExtractConfig(T=T + 1), progress=False)
+        extract_manifest(manifest, out, ExtractConfig(T=T + 1), progress=False, threads=1)
 
 
-def test_killed_cli_run_resumes_without_losing_work(manifest: Path, local_run: tuple[Path, object], tmp_path: Path) -> None:
+def test_killed_cli_run_resumes_without_losing_work(tmp_path: Path) -> None:
+    """SIGKILL a CLI run after its first clip file appears, resume it, and get the arrays of an
+    uninterrupted run. A light configuration (background + text) keeps the extra process cheap."""
+    video = shared_file("video/opencv/Megamind.avi")
+    clips = [Clip(clip_id=f"seg{i}", video=str(video), start=i * 1.5, end=i * 1.5 + 3.0,
+                  subtitles=[SubtitleEvent(start=i * 1.5 + 1.0, end=i * 1.5 + 2.0, text=f"line {i}")])
+             for i in range(6)]
+    manifest = tmp_path / "segments.jsonl"
+    write_manifest(manifest, clips)
+    light = ExtractConfig(T=4, modalities=("background", "text"))
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "perr", "features", "extract", str(manifest), "--out", str(out), "-T", str(T)]
+    cmd = [sys.executable, "-m", "perr", "features", "extract", str(manifest), "--out", str(out), "-T", "4",
+           "--modalities", "background,text", "--threads", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline and not list((out / "clips").glob("*.npz")) and proc.poll() is None:
-            time.sleep(0.2)
+            time.sleep(0.05)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     first = {p.name for p in (out / "clips").glob("*.npz")}
     assert first, "the CLI run wrote no clip before it was killed"
-    resumed = extract_manifest(manifest, out, CFG, progress=False)
+    resumed = extract_manifest(manifest, out, light, progress=False, threads=1)
     assert {clip_filename(c) for c in resumed.skipped} == first
-    assert len(resumed.skipped) + len(resumed.done) == 3
-    ref_dir = local_run[0]
-    for name in ("mm_a.npz", "mm_b.npz", "bugy.npz"):  # the same arrays as an uninterrupted run
+    assert resumed.done, "the kill came after the last clip: nothing was left to resume"
+    assert len(resumed.skipped) + len(resumed.done) == 6 and not resumed.failed
+    ref = extract_manifest(manifest, tmp_path / "uninterrupted", light, progress=False, threads=1)
+    assert len(ref.done) == 6
+    for c in clips:  # the same arrays as an uninterrupted run
+        name = clip_filename(c.clip_id)
         x, m, _ = read_clip_file(out / "clips" / name)
-        rx, rm, _ = read_clip_file(ref_dir / "clips" / name)
+        rx, rm, _ = read_clip_file(tmp_path / "uninterrupted" / "clips" / name)
         for k in rx:
             np.testing.assert_array_equal(m[k], rm[k], err_msg=f"{name}:{k}")
             np.testing.assert_allclose(x[k], rx[k], atol=2e-3, err_msg=f"{name}:{k}")
@@ -164,7 +177,7 @@ def test_pack_builds_the_store_with_the_extractors_in_its_header(manifest: Path,
 def test_ray_backend_gives_the_local_features(manifest: Path, local_run: tuple[Path, object], tmp_path: Path) -> None:
     pytest.importorskip("ray")
     out = tmp_path / "ray"
-    summary = extract_manifest(manifest, out, CFG, backend="ray", num_cpus=2, progress=False)
+    summary = extract_manifest(manifest, out, CFG, backend="ray", num_cpus=2, progress=False, threads=1)
     assert sorted(summary.done) == ["bugy", "mm_a", "mm_b"] and set(summary.failed) == {"missing", "broken"}
     assert (out / "ray").is_dir()  # Ray's temp files stay in the run folder
     ref_dir = local_run[0]

@@ -50,11 +50,8 @@ def extract_cmd(
         audio_backend=audio_backend,
         frame_max_side=frame_max_side,
     )
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-    summary = extract_manifest(manifest, out, cfg, backend=backend.value, address=address, num_cpus=num_cpus)
+    summary = extract_manifest(manifest, out, cfg, backend=backend.value, address=address, num_cpus=num_cpus,
+                               threads=threads)
     typer.echo(str(summary))
     if summary.failed:
         raise typer.Exit(1)
