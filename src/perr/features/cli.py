@@ -39,19 +39,24 @@ def extract_cmd(
 ) -> None:
     """Extract person_a, person_b, background, audio and text features for every clip of MANIFEST."""
     from perr.features.extract import ExtractConfig, extract_manifest
+    from perr.manifest import ManifestError
 
-    cfg = ExtractConfig(
-        T=T,
-        scheme=scheme.value,
-        fps=fps,
-        modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()),
-        face_detector=face_detector,
-        pose=pose,
-        audio_backend=audio_backend,
-        frame_max_side=frame_max_side,
-    )
-    summary = extract_manifest(manifest, out, cfg, backend=backend.value, address=address, num_cpus=num_cpus,
-                               threads=threads)
+    try:
+        cfg = ExtractConfig(
+            T=T,
+            scheme=scheme.value,
+            fps=fps,
+            modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()),
+            face_detector=face_detector,
+            pose=pose,
+            audio_backend=audio_backend,
+            frame_max_side=frame_max_side,
+        )
+        summary = extract_manifest(manifest, out, cfg, backend=backend.value, address=address, num_cpus=num_cpus,
+                                   threads=threads)
+    except (ManifestError, ValueError) as e:  # bad manifest, bad option, another config in OUT
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(str(summary))
     if summary.failed:
         raise typer.Exit(1)
@@ -66,6 +71,11 @@ def pack_cmd(
     dataset: str = typer.Option("", help="dataset name for the store header (default: manifest file name)"),
 ) -> None:
     """Pack per-clip features into the store `perr train` reads, one folder per manifest split."""
-    from perr.features.pack import pack_features
+    from perr.features.pack import PackError, pack_features
+    from perr.manifest import ManifestError
 
-    typer.echo(str(pack_features(features_dir, manifest, out, default_split=default_split, dataset=dataset)))
+    try:
+        typer.echo(str(pack_features(features_dir, manifest, out, default_split=default_split, dataset=dataset)))
+    except (ManifestError, PackError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None

@@ -54,6 +54,9 @@ class ExtractConfig:
     background_size: int = 224
     frame_max_side: int | None = 640
 
+    def __post_init__(self) -> None:
+        _ = self.sampling  # bad T / scheme / fps fail here, before any clip is touched
+
     @property
     def sampling(self) -> Sampling:
         return Sampling(T=self.T, scheme=self.scheme, fps=self.fps)
@@ -77,6 +80,14 @@ def build_extractors(cfg: ExtractConfig) -> dict[str, Extractor]:
     unknown = [m for m in cfg.modalities if m not in MODALITIES]
     if unknown:
         raise ValueError(f"unknown modality {unknown}; choose from {', '.join(MODALITIES)}")
+    if not cfg.modalities:
+        raise ValueError("no modality selected")
+    from perr.build.faces import FACE_DETECTORS
+
+    if cfg.face_detector not in FACE_DETECTORS:
+        raise ValueError(f"unknown face detector {cfg.face_detector!r}; choose one of: {', '.join(FACE_DETECTORS)}")
+    if cfg.audio_backend not in audio.AUDIO_BACKENDS:
+        raise ValueError(f"unknown audio backend {cfg.audio_backend!r}; choose one of: {', '.join(audio.AUDIO_BACKENDS)}")
     pipeline = person.PersonPipeline(detector=cfg.face_detector, pose=cfg.pose)
     factories: dict[str, Callable[[], Extractor]] = {
         "person_a": lambda: EXTRACTORS.get("person")(role=0, pipeline=pipeline),
