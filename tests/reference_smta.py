@@ -163,10 +163,10 @@ def to_reference_names(fast: FusionModel, tensors: dict[str, Tensor]) -> dict[st
             out[attn_prefix + name.removeprefix("attn.")] = v
         elif name.startswith("lstm2.lstms."):
             out["lstm2." + name.removeprefix("lstm2.lstms.")] = v
-        elif name == "aux_weight_":
+        elif name == "aux_head_weight":
             for i in range(m):
                 out[f"aux.{i}.weight"] = v[i]
-        elif name == "aux_bias":
+        elif name == "aux_head_bias":
             for i in range(m):
                 out[f"aux.{i}.bias"] = v[i]
         else:

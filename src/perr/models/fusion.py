@@ -58,11 +58,11 @@ class FusionModel(nn.Module):
         g_dim = d if stage1 == "plain" else 2 * d
         self.lstm2 = ModalityLSTMs(m, g_dim, args.stage2_hidden)
         self.head = nn.Linear(args.stage2_hidden, args.n_classes)
-        self.aux_weight_ = nn.Parameter(torch.empty(m, args.n_classes, args.stage2_hidden))
-        self.aux_bias = nn.Parameter(torch.empty(m, args.n_classes))
+        self.aux_head_weight = nn.Parameter(torch.empty(m, args.n_classes, args.stage2_hidden))
+        self.aux_head_bias = nn.Parameter(torch.empty(m, args.n_classes))
         bound = 1.0 / args.stage2_hidden**0.5  # nn.Linear-like init per modality head
-        nn.init.uniform_(self.aux_weight_, -bound, bound)
-        nn.init.uniform_(self.aux_bias, -bound, bound)
+        nn.init.uniform_(self.aux_head_weight, -bound, bound)
+        nn.init.uniform_(self.aux_head_bias, -bound, bound)
 
     # -- inputs ---------------------------------------------------------------------------------
     def stack_mask(self, x: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None) -> Tensor:
@@ -119,7 +119,7 @@ class FusionModel(nn.Module):
     def heads(self, h_last: Tensor, clip_present: Tensor) -> tuple[Tensor, Tensor]:
         """Fused head over the modalities present in the clip, and the M auxiliary heads."""
         fused = (h_last * clip_present.unsqueeze(-1).to(h_last.dtype)).sum(dim=1)
-        aux = torch.einsum("bmh,mch->bmc", h_last, self.aux_weight_) + self.aux_bias
+        aux = torch.einsum("bmh,mch->bmc", h_last, self.aux_head_weight) + self.aux_head_bias
         return self.head(fused), aux
 
     def forward(self, x: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
