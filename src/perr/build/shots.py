@@ -77,7 +77,10 @@ def _scene_list(
 
     spec = SHOT_DETECTORS.get(detector)
     try:
-        video = scenedetect.open_video(str(path), backend=backend)
+        # suppress_output routes FFmpeg's console chatter (e.g. "packed B-frames" notices) through
+        # PyAV's logger instead of stderr; safe because no decoder threading mode is set.
+        kw = {"suppress_output": True} if backend == "pyav" else {}
+        video = scenedetect.open_video(str(path), backend=backend, **kw)
     except (scenedetect.VideoOpenFailure, OSError, RuntimeError) as e:
         raise VideoError(path, f"PySceneDetect cannot open it: {e}") from e
     sm = scenedetect.SceneManager()

@@ -238,7 +238,7 @@ class RapidOcrEngine(OcrEngine):
 
         p: dict[str, Any] = {
             "Global.use_cls": False,
-            "Global.log_level": "warning",
+            "Global.log_level": "error",  # "text detection result is empty" is normal for a band
             "Global.text_score": min_score,
             "Det.limit_type": "max",
             "Det.limit_side_len": det_side,
@@ -247,7 +247,7 @@ class RapidOcrEngine(OcrEngine):
             p["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
         p.update(params or {})
         self._ocr = RapidOCR(params=p)
-        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+        logging.getLogger("RapidOCR").setLevel(logging.ERROR)
 
     def read(self, image: np.ndarray) -> list[TextLine]:
         res = self._ocr(np.ascontiguousarray(image))
