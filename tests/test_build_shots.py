@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -105,3 +106,18 @@ def test_cli_build_shots_writes_csv_and_reports_bad_files(colour_clip: Path, tmp
     assert "1 of 2 file(s) failed" in res.output
     res = CliRunner().invoke(app, ["build", "shots", str(colour_clip), "--out", str(tmp_path), "--detector", "nope"])
     assert res.exit_code != 0 and "content" in res.output
+
+
+def test_vfr_shot_times_are_frame_pts() -> None:
+    """On the VFR file, shot starts are presentation times of real frames (same clock as perr.video),
+    not frame_number / nominal rate."""
+    from perr.video import VideoReader
+
+    p = shared_file("video/pyscenedetect/goldeneye-vfr-drop3.mp4")
+    shots = detect_shots(p)
+    with VideoReader(p) as r:
+        pts = r.timestamps()
+    for s in shots[1:]:
+        k = int(np.argmin(np.abs(pts - s.start)))
+        assert abs(pts[k] - s.start) < 1e-3
+        assert abs(s.start - k / (24000 / 1001)) > 1.0  # decoded index / nominal rate would be wrong

@@ -53,7 +53,9 @@ for _spec in (
 
 @dataclass(frozen=True)
 class Shot:
-    """One shot: [start, end) in seconds and 0-based frames [start_frame, end_frame)."""
+    """One shot: [start, end) in seconds (frame PTS, perr.video's clock) and PySceneDetect's 0-based
+    frame numbers [start_frame, end_frame) — on VFR files those are time × nominal rate (as in its
+    CSV and golden files), not counts of decoded frames; use the seconds."""
 
     index: int
     start: float
