@@ -136,6 +136,7 @@ def test_resume_skips_finished_videos_and_redoes_missing_work(built: dict, tmp_p
     shutil.copytree(built["out"], out)
     before = (out / "manifest.jsonl").read_text()
     (out / "done" / "Megamind_bugy.json").unlink()  # as if the run had been killed during this video
+    (out / "clips" / ".Megamind_bugy.jsonl.abc123.tmp").write_text("{half a reco")  # …mid-write
     report = build([built["bugy"], built["mm"], built["ham"], built["trunc"]], out, BuildConfig(), show_progress=False)
     status = {Path(r.video).name: r.status for r in report.results}
     assert status == {"Megamind_bugy.avi": "done", "Megamind.avi": "skipped", "short_hamilton_clip.mp4": "skipped",

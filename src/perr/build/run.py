@@ -300,6 +300,8 @@ def build(
     files = iter_video_files(inputs)
     if not files:
         raise ValueError("no input videos found")
+    for stale in out.rglob(".*.tmp"):  # half-written files of a killed run (perr.io.atomic_path)
+        stale.unlink(missing_ok=True)
     keys = video_keys(files)
     console = console or Console(stderr=True)
     results: list[VideoResult] = []
