@@ -95,6 +95,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--audio-backend", default="logmel")
+    ap.add_argument("--background-size", type=int, default=224)
     args = ap.parse_args()
     if not SOURCE.exists():
         sys.exit(f"benchmark clip not found: {SOURCE} (set PERR_SHARED_DATA)")
@@ -111,7 +112,7 @@ def main() -> None:
         _, manifest = make_clip(Path(tmp))
         clip = load_manifest(manifest)[0]
         base = manifest.parent
-        cfg = ExtractConfig(T=args.T, audio_backend=args.audio_backend)
+        cfg = ExtractConfig(T=args.T, audio_backend=args.audio_backend, background_size=args.background_size)
         extractors = build_extractors(cfg)
         t0 = time.perf_counter()
         first = extract_clip(clip, base, cfg, extractors)  # loads and warms every model
