@@ -7,6 +7,8 @@ window centred on it, ``max(window, clip duration / T)`` seconds long. Backends 
   over the window of 64 librosa log-mel bands → 128 values.
 * ``resemblyzer``: the 256-d voice embedding of the window (resemblyzer's packaged LSTM, 1.6 s
   partials); who is speaking and how, ~10–50× real time on CPU.
+* ``aisfx``: the 512-d general-sound embedding of aiSFX (its packaged CNN, 44.1 kHz mel blocks of
+  ~2.3 s centred on each step); the richest and the slowest (~5 CPU-s per 30 s clip at T = 32).
 
 Every backend appends three speech/energy values: loudness (RMS, dBFS / 100), mean speech
 probability and the fraction of speech chunks (> 0.5) from silero-vad (packaged ONNX model).
@@ -17,6 +19,7 @@ A clip without an audio track gets zeros and mask 0 at every step; silent window
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,13 +31,23 @@ HOP = 160  # 10 ms analysis frames
 N_MELS = 64
 _VAD_CHUNK = 512  # silero-vad's chunk at 16 kHz (32 ms)
 
-#: name -> (dim, factory returning embed(wave, centres_s, window_s) -> [T, dim])
-AUDIO_BACKENDS: Registry[tuple[int, Callable[[], Callable[[np.ndarray, np.ndarray, float], np.ndarray]]]] = Registry(
-    "audio backend"
-)
+Embed = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
 
 
-def _logmel_backend() -> Callable[[np.ndarray, np.ndarray, float], np.ndarray]:
+@dataclass(frozen=True)
+class AudioBackend:
+    """An audio embedding: its width, the sample rate it wants, and a factory that loads the model
+    and returns ``embed(wave, centres_s, window_s) -> [T, dim]``."""
+
+    dim: int
+    rate: int
+    factory: Callable[[], Embed]
+
+
+AUDIO_BACKENDS: Registry[AudioBackend] = Registry("audio backend")
+
+
+def _logmel_backend() -> Embed:
     import librosa
 
     def embed(wave: np.ndarray, centres: np.ndarray, window: float) -> np.ndarray:
@@ -50,7 +63,7 @@ def _logmel_backend() -> Callable[[np.ndarray, np.ndarray, float], np.ndarray]:
     return embed
 
 
-def _resemblyzer_backend() -> Callable[[np.ndarray, np.ndarray, float], np.ndarray]:
+def _resemblyzer_backend() -> Embed:
     import torch
     from resemblyzer import VoiceEncoder, wav_to_mel_spectrogram
 
@@ -69,8 +82,44 @@ def _resemblyzer_backend() -> Callable[[np.ndarray, np.ndarray, float], np.ndarr
     return embed
 
 
-AUDIO_BACKENDS.register("logmel")((2 * N_MELS, _logmel_backend))
-AUDIO_BACKENDS.register("resemblyzer")((256, _resemblyzer_backend))
+def _aisfx_backend() -> Embed:
+    import librosa
+    import torch
+    from aisfx.inference import (
+        EMB_BLOCK_LENGTH,
+        F_MAX,
+        F_MIN,
+        MEL_BINS,
+        SAMPLE_RATE,
+        SPEC_BLOCK_LENGTH,
+        SPEC_HOP_LENGTH,
+        get_path_modelWeights,
+        load_bestModel,
+    )
+
+    # aiSFX ships its weights as a pickled (weights, dataset dict) pair inside its wheel: a trusted file.
+    weights, datasets = torch.load(get_path_modelWeights(), map_location="cpu", weights_only=False)
+    model = load_bestModel(weights, datasets, "cpu")
+    rate = SAMPLE_RATE / SPEC_HOP_LENGTH  # spectrogram frames per second
+    n = EMB_BLOCK_LENGTH
+
+    def embed(wave: np.ndarray, centres: np.ndarray, window: float) -> np.ndarray:
+        peak = float(np.max(np.abs(wave))) or 1.0  # aiSFX's own recipe: peak-normalise, log10(1e4·mel + 1)
+        S = librosa.feature.melspectrogram(y=wave / peak, sr=SAMPLE_RATE, n_mels=MEL_BINS, norm=1.0, fmin=F_MIN, fmax=F_MAX,
+                                           htk=True, power=2.0, hop_length=SPEC_HOP_LENGTH, win_length=SPEC_BLOCK_LENGTH)
+        S = (np.log10(S * 10000.0 + 1) / 9.457798957824707).T.astype(np.float32)  # [frames, 96], 'original' norm
+        S = np.concatenate([S, np.zeros((n, S.shape[1]), np.float32)])
+        c = np.round(centres * rate).astype(int)
+        idx = np.clip(c[:, None] - n // 2 + np.arange(n)[None], 0, len(S) - 1)
+        with torch.no_grad():
+            return model.get_embedding(torch.from_numpy(S[idx])).numpy().astype(np.float32)
+
+    return embed
+
+
+AUDIO_BACKENDS.register("logmel")(AudioBackend(2 * N_MELS, SR, _logmel_backend))
+AUDIO_BACKENDS.register("resemblyzer")(AudioBackend(256, SR, _resemblyzer_backend))
+AUDIO_BACKENDS.register("aisfx")(AudioBackend(512, 44100, _aisfx_backend))
 
 
 def _frame_windows(centres: np.ndarray, window: float, rate: float, n: int) -> list[tuple[int, int]]:
@@ -113,13 +162,13 @@ class AudioExtractor(Extractor):
     def __init__(self, backend: str = "logmel", window: float = 1.0) -> None:
         self.backend = backend
         self.window = window
-        self._dim, self._factory = AUDIO_BACKENDS.get(backend)
-        self._embed: Callable[[np.ndarray, np.ndarray, float], np.ndarray] | None = None
+        self._backend = AUDIO_BACKENDS.get(backend)
+        self._embed: Embed | None = None
         self._vad: SpeechActivity | None = None
 
     @property
     def dim(self) -> int:
-        return self._dim + 3
+        return self._backend.dim + 3
 
     @property
     def extractor_id(self) -> str:
@@ -130,12 +179,13 @@ class AudioExtractor(Extractor):
         if wave is None or len(wave) < SR // 10:
             return self.empty(ctx.T)
         if self._embed is None:
-            self._embed = self._factory()
+            self._embed = self._backend.factory()
             self._vad = SpeechActivity()
         assert self._vad is not None
         centres = ctx.times - ctx.start
         window = max(self.window, (ctx.end - ctx.start) / ctx.T)
-        emb = self._embed(wave, centres, window)
+        own = wave if self._backend.rate == SR else ctx.audio_at(self._backend.rate)
+        emb = self._embed(own if own is not None else wave, centres, window)
         probs = self._vad.probabilities(wave)
         rms = np.sqrt(np.mean(wave[: len(wave) // HOP * HOP].reshape(-1, HOP) ** 2, axis=1) + 1e-12)
         extra = np.zeros((ctx.T, 3), np.float32)

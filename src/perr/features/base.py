@@ -67,11 +67,16 @@ class ClipContext:
     @property
     def audio(self) -> np.ndarray | None:
         """Mono float32 samples of [start, end] at ``audio_rate``; None when there is no audio track."""
-        if "audio" not in self.cache:
+        return self.audio_at(self.audio_rate)
+
+    def audio_at(self, rate: int) -> np.ndarray | None:
+        """The clip's audio at another sample rate (decoded once per rate)."""
+        key = f"audio@{rate}"
+        if key not in self.cache:
             from perr.features.source import read_audio
 
-            self.cache["audio"] = read_audio(self.audio_path, self.audio_rate, self.start, self.end)
-        return self.cache["audio"]
+            self.cache[key] = read_audio(self.audio_path, rate, self.start, self.end)
+        return self.cache[key]
 
     @property
     def pair(self) -> tuple[Character | None, Character | None]:

@@ -32,7 +32,7 @@ def extract_cmd(
     fps: float | None = typer.Option(None, min=0.001, help="sampling rate for --scheme fps"),
     modalities: str = typer.Option("person_a,person_b,background,audio,text", help="comma-separated subset"),
     face_detector: str = typer.Option("mediapipe", help="face detector (perr.build.faces registry)"),
-    audio_backend: str = typer.Option("logmel", help="audio embedding: logmel or resemblyzer"),
+    audio_backend: str = typer.Option("logmel", help="audio embedding: logmel (fast), resemblyzer or aisfx"),
     pose: bool = typer.Option(True, help="MediaPipe body pose in the person features"),
     frame_max_side: int = typer.Option(640, min=64, help="decode frames scaled to this longest side"),
     background_size: int = typer.Option(224, min=32, help="EfficientNet-lite0 input side (160 is ~2× cheaper)"),
