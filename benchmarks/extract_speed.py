@@ -133,7 +133,7 @@ def main() -> None:
     result = {
         "benchmark": "perr features extract, one real clip (Megamind.avi ×3), all five modalities",
         "clip": {"source": str(SOURCE), "loops": LOOPS, "duration_s": round(duration, 3), "T": args.T,
-                 "frames_decoded": args.T, "audio_backend": args.audio_backend},
+                 "frames_sampled": args.T, "audio_backend": args.audio_backend},
         "seconds_per_clip": round(wall, 3),
         "cpu_seconds_per_clip": round(cpu, 3),
         "seconds_per_30s_clip": round(wall * scale, 3),
