@@ -12,7 +12,8 @@ path returns it), which only favours the reference.
 
 Fast and reference steps are interleaved (fast, ref, fast, ref, ...) after warm-up, and medians are
 reported, so machine load from other jobs hits both alike; the load average before and after is
-recorded. Top-level figures are for the first `--threads` entry; `by_threads` holds every count.
+recorded. Top-level figures are for the first `--threads` entry (default: all cores); `by_threads` holds
+every count. OMP_WAIT_POLICY defaults to PASSIVE here (see below); the JSON records it.
 `epoch_s_erato` projects one epoch at ERATO scale: 25,000 training clips / 16 per step × step_ms.
 bfloat16 autocast is timed only where the CPU has native bf16 (avx512_bf16 or amx_bf16) or on CUDA;
 elsewhere bf16 matmuls are emulated (tens of times slower) and `step_ms_bf16` is null.
@@ -28,6 +29,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning. On a shared, loaded machine
+# the default (spin) policy made 2-thread steps ~5x slower than 1 thread; PASSIVE removes most of that.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import torch
@@ -205,6 +210,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "numpy": np.__version__,
             "mkldnn": torch.backends.mkldnn.is_available(),
         },
+        "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
         "loadavg": [round(v, 2) for v in os.getloadavg()],
     }
     write_json(args.out, result)

@@ -198,7 +198,7 @@ def test_bad_inputs_name_the_modality() -> None:
     model = _model("smta-transformer")
     x, mask, _ = _batch()
     with pytest.raises(ValueError, match="input lacks modality"):
-        model({k: v for k, v in x.items() if k != "audio"}, mask)
+        model({k: v for k, v in x.items() if k != "person_a"}, mask)
     bad = dict(x, audio=torch.randn(B, T, 3))
     with pytest.raises(ValueError, match=r"input\['audio'\] has shape"):
         model(bad, mask)

@@ -84,9 +84,6 @@ class FusionModel(nn.Module):
 
     def project(self, x: Mapping[str, Tensor], present: Tensor) -> Tensor:
         """f_t^m = W_m x_t^m + b_m where present, else 0: [B, T, M, d]."""
-        missing = [k for k in self.modalities if k not in x]
-        if missing:
-            raise ValueError(f"input lacks modality(ies) {missing}; expected {self.modalities}")
         b, t = x[self.modalities[0]].shape[:2]
         fs = []
         for k in self.modalities:
@@ -123,6 +120,11 @@ class FusionModel(nn.Module):
         return self.head(fused), aux
 
     def forward(self, x: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
+        """x: modality -> [B, T, d_m]; mask: modality -> [B, T] (bool or 0/1, 1 = present). Extra keys
+        in x/mask (e.g. a dropped modality) are ignored."""
+        missing = [k for k in self.modalities if k not in x]
+        if missing:
+            raise ValueError(f"input lacks modality(ies) {missing}; expected {self.modalities}")
         present = self.stack_mask(x, mask)
         ctx = (
             torch.autocast(present.device.type, dtype=torch.bfloat16)
