@@ -85,3 +85,32 @@ def test_fast_equals_stepwise_reference(name: str) -> None:
         assert _max_diff(gf, gr) <= TOL, f"grad of {n}"
     # the check is not vacuous: the gradients are far from zero
     assert max(float(g.abs().max()) for g in fast_grads.values()) > 1e-3
+
+
+def test_train_speed_benchmark_writes_its_figures(tmp_path) -> None:
+    """The speed benchmark runs end to end (tiny sizes) and writes the keys the issue names."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "speed.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"
+    args = ["--out", str(out), "--batch", "2", "--steps", "3", "--d", "8", "--threads", "1"]
+    subprocess.run([sys.executable, str(script), *args, "--repeats", "1", "--warmup", "0"], check=True)
+    res = json.loads(out.read_text())
+    for key in (
+        "step_ms",
+        "reference_step_ms",
+        "speedup",
+        "epoch_s_erato",
+        "cores",
+        "cpu",
+        "versions",
+        "loadavg",
+    ):
+        assert key in res, key
+    assert res["step_ms"] > 0 and res["reference_step_ms"] > 0
+    assert res["speedup"] == pytest.approx(res["reference_step_ms"] / res["step_ms"], rel=0.01)
+    assert res["epoch_s_erato"] == pytest.approx(25_000 / 2 * res["step_ms"] / 1e3, rel=0.01)
+    assert res["versions"]["torch"] == torch.__version__
