@@ -154,7 +154,9 @@ def main() -> None:
             "loadavg_after": [round(x, 2) for x in load_after],
             "versions": _versions(),
             "config": cfg.to_json(),
-            "note": "shared machine: wall-clock figures under load are upper bounds; cpu_seconds is the process's CPU time",
+            "note": "shared machine: wall-clock figures under load are upper bounds; cpu_seconds is the process's CPU "
+                    "time. person_a includes person_b: both roles come from one shared pass (detection, identity, "
+                    "expression, pose), so person_b shows ~0.",
         },
     }
     out = Path(args.out)
