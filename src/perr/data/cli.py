@@ -138,7 +138,12 @@ def import_erato_cmd(
     that `perr features extract` reads (frames folders as video source). See perr.data.erato."""
     from rich.console import Console
 
-    from perr.data.erato import import_erato
+    from perr.data.erato import EratoError, import_erato
 
-    result = import_erato(root, out, fps=fps)
-    Console(stderr=True).print(f"[green]✓[/green] {out}: {result}", highlight=False)
+    console = Console(stderr=True)
+    try:
+        result = import_erato(root, out, fps=fps)
+    except EratoError as e:
+        console.print(f"[red]✗[/red] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print(f"[green]✓[/green] {out}: {result}", highlight=False)
