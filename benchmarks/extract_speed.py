@@ -93,7 +93,9 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="JSON file to write")
     ap.add_argument("--T", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = 1 with 2 lanes, else torch default)")
+    ap.add_argument("--lanes", type=int, default=2, choices=(1, 2),
+                    help="2: background beside the other extractors (what `perr features extract` does on 2 cores)")
     ap.add_argument("--audio-backend", default="logmel")
     ap.add_argument("--background-size", type=int, default=224)
     args = ap.parse_args()
@@ -104,6 +106,8 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    elif args.lanes > 1:
+        torch.set_num_threads(1)
     from perr.features.extract import ExtractConfig, build_extractors, extract_clip
     from perr.manifest import load_manifest
 
@@ -115,12 +119,12 @@ def main() -> None:
         cfg = ExtractConfig(T=args.T, audio_backend=args.audio_backend, background_size=args.background_size)
         extractors = build_extractors(cfg)
         t0 = time.perf_counter()
-        first = extract_clip(clip, base, cfg, extractors)  # loads and warms every model
+        first = extract_clip(clip, base, cfg, extractors, lanes=args.lanes)  # loads and warms every model
         load_and_first = time.perf_counter() - t0
         runs = []
         for _ in range(args.repeat):
             c0, w0 = time.process_time(), time.perf_counter()
-            cf = extract_clip(clip, base, cfg, extractors)
+            cf = extract_clip(clip, base, cfg, extractors, lanes=args.lanes)
             runs.append({"wall": time.perf_counter() - w0, "cpu": time.process_time() - c0, "seconds": cf.seconds,
                          "cpu_seconds": cf.cpu_seconds})
     load_after = os.getloadavg()
@@ -129,6 +133,7 @@ def main() -> None:
     cpu = statistics.median(r["cpu"] for r in runs)
     per_step = {k: round(statistics.median(r["seconds"][k] for r in runs), 4) for k in runs[0]["seconds"]}
     per_step_cpu = {k: round(statistics.median(r["cpu_seconds"][k] for r in runs), 4) for k in runs[0]["cpu_seconds"]}
+    # (empty with 2 lanes: threads share the process CPU clock; run --lanes 1 for the CPU breakdown)
     scale = 30.0 / duration
     result = {
         "benchmark": "perr features extract, one real clip (Megamind.avi ×3), all five modalities",
@@ -150,6 +155,7 @@ def main() -> None:
         "setup": {
             "cpu": _cpu(),
             "torch_threads": torch.get_num_threads(),
+            "lanes": args.lanes,
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in load_after],
             "versions": _versions(),

@@ -36,7 +36,9 @@ def extract_cmd(
     pose: bool = typer.Option(True, help="MediaPipe body pose in the person features"),
     frame_max_side: int = typer.Option(640, min=64, help="decode frames scaled to this longest side"),
     background_size: int = typer.Option(224, min=32, help="EfficientNet-lite0 input side (160 is ~2× cheaper)"),
-    threads: int | None = typer.Option(None, min=1, help="torch threads in this process (local backend)"),
+    threads: int | None = typer.Option(None, min=1, help="torch threads (local backend; default 1 with 2 lanes)"),
+    lanes: int | None = typer.Option(None, min=1, max=2, help="2: background network beside the other extractors "
+                                     "in a second thread (default on ≥ 2 cores); 1: one after another"),
 ) -> None:
     """Extract person_a, person_b, background, audio and text features for every clip of MANIFEST."""
     from perr.features.extract import ExtractConfig, extract_manifest
@@ -55,7 +57,7 @@ def extract_cmd(
             background_size=background_size,
         )
         summary = extract_manifest(manifest, out, cfg, backend=backend.value, address=address, num_cpus=num_cpus,
-                                   threads=threads)
+                                   threads=threads, lanes=lanes)
     except (ManifestError, ValueError) as e:  # bad manifest, bad option, another config in OUT
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
