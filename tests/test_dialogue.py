@@ -217,3 +217,19 @@ def test_meld_subset_end_to_end_through_benchmark(tmp_path):
         assert 0.0 <= float(r["weighted_f1_mean"]) <= 1.0
     header = FeatureStore(next((out / "data" / "dialogue").glob("meld_subset-T*"))).header
     assert header.tasks["7"].classes == EMOTIONS and header.tasks["3"].classes == SENTIMENTS
+
+
+def test_optional_target_modality_repeats_the_classified_utterance(tmp_path, embedder):
+    rows_b = [r if (r[0], r[1]) != ("d1", 4) else (*r[:3], "Something completely different.", *r[4:]) for r in ROWS]
+    kw = {"T": 4, "embedder": embedder, "embed_cache": tmp_path / "emb", "with_target": True}
+    a = FeatureStore(build_store(write_rows(tmp_path / "a.csv"), tmp_path / "a", **kw))["train"]
+    b = FeatureStore(build_store(write_rows(tmp_path / "b.csv", rows_b), tmp_path / "b", **kw))["train"]
+    assert a.modalities == ["speaker", "others", "target"]
+    row = D1_ORDER.index(3)  # third utterance of d1: 3 steps of history, the last 3 of T = 4
+    assert a.mask("target")[row].tolist() == [0, 1, 1, 1]
+    expected = embedder.encode(["I told you twice already."])[0]
+    for step in (1, 2, 3):
+        np.testing.assert_allclose(a.features("target")[row, step], expected, atol=2e-3)
+    changed = D1_ORDER.index(4)
+    assert a.features("target")[:changed].tobytes() == b.features("target")[:changed].tobytes()
+    assert not np.array_equal(a.features("target")[changed], b.features("target")[changed])

