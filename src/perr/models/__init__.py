@@ -8,7 +8,7 @@ loss = model.loss(out, y, mask)  # eq. 5
 
 from perr.models.args import PRECISIONS, ModelArgs, ModelOutput
 from perr.models.attention import ATTENTION
-from perr.models.fusion import MODELS, STAGE1, TITLES, FusionModel, build_model
+from perr.models.fusion import MODELS, STAGE1, FusionModel, build_model
 from perr.models.recurrent import ModalityLSTMs
 from perr.models.timeline import attention_timeline
 
@@ -17,7 +17,6 @@ __all__ = [
     "MODELS",
     "PRECISIONS",
     "STAGE1",
-    "TITLES",
     "FusionModel",
     "ModalityLSTMs",
     "ModelArgs",

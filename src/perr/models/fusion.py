@@ -168,17 +168,6 @@ for _kind in ("plain", "smta"):
         _key = _att if _kind == "plain" else f"smta-{_att}"
         MODELS.register(_key)(lambda args, _k=_kind, _a=_att: FusionModel(args, _k, _a))
 
-TITLES = {
-    "lstm": "LSTM",
-    "dot": "Dot-product",
-    "nonlocal": "Non-local",
-    "multihead": "Multi-head",
-    "transformer": "Transformer",
-    "smta-dot": "SMTA (Dot-product)",
-    "smta-nonlocal": "SMTA (Non-local)",
-    "smta-multihead": "SMTA (Multi-head)",
-    "smta-transformer": "SMTA (Transformer)",
-}
 
 
 def build_model(args: ModelArgs) -> FusionModel:
