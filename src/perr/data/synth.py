@@ -345,6 +345,15 @@ def _onehot(vocab: Sequence[str], value: str, scale: float = 1.0) -> np.ndarray:
     return v
 
 
+def _stretches(rng: np.random.Generator, n: int, T: int, chance: float, lo: int = 2, hi: int = 6) -> np.ndarray:
+    """[n, T] bool: for each row with probability `chance`, one run of lo–hi steps at a random place."""
+    has = rng.random(n) < chance
+    start = rng.integers(0, T, size=n)
+    length = rng.integers(lo, hi + 1, size=n)
+    t = np.arange(T)[None, :]
+    return has[:, None] & (t >= start[:, None]) & (t < (start + length)[:, None])
+
+
 def _pick(rng: np.random.Generator, values: Sequence[str]) -> str:
     return values[int(rng.integers(len(values)))]
 
@@ -369,22 +378,24 @@ class _Knobs:
     ambient_tone: float  # chance an ordinary utterance has an emotional tone
     decoys: float  # mean number of stray single cues per clip
     noises: float  # mean number of loudness events per clip unrelated to the pair
+    glitches: float  # chance, per clip and modality, of a stretch of steps whose features are pure noise
     weak_share: float  # share of non-neutral clips expressed at half strength
     extra_moments: float  # chance of each of two extra decisive moments
-    scene_prior: float  # chance a shot's scene/music follows the class prior
+    scene_prior: float  # chance a shot's scene follows the class prior (music: half that)
 
     @classmethod
     def of(cls, d: float) -> _Knobs:
         return cls(
-            latent_noise=0.30 * d,
-            feature_noise=0.50 * d,
-            ambient_emotion=min(0.9, 0.30 * d),
-            ambient_tone=min(0.9, 0.30 * d),
-            decoys=1.5 * d,
-            noises=1.0 * d,
-            weak_share=min(0.9, 0.30 * d),
-            extra_moments=float(np.clip(0.5 / d, 0.0, 1.0)),
-            scene_prior=float(np.clip(0.15 / d, 0.0, 1.0)),
+            latent_noise=0.15 * d,
+            feature_noise=0.25 * d,
+            ambient_emotion=min(0.9, 0.15 * d),
+            ambient_tone=min(0.9, 0.15 * d),
+            decoys=0.75 * d,
+            noises=0.5 * d,
+            glitches=min(0.9, 0.35 * d),
+            weak_share=min(0.9, 0.15 * d),
+            extra_moments=float(np.clip(1.0 / d, 0.0, 1.0)),
+            scene_prior=float(np.clip(0.2 / d, 0.0, 1.0)),
         )
 
 
@@ -433,12 +444,13 @@ class _Story:
             z[:, PERSON["identity"]] = drama.cast[cast[j]]
         bg, au = self.z["background"], self.z["audio"]
         prior = rng.random(n_shots) < k.scene_prior
+        scored = rng.random(n_shots) < k.scene_prior / 2  # music follows the story less often than the set
         for s in range(n_shots):
             steps = self.shot == s
             scene = _pick(rng, _SCENE_PRIOR[self.label]) if prior[s] else _pick(rng, SCENES)
             bg[steps, BACKGROUND["scene"]] = _onehot(SCENES, scene)
             bg[steps, BACKGROUND["lighting"]] = rng.uniform(-1, 1)
-            music = _MUSIC_PRIOR[self.label] if prior[s] else (MUSIC[0] if rng.random() < 0.55 else _pick(rng, MUSIC[1:]))
+            music = _MUSIC_PRIOR[self.label] if scored[s] else (MUSIC[0] if rng.random() < 0.55 else _pick(rng, MUSIC[1:]))
             au[steps, AUDIO["music"]] = _onehot(MUSIC, music, 0.7)
         bg[:, BACKGROUND["style"]] = drama.style
         for _ in range(rng.poisson(k.noises)):  # doors, traffic, a music swell, a whisper: loudness without a story
@@ -639,6 +651,10 @@ def generate(cfg: SynthConfig | None = None) -> SynthData:
     for m in MODALITIES:
         lat = z[m] + knobs.latent_noise * noise_rng.standard_normal(z[m].shape)
         x = lat @ proj[m] + knobs.feature_noise * noise_rng.standard_normal((cfg.n, T, int(cfg.dims[m])))
+        # extractor glitches (blur, occlusion, a wrong face, music drowning speech): a stretch of steps whose
+        # features are loud noise though the mask says present — where weighing modalities per step pays
+        glitch = _stretches(noise_rng, cfg.n, T, knobs.glitches)
+        x[glitch] = 2.0 * noise_rng.standard_normal((int(glitch.sum()), int(cfg.dims[m])))
         features[m] = (x * masks[m][..., None]).astype(np.float32)
     return SynthData(config=cfg, features=features, masks=masks, clips=clips)
 
@@ -747,7 +763,7 @@ def write_synthetic(out: str | os.PathLike, cfg: SynthConfig | None = None) -> S
                     {m: data.masks[m][rows] for m in MODALITIES}, index)
     manifest = write_manifest(out / MANIFEST_NAME, data.clips)
     summary = summarize(data.clips)
-    summary["config"] = asdict(cfg)
+    summary["generator"], summary["version"], summary["config"] = GENERATOR, GENERATOR_VERSION, asdict(cfg)
     write_json(out / SUMMARY_NAME, summary)
     return SynthResult(store=store, manifest=manifest, summary_path=out / SUMMARY_NAME, summary=summary)
 
@@ -760,7 +776,8 @@ def ensure_synthetic(out: str | os.PathLike, **options: Any) -> Path:
     summary = out / SUMMARY_NAME
     if summary.exists():
         try:
-            same = read_json(summary).get("config") == json.loads(json.dumps(asdict(cfg)))
+            old = read_json(summary)
+            same = old.get("config") == json.loads(json.dumps(asdict(cfg))) and old.get("version") == GENERATOR_VERSION
         except (OSError, ValueError):
             same = False
         if same and (out / STORE_DIRNAME / "train" / "header.json").exists():
