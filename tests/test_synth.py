@@ -64,6 +64,14 @@ def test_every_name_says_synthetic(synth):
     assert set(fs.splits) == {"train", "test"}
 
 
+def test_manifest_and_store_pass_validation(synth):
+    from perr.data.validate import validate_path
+
+    out, _, _ = synth
+    assert validate_path(out / MANIFEST_NAME) == []  # synthetic:// videos are URIs, not missing files
+    assert validate_path(out / STORE_DIRNAME) == []
+
+
 def test_class_ratios_follow_table2(synth):
     _, clips, _ = synth
     ratios = erato_ratios()

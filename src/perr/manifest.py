@@ -191,6 +191,8 @@ def parse_manifest(
             seen[clip.clip_id] = row
             if check_files:
                 for fname in ("video", "audio"):
+                    if "://" in (getattr(clip, fname) or ""):
+                        continue  # a URI (e.g. synthetic://…, the generated default) is not a local file
                     p = clip.resolve(getattr(clip, fname), base)
                     if p is not None and not p.exists():
                         errors.append(RowError(row, clip.clip_id, fname, f"file not found: {p}"))

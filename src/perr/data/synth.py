@@ -44,7 +44,7 @@ from perr.manifest import Character, Clip, SubtitleEvent, TimeSpan, write_manife
 from perr.store import ModalitySpec, StoreHeader, write_split
 
 GENERATOR = "perr.data.synth"
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 DATASET = "synthetic-erato"
 STORE_DIRNAME = "synthetic-erato"
 MANIFEST_NAME = "manifest.synthetic.jsonl"
@@ -386,14 +386,14 @@ class _Knobs:
     @classmethod
     def of(cls, d: float) -> _Knobs:
         return cls(
-            latent_noise=0.15 * d,
-            feature_noise=0.25 * d,
-            ambient_emotion=min(0.9, 0.15 * d),
-            ambient_tone=min(0.9, 0.15 * d),
-            decoys=0.75 * d,
-            noises=0.5 * d,
-            glitches=min(0.9, 0.35 * d),
-            weak_share=min(0.9, 0.15 * d),
+            latent_noise=0.09 * d,
+            feature_noise=0.15 * d,
+            ambient_emotion=min(0.9, 0.09 * d),
+            ambient_tone=min(0.9, 0.09 * d),
+            decoys=0.45 * d,
+            noises=0.3 * d,
+            glitches=min(0.9, 0.21 * d),
+            weak_share=min(0.9, 0.09 * d),
             extra_moments=float(np.clip(1.0 / d, 0.0, 1.0)),
             scene_prior=float(np.clip(0.2 / d, 0.0, 1.0)),
         )
