@@ -92,10 +92,11 @@ def label_in_browser(ls, profile: Path, project: int, tasks: dict[str, int]) -> 
 
     def open_task(task: int) -> None:
         browser.goto(f"{ls.url}/projects/{project}/data?task={task}")
-        # Ready when the candidate faces have loaded, the OCR prelabel is shown and Submit is there.
+        # Ready when the candidate faces have loaded, the OCR prelabel, the video player and Submit are there.
         browser.wait_for(
             "Array.from(document.images).filter(i => i.src.includes('synthetic_face') && i.naturalWidth > 0)"
-            f".length === 3 && document.querySelectorAll('[data-testid=htx-textbox-content]').length > 0 && !!{SUBMIT}",
+            f".length === 3 && document.querySelectorAll('[data-testid=htx-textbox-content]').length > 0 && !!{SUBMIT}"
+            " && Array.from(document.querySelectorAll('video')).some(v => (v.currentSrc || v.src))",
             timeout=120,
         )
 
