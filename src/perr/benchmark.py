@@ -18,8 +18,9 @@ import torch
 
 from perr.config import TrainConfig
 from perr.io import read_json, write_json
+from perr.labels import perr_tasks
 from perr.report import figures, tables
-from perr.store import FeatureStore, StoreError
+from perr.store import FeatureSplit, FeatureStore, StoreError
 from perr.train import Batches, load_checkpoint, summarise_runs, train
 
 DATASETS = ("synthetic", "meld")
@@ -96,7 +97,8 @@ def run_benchmark(
         "config": base.to_dict(), "note": note, "rows": rows,
     })
     main_rows = [r for r in rows if not r["drop"]]
-    md = tables.table3_markdown(main_rows, header.dataset, header.synthetic, note=note) if main_rows else ""
+    perr_like = {k: t.classes for k, t in header.tasks.items()} == {k: t.classes for k, t in perr_tasks().items()}
+    md = tables.table3_markdown(main_rows, header.dataset, header.synthetic, note=note, paper=perr_like) if main_rows else ""
     drop_rows = [r for r in rows if r["drop"]]
     if drop_rows:
         md += "\n" + tables.table4_markdown(drop_rows + main_rows, header.dataset, header.synthetic)
@@ -111,7 +113,7 @@ def run_benchmark(
         attn_model = next((m for m in reversed(models) if m != "lstm"), None)
         if attn_model is not None and "test" in fs:
             run = _run_dir(out, attn_model, tasks[0], None, seeds[0])
-            attention_figure(run / "best.pt", fs, out / "fig7_attention.png", clip=0)
+            attention_figure(run / "best.pt", fs, out / "fig7_attention.png", clip=richest_clip(fs["test"]))
     return rows
 
 
@@ -119,6 +121,12 @@ def _default_pair(models: Sequence[str]) -> tuple[str, str] | None:
     if "lstm" in models and "smta-transformer" in models:
         return ("lstm", "smta-transformer")
     return (models[0], models[-1]) if len(models) >= 2 else None
+
+
+def richest_clip(split: FeatureSplit) -> int:
+    """The clip with the most (modality, step) evidence: the most informative Fig. 7 timeline."""
+    present = sum(np.asarray(split.mask(m), dtype=np.int64).sum(axis=1) for m in split.modalities)
+    return int(np.argmax(present))
 
 
 def attention_figure(checkpoint: Path, fs: FeatureStore, path: Path, clip: int = 0, split: str = "test") -> Path | None:

@@ -126,6 +126,8 @@ def benchmark_cmd(
     set_: list[str] = typer.Option([], "--set", help=_SET_HELP),
     device: str | None = typer.Option(None, "--device"),
     figure_models: str | None = typer.Option(None, "--figure-models", help="Two models compared in the per-class F1 figure, e.g. lstm,smta-transformer."),
+    steps: int | None = typer.Option(None, "--T", help="Timesteps per clip when the dataset is built here (synthetic: 32; meld/CSV: dialogue context, 32)."),
+    target: bool = typer.Option(False, "--target", help="meld/CSV: add the 'target' modality (the classified utterance at every step)."),
 ) -> None:
     """Run models × tasks × seeds (× --drop ablations) and write Table-3/4-shaped results beside the paper's figures."""
     from pathlib import Path
@@ -140,7 +142,10 @@ def benchmark_cmd(
             raise typer.BadParameter(f"--models: unknown {n!r}; choose from {', '.join(MODELS.names())}")
     cfg = _config(config, set_, device=device)
     pair = tuple(figure_models.split(",")) if figure_models else None
-    store = resolve_dataset(dataset, Path(out) / "data")
+    options: dict[str, object] = {} if steps is None else {"T": steps}
+    if target:
+        options["with_target"] = True
+    store = resolve_dataset(dataset, Path(out) / "data", **options)
     drops: list[str | None] = [None, *drop]
     run_benchmark(
         store, out, names, tasks=[t.strip() for t in tasks.split(",")], seeds=_seeds(seeds), drops=drops, base=cfg,
