@@ -41,6 +41,7 @@ def synth_cmd(
     val_fraction: float = typer.Option(0.0, "--val-fraction", min=0.0, max=0.9, help="Share of the non-test clips in a val/ split."),
     dim: list[str] = typer.Option([], "--dim", help="Feature dim of one modality as NAME=INT (repeatable), e.g. --dim text=256."),
     world_seed: int = typer.Option(0, "--world-seed", help="Seed of the fixed per-modality projections."),
+    like_extractors: bool = typer.Option(False, "--like-extractors", help="Use the real extractors' names, versions and dims (overrides --dim), so models trained here load on real features (`perr predict`); values stay synthetic."),
 ) -> None:
     """Generate the embedded default: an ERATO-shaped SYNTHETIC feature set (Table 2 ratios, §3.3 shapes)."""
     import time
@@ -56,7 +57,7 @@ def synth_cmd(
             raise typer.BadParameter(f"--dim {item!r}: expected NAME=INT with NAME one of {', '.join(dims)}")
         dims[name] = int(value)
     cfg = SynthConfig(n=n, T=T, seed=seed, difficulty=difficulty, dims=dims, test_fraction=test_fraction,
-                      val_fraction=val_fraction, split=split, world_seed=world_seed)
+                      val_fraction=val_fraction, split=split, world_seed=world_seed, like_extractors=like_extractors)
     try:
         cfg.validate()
     except ValueError as e:

@@ -157,6 +157,13 @@ _MUSIC_PRIOR: Mapping[str, str] = {
 }
 
 
+def extractor_specs(T: int) -> dict[str, ModalitySpec]:
+    """The real extractors' ModalitySpecs (no model is loaded); needs the `features` extra."""
+    from perr.features.extract import ExtractConfig, planned_specs
+
+    return {spec.name: spec for spec in planned_specs(ExtractConfig(T=T))}
+
+
 @dataclass
 class SynthConfig:
     """What to generate. Defaults are the demo's size (fast on 2 CPU cores)."""
@@ -171,6 +178,13 @@ class SynthConfig:
     split: str = "stratified"  # "stratified" (paper: 20 % of each class) | "drama" (drama-disjoint)
     n_dramas: int = 0  # 0 = about one drama per 40 clips (at least 4)
     world_seed: int = 0  # seeds the fixed projections: same world → comparable features across seeds
+    # Lay the synthetic values out like the real extractors (their names, versions and dims), so a model
+    # trained here loads on real extracted features: the pipeline runs end to end; the answers mean nothing.
+    like_extractors: bool = False
+
+    def __post_init__(self) -> None:
+        if self.like_extractors:
+            self.dims = {m: s.dim for m, s in extractor_specs(self.T).items()}
 
     def validate(self) -> None:
         if self.n < 50:
@@ -738,12 +752,15 @@ def write_synthetic(out: str | os.PathLike, cfg: SynthConfig | None = None) -> S
     splits = assign_splits(cfg, data.labels, [c.drama or "" for c in data.clips])
     for clip, s in zip(data.clips, splits, strict=True):
         clip.split = s  # type: ignore[assignment]
+    real = extractor_specs(cfg.T) if cfg.like_extractors else {}
     modalities = [
-        ModalitySpec(name=m, dim=int(cfg.dims[m]), extractor="synthetic-latent-projection", version=GENERATOR_VERSION)
+        real[m] if m in real
+        else ModalitySpec(name=m, dim=int(cfg.dims[m]), extractor="synthetic-latent-projection", version=GENERATOR_VERSION)
         for m in MODALITIES
     ]
     provenance = {"generator": GENERATOR, "version": GENERATOR_VERSION, "config": asdict(cfg),
-                  "note": "SYNTHETIC data shaped like ERATO (paper §3.3); not real video features"}
+                  "note": "SYNTHETIC data shaped like ERATO (paper §3.3); not real video features"
+                  + ("; laid out like the real extractors' output (names, versions, dims)" if cfg.like_extractors else "")}
     store = out / STORE_DIRNAME
     for s in ("train", "val", "test"):
         rows = [i for i, x in enumerate(splits) if x == s]
