@@ -151,7 +151,7 @@ def benchmark_cmd(
         store, out, names, tasks=[t.strip() for t in tasks.split(",")], seeds=_seeds(seeds), drops=drops, base=cfg,
         figure_models=pair, progress=lambda msg: console.print(msg, highlight=False),
     )
-    console.print(Path(out, "table.md").read_text(encoding="utf-8"), highlight=False, markup=False)
+    console.print(Path(out, "table.md").read_text(encoding="utf-8"), highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("demo")
@@ -184,7 +184,7 @@ def demo_cmd(
     store = ensure_synthetic(Path(out) / "data", n=n, like_extractors=True)
     run_benchmark(store, out, MODELS.names(), tasks=("5", "3"), seeds=_seeds(seeds), base=cfg, note=note,
                   progress=lambda msg: console.print(msg, highlight=False))
-    console.print(Path(out, "table.md").read_text(encoding="utf-8"), highlight=False, markup=False)
+    console.print(Path(out, "table.md").read_text(encoding="utf-8"), highlight=False, markup=False, soft_wrap=True)
     console.print(f"Outputs in {out}: results.csv, results.json, table.md, fig6_per_class_f1.png, fig7_attention.png; "
                   f"checkpoints under {out}/runs/<model>/task-<5|3>/all/seed-0/best.pt", highlight=False)
 
