@@ -18,7 +18,6 @@ import platform
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,32 +34,6 @@ CLIPS = [
 WARMUP = "pyscenedetect/issue-236-split-copy.mkv"
 
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("av", "scenedetect", "opencv-python-headless", "mediapipe", "dlib-bin", "rapidocr", "onnxruntime",
-                "numpy", "scikit-learn"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
-
-
-def _cpu() -> dict[str, object]:
-    flags: list[str] = []
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags") and not flags:
-                have = set(line.split(":", 1)[1].split())
-                flags = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile") if f in have]
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {"cores": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "model": model, "flags": flags}
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, type=Path, help="JSON file to write")
@@ -75,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from perr.build.run import STAGES, BuildConfig, Models, process_video
     from perr.io import write_json
+    from perr.machine import cpu_info, package_versions
 
     av.logging.set_level(av.logging.ERROR)
     files = [DATA / c for c in CLIPS if (DATA / c).exists()]
@@ -132,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"fps": cfg.fps, "max_side": cfg.max_side, "face_detector": cfg.face_detector,
                    "embeddings_per_track": cfg.embeddings_per_track, "ocr_engine": cfg.ocr_engine,
                    "subtitles": cfg.subtitles, "reference_frames_only": cfg.reference_frames_only},
-        "setup": {**_cpu(), "versions": _versions(), "platform": platform.platform(),
+        "setup": {**cpu_info(), "versions": package_versions(("av", "scenedetect", "opencv-python-headless", "mediapipe", "dlib-bin", "rapidocr", "onnxruntime",
+                "numpy", "scikit-learn")), "platform": platform.platform(),
                   "loadavg_before": load_before, "loadavg_after": load_after,
                   "note": "shared 2-core machine with other agents running: load average above is what "
                           "the run competed with; figures are lower bounds for an idle machine"},

