@@ -158,7 +158,7 @@ _MUSIC_PRIOR: Mapping[str, str] = {
 
 
 def extractor_specs(T: int) -> dict[str, ModalitySpec]:
-    """The real extractors' ModalitySpecs (no model is loaded); needs the `features` extra."""
+    """The real extractors' ModalitySpecs, from their declarations alone: no model loads, no extra is needed."""
     from perr.features.extract import ExtractConfig, planned_specs
 
     return {spec.name: spec for spec in planned_specs(ExtractConfig(T=T))}
