@@ -182,3 +182,36 @@ def test_cli_build_run_on_a_faceless_clip(tmp_path: Path) -> None:
     assert not (out / "subtitles").exists()
     res = CliRunner().invoke(app, [*args, "--max-clip", "2"])
     assert res.exit_code != 0 and "shorter than --min-clip" in res.output
+
+
+def _records(manifest: Path) -> dict[str, dict]:
+    """Manifest records by clip id, without the video path (relative to each output folder)."""
+    recs = [json.loads(x) for x in manifest.read_text().splitlines()]
+    return {r["clip_id"]: {k: v for k, v in r.items() if k != "video"} for r in recs}
+
+
+def test_parallel_workers_build_the_same_manifest(built: dict, tmp_path: Path) -> None:
+    """`jobs=2`: two worker processes give the same proposals, and still isolate the bad file."""
+    out = tmp_path / "par"
+    report = build([built["mm"], built["bugy"], built["ham"], built["trunc"]], out, BuildConfig(),
+                   show_progress=False, jobs=2)
+    status = {Path(r.video).name: r.status for r in report.results}
+    assert status == {"Megamind.avi": "done", "Megamind_bugy.avi": "done", "short_hamilton_clip.mp4": "done",
+                      "synthetic_truncated.avi": "failed"}
+    assert [Path(r.video).name for r in report.results] == ["Megamind.avi", "Megamind_bugy.avi",
+                                                            "short_hamilton_clip.mp4", "synthetic_truncated.avi"]
+    assert _records(out / "manifest.jsonl") == _records(built["out"] / "manifest.jsonl")
+
+
+def test_late_cut_fallback_redoes_the_sampled_pass(built: dict, tmp_path: Path, monkeypatch) -> None:
+    """If a cut arrives after frames past it were tracked, the video's sampled pass is redone with the
+    final cuts (forced here): the result is the same as when every cut came in time."""
+    from perr.build.scan import ShotScan
+
+    monkeypatch.setattr(ShotScan, "consistent", lambda self: False)
+    out = tmp_path / "late"
+    report = build([built["mm"]], out, BuildConfig(), show_progress=False)
+    assert report.results[0].counts.get("resampled") is True
+    want = {k: v for k, v in _records(built["out"] / "manifest.jsonl").items() if k.startswith("Megamind_")
+            and not k.startswith("Megamind_bugy")}
+    assert want and _records(out / "manifest.jsonl") == want

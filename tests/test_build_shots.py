@@ -16,6 +16,7 @@ from conftest import SHARED_DATA, shared_file
 
 pytest.importorskip("scenedetect")
 
+from perr.build.scan import ShotScan
 from perr.build.shots import SHOT_DETECTORS, cut_frames, detect_shots, load_shots
 from perr.cli import app
 
@@ -41,12 +42,23 @@ def _golden_cases() -> list:
     return cases
 
 
+def _scan_cut_frames(path: Path, detector: str, threshold: float | None) -> list[int]:
+    """Cuts of the build's single decode pass (ShotScan), sampled frames drained as the build does."""
+    scan = ShotScan(path, detector, threshold)
+    for _ in scan:
+        pass
+    return [int(s.frame_num) for s, _ in scan.scenes[1:]]
+
+
+@pytest.mark.parametrize("path", ["detect_shots", "build_scan"])
 @pytest.mark.parametrize("golden", _golden_cases())
-def test_cuts_match_pyscenedetect_goldens(golden: Path) -> None:
+def test_cuts_match_pyscenedetect_goldens(golden: Path, path: str) -> None:
+    """Both ways perr runs PySceneDetect — `perr build shots` and the build's one-decode scan."""
     video, det, variant = golden.name[: -len(".json")].rsplit(".", 2)
     threshold = None if variant == "default" else THRESHOLD_ARG[variant]
     expected = json.loads(golden.read_text())["cuts"]
-    assert cut_frames(golden.parent.parent / video, CLASS_TO_NAME[det], threshold) == expected
+    cuts = _scan_cut_frames if path == "build_scan" else cut_frames
+    assert cuts(golden.parent.parent / video, CLASS_TO_NAME[det], threshold) == expected
 
 
 def test_megamind_cuts_near_documented_times(tmp_path: Path) -> None:

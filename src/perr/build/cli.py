@@ -45,6 +45,9 @@ def run_cmd(
     subtitles: str = typer.Option("auto", help="auto (sidecar .srt / embedded stream, else OCR) | ocr | none"),
     ocr_engine: str = typer.Option("rapidocr", help="OCR engine: " + ", ".join(OCR_ENGINES.names())),
     force: bool = typer.Option(False, help="redo videos that are already finished"),
+    jobs: int = typer.Option(
+        0, min=0, help="videos built at once in worker processes (0 = one per core, at most 4; 1 = in this process)"
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bars"),
 ) -> None:
     """All build stages: shots, faces/characters, subtitles, segments, clip proposals → DIR/manifest.jsonl."""
@@ -62,7 +65,9 @@ def run_cmd(
         max_characters=max_characters, subtitles=subtitles, ocr_engine=ocr_engine,
     )
     try:
-        report = build(inputs, out, cfg, force=force, show_progress=not no_progress)
+        from perr.build.workers import default_jobs
+
+        report = build(inputs, out, cfg, force=force, show_progress=not no_progress, jobs=jobs or default_jobs())
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
     print_report(report)

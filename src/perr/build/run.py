@@ -1,5 +1,5 @@
-"""`perr build run`: episodes → shots, one sampled pass (faces, subtitle band, shot looks),
-segments, clip proposals with characters and candidates, written resumably under an output folder.
+"""`perr build run`: episodes → one decode pass (PySceneDetect shots in the background; faces,
+subtitle band and shot looks on the sampled frames), segments, clip proposals with characters and candidates, written resumably under an output folder.
 
 Layout of ``--out DIR``::
 
@@ -20,7 +20,6 @@ videos whose ``done`` marker matches the current configuration.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import os
@@ -36,7 +35,10 @@ from perr.io import atomic_open, read_json, write_json
 from perr.manifest import Clip, parse_manifest, write_manifest
 from perr.video import VideoError, VideoReader, iter_video_files
 
-STAGES = ("shots", "decode", "faces", "subtitles", "embed", "clips")
+#: Timed stages. "scan" is the time spent waiting for the next sampled frame: one decode of the file
+#: feeding PySceneDetect's shot pass in a background thread (build/scan.py), which runs concurrently
+#: with "faces" and "subtitles" on the sampled frames.
+STAGES = ("scan", "faces", "subtitles", "embed", "clips")
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,6 @@ class BuildConfig:
     min_scene_len: int = 15
     fps: float = 3.0  # sampled frames per second for faces, subtitle band and shot looks
     max_side: int = 720  # sampled frames are scaled so their long side is at most this
-    reference_frames_only: bool = True  # sampled pass skips decoding B-frames (~2× faster decode)
     face_detector: str = "mediapipe"
     face_min_confidence: float = 0.5
     min_face: float = 24.0  # px (at max_side) — smaller faces are ignored
@@ -128,7 +129,7 @@ class _Timer:
 class Models:
     """Detectors/engines created once per run and shared by all videos."""
 
-    def __init__(self, cfg: BuildConfig) -> None:
+    def __init__(self, cfg: BuildConfig, decode_threading: str = "AUTO") -> None:
         import sklearn.cluster  # noqa: F401  (slow first import; pay it here, not inside a video)
 
         from perr.build.faces import make_face_detector
@@ -136,6 +137,7 @@ class Models:
         self.face = make_face_detector(cfg.face_detector, min_confidence=cfg.face_min_confidence)
         self._ocr: Any = None
         self._cfg = cfg
+        self.decode_threading = decode_threading  # see build.scan.ShotScan
 
     @property
     def ocr(self) -> Any:
@@ -149,6 +151,63 @@ class Models:
         self.face.close()
 
 
+
+@dataclass
+class SampledPass:
+    """What the sampled frames of one video gave: face tracks, shot looks, the OCR sampler."""
+
+    tracker: Any
+    looks: Any
+    subtitles: Any  # SubtitleSampler, or None when subtitles came from a file or are off
+    frames: int = 0
+    faces: int = 0
+    last_time: float = 0.0
+
+
+def _sampled_pass(
+    frames: Iterable[tuple[Any, int]],
+    cfg: BuildConfig,
+    models: Models,
+    ocr: bool,
+    timer: _Timer,
+    progress: Callable[[float], None] | None,
+) -> SampledPass:
+    """Faces + tracking, shot looks and the subtitle band over (frame, shot index) pairs."""
+    from perr.build.characters import FaceTracker
+    from perr.build.segments import ShotLooks
+    from perr.build.subtitles import BandConfig, SubtitleSampler
+
+    sp = SampledPass(
+        FaceTracker(min_size=cfg.min_face, crops=cfg.embeddings_per_track),
+        ShotLooks(),
+        SubtitleSampler(models.ocr, BandConfig(top=cfg.band_top)) if ocr else None,
+    )
+    cur_shot = -1
+    it = iter(frames)
+    t0 = time.perf_counter()
+    while True:
+        item = next(it, None)
+        t0 = timer.add("scan", t0)
+        if item is None:
+            return sp
+        f, si = item
+        sp.frames += 1
+        sp.last_time = f.time
+        if si != cur_shot:
+            sp.tracker.new_shot(si)
+            cur_shot = si
+        boxes = models.face.detect(f.image)
+        sp.faces += len(boxes)
+        sp.tracker.update(f.time, f.image, boxes)
+        sp.looks.update(si, f.image)
+        t0 = timer.add("faces", t0)
+        if sp.subtitles is not None:
+            sp.subtitles.update(f.time, f.image)
+            t0 = timer.add("subtitles", t0)
+        if progress is not None:
+            progress(f.time)
+
+
 def process_video(
     path: Path,
     key: str,
@@ -158,17 +217,11 @@ def process_video(
     progress: Callable[[float], None] | None = None,
 ) -> VideoResult:
     """All stages for one video; writes its outputs atomically and returns what happened."""
-    from perr.build.characters import FaceTracker, embed_tracks
+    from perr.build.characters import embed_tracks
     from perr.build.proposals import ProposalRules, make_proposals
-    from perr.build.segments import ShotLooks, clip_windows, segment_shots
-    from perr.build.shots import detect_shots
-    from perr.build.subtitles import (
-        BandConfig,
-        SubtitleSampler,
-        existing_subtitles,
-        write_cues_json,
-        write_srt,
-    )
+    from perr.build.scan import ShotScan, shot_index
+    from perr.build.segments import clip_windows, segment_shots
+    from perr.build.subtitles import existing_subtitles, write_cues_json, write_srt
 
     timer = _Timer()
     res = VideoResult(video=str(path), key=key, status="done")
@@ -177,60 +230,40 @@ def process_video(
     with VideoReader(path) as reader:
         info = reader.info
         res.duration = info.duration
-        # 1. shots (PySceneDetect's own decode pass)
+        # 1. subtitles the user already has (else OCR in the sampled pass)
         t0 = time.perf_counter()
-        shots = detect_shots(path, cfg.detector, cfg.threshold, cfg.min_scene_len, csv_out=out / "shots" / f"{key}.csv")
-        starts = [s.start for s in shots]
-        t0 = timer.add("shots", t0)
-        # 2. subtitles the user already has
         subs_source, cues = "none", []
-        sampler = None
+        ocr = False
         if cfg.subtitles != "none":
             found = existing_subtitles(path) if cfg.subtitles == "auto" else None
             if found is not None:
                 subs_source, cues = found
             else:
-                subs_source = f"ocr:{cfg.ocr_engine}"
-                sampler = SubtitleSampler(models.ocr, BandConfig(top=cfg.band_top))
+                subs_source, ocr = f"ocr:{cfg.ocr_engine}", True
         t0 = timer.add("subtitles", t0)
-        # 3. one sampled pass: faces + tracking, subtitle band, shot looks
-        tracker = FaceTracker(min_size=cfg.min_face, crops=cfg.embeddings_per_track)
-        looks = ShotLooks()
-        cur_shot = -1
-        n_frames = n_faces = 0
-        last_t = 0.0
-        frames = reader.frames(fps=cfg.fps, max_side=cfg.max_side, reference_only=cfg.reference_frames_only)
-        while True:
-            f = next(frames, None)
-            t0 = timer.add("decode", t0)
-            if f is None:
-                break
-            n_frames += 1
-            last_t = f.time
-            si = max(0, bisect.bisect_right(starts, f.time + 1e-6) - 1)
-            if si != cur_shot:
-                tracker.new_shot(si)
-                cur_shot = si
-            boxes = models.face.detect(f.image)
-            n_faces += len(boxes)
-            tracker.update(f.time, f.image, boxes)
-            looks.update(si, f.image)
-            t0 = timer.add("faces", t0)
-            if sampler is not None:
-                sampler.update(f.time, f.image)
-                t0 = timer.add("subtitles", t0)
-            if progress is not None:
-                progress(f.time)
-        end_time = max(info.duration, last_t)
-        if sampler is not None:
-            cues = sampler.finish(end_time)
-            res.counts["ocr_calls"] = sampler.ocr_calls
+        # 2. one decode: PySceneDetect's shot pass in the background, sampled frames handed to us
+        scan = ShotScan(path, cfg.detector, cfg.threshold, cfg.min_scene_len, cfg.fps, cfg.max_side,
+                        threading_mode=models.decode_threading)
+        sampled = _sampled_pass(scan, cfg, models, ocr, timer, progress)
+        shots = scan.shots
+        scan.write_csv(out / "shots" / f"{key}.csv")
+        starts = [s.start for s in shots]
+        if not scan.consistent():  # a cut reported too late for a frame already tracked: redo exactly
+            res.counts["resampled"] = True
+            frames = reader.frames(fps=cfg.fps, max_side=cfg.max_side)
+            sampled = _sampled_pass(((f, shot_index(starts, f.time)) for f in frames), cfg, models, ocr, timer, progress)
+        t0 = time.perf_counter()
+        end_time = max(info.duration, sampled.last_time)
+        if sampled.subtitles is not None:
+            cues = sampled.subtitles.finish(end_time)
+            res.counts["ocr_calls"] = sampled.subtitles.ocr_calls
         if cfg.subtitles != "none":
             write_srt(out / "subtitles" / f"{key}.srt", cues)
             write_cues_json(out / "subtitles" / f"{key}.json", cues, subs_source)
         t0 = timer.add("subtitles", t0)
+        n_frames, n_faces, looks = sampled.frames, sampled.faces, sampled.looks
         # 4. segments and their clip windows
-        tracks = tracker.finish()
+        tracks = sampled.tracker.finish()
         segments = segment_shots(shots, looks, cfg.segment_similarity, cfg.segment_lookback)
         plan = [(seg, *clip_windows(seg, cfg.min_clip, cfg.max_clip)) for seg in segments]
         t0 = timer.add("clips", t0)
@@ -253,7 +286,7 @@ def process_video(
             extra={"subtitle_source": subs_source},
         )
         timer.add("clips", t0)
-        res.problems = list(dict.fromkeys(reader.problems))
+        res.problems = list(dict.fromkeys([*scan.problems, *reader.problems]))
     res.clips, res.dropped = len(clips), len(dropped)
     res.stage_seconds = {k: round(v, 4) for k, v in timer.s.items()}
     res.stage_cpu_seconds = {k: round(v, 4) for k, v in timer.cpu.items()}
@@ -287,8 +320,14 @@ def build(
     force: bool = False,
     show_progress: bool = True,
     console: Any = None,
+    jobs: int = 1,
+    pool: Any = None,
 ) -> BuildReport:
-    """Run every stage on every input (files, folders, globs); resumable, with per-file isolation."""
+    """Run every stage on every input (files, folders, globs); resumable, with per-file isolation.
+
+    `jobs` > 1 builds that many videos at once in worker processes (build/workers.py); `pool`, a
+    warm `BuildPool` for the same config, is used instead of starting one (benchmarks do that).
+    """
     import av
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -304,44 +343,66 @@ def build(
         stale.unlink(missing_ok=True)
     keys = video_keys(files)
     console = console or Console(stderr=True)
-    results: list[VideoResult] = []
-    models: Models | None = None
+    by_key: dict[str, VideoResult] = {}
+    todo: list[tuple[Path, str]] = []
+    for path in files:
+        key = keys[path]
+        done = out / "done" / f"{key}.json"
+        if not force and done.exists():
+            prev = read_json(done)
+            if prev.get("config") == cfg.digest() and (out / "clips" / f"{key}.jsonl").exists():
+                by_key[key] = VideoResult(str(path), key, "skipped", duration=prev.get("duration", 0.0),
+                                          clips=prev.get("clips", 0), dropped=prev.get("dropped", 0))
+                continue
+        todo.append((path, key))
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, disable=not show_progress, transient=False,
     ) as bar:
-        overall = bar.add_task("videos", total=len(files))
-        for path in files:
-            key = keys[path]
-            done = out / "done" / f"{key}.json"
-            if not force and done.exists():
-                prev = read_json(done)
-                if prev.get("config") == cfg.digest() and (out / "clips" / f"{key}.jsonl").exists():
-                    results.append(VideoResult(str(path), key, "skipped", duration=prev.get("duration", 0.0),
-                                               clips=prev.get("clips", 0), dropped=prev.get("dropped", 0)))
-                    bar.advance(overall)
-                    continue
-            task = bar.add_task(path.name[:40], total=None)
-            try:
-                if models is None:
-                    models = Models(cfg)
-                with VideoReader(path) as r:
-                    bar.update(task, total=round(r.info.duration, 1))
-                res = process_video(path, key, out, cfg, models,
-                                    progress=lambda t, task=task: bar.update(task, completed=round(t, 1)))
-            except VideoError as e:
-                res = VideoResult(str(path), key, "failed", error=e.reason)
-            except Exception as e:  # per-file isolation: record and go on
-                res = VideoResult(str(path), key, "failed", error=f"{type(e).__name__}: {e}")
-            results.append(res)
-            bar.remove_task(task)
+        overall = bar.add_task("videos", total=len(files), completed=len(by_key))
+
+        def finished(res: VideoResult) -> None:
+            by_key[res.key] = res
             bar.advance(overall)
-    if models is not None:
-        models.close()
+
+        if todo and (pool is not None or (jobs > 1 and len(todo) > 1)):
+            from perr.build.workers import BuildPool
+
+            own = pool is None
+            pool = pool or BuildPool(cfg, min(jobs, len(todo)))
+            try:
+                pool.map_videos(todo, out, on_done=finished)
+            finally:
+                if own:
+                    pool.close()
+        elif todo:
+            models = Models(cfg)
+            try:
+                for path, key in todo:
+                    finished(_build_one(path, key, out, cfg, models, bar))
+            finally:
+                models.close()
+    results = [by_key[keys[p]] for p in files]
     # Only this run's finished videos: a video that failed now keeps no stale proposals from before.
     manifest = collect_manifest(out, [r.key for r in results if r.status != "failed"])
     write_json(out / "failures.json", [{"video": r.video, "error": r.error} for r in results if r.status == "failed"])
     return BuildReport(out, results, manifest)
+
+
+def _build_one(path: Path, key: str, out: Path, cfg: BuildConfig, models: Models, bar: Any) -> VideoResult:
+    """One video in this process, with its own progress bar; errors become a failed result."""
+    task = bar.add_task(path.name[:40], total=None)
+    try:
+        with VideoReader(path) as r:
+            bar.update(task, total=round(r.info.duration, 1))
+        return process_video(path, key, out, cfg, models,
+                             progress=lambda t: bar.update(task, completed=round(t, 1)))
+    except VideoError as e:
+        return VideoResult(str(path), key, "failed", error=e.reason)
+    except Exception as e:  # per-file isolation: record and go on
+        return VideoResult(str(path), key, "failed", error=f"{type(e).__name__}: {e}")
+    finally:
+        bar.remove_task(task)
 
 
 def print_report(report: BuildReport, console: Any = None) -> None:
