@@ -151,7 +151,6 @@ class Models:
         self.face.close()
 
 
-
 @dataclass
 class SampledPass:
     """What the sampled frames of one video gave: face tracks, shot looks, the OCR sampler."""

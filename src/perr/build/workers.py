@@ -2,8 +2,8 @@
 
 Within one video the build is partly serial (dlib's identity network holds the GIL; tracking and the
 OCR gate are Python), so one video keeps ~1.5 of 2 cores busy. Running videos in parallel processes
-fills the rest: on the real clips of ../shared/data, 2 workers on 2 cores build ~25% faster than one
-(benchmarks/build_speed.py). Workers are spawned (not forked: the detectors' native threads do not
+fills the rest: on the real clips of ../shared/data, 2 workers on 2 cores build 12.0× real time against
+9.2× in one process (benchmarks/build_speed.py). Each worker holds ~0.55 GB (MediaPipe, RapidOCR, dlib). Workers are spawned (not forked: the detectors' native threads do not
 survive fork), load the models once, and decode single-threaded (the parallelism is across videos).
 
 A worker that dies (a native crash on a broken file) takes only its video with it: the videos that
