@@ -108,13 +108,56 @@ def _open_av(path: Path) -> Any:
     return container
 
 
-def _clock_origin(container: Any) -> float:
+def clock_origin(container: Any) -> float:
     """Time zero of perr's clock: the video stream's start (as PySceneDetect and OpenCV count)."""
     vs = container.streams.video[0]
     if vs.start_time is not None and vs.time_base:
         return max(0.0, float(vs.start_time * vs.time_base))
     st = container.start_time
     return 0.0 if st is None else max(0.0, st / 1_000_000)
+
+
+class PtsRepair:
+    """Frames in decode order paired with their timestamps sorted over a small window.
+
+    Packed B-frames and broken indexes give frames whose PTS are shuffled while the frames themselves
+    come out in display order; pairing each frame with the smallest pending PTS (REORDER_DEPTH frames
+    of look-ahead) restores monotone, correct times. `shuffled` says whether any repair happened.
+    """
+
+    def __init__(self, time_base: float, origin: float, depth: int = REORDER_DEPTH) -> None:
+        self.tb, self.origin, self.depth = time_base, origin, depth
+        self._fifo: deque[Any] = deque()
+        self._heap: list[float] = []
+        self._last = -math.inf
+        self.shuffled = False
+
+    def push(self, frame: Any) -> list[tuple[Any, float]]:
+        """Add a decoded frame; returns the (frame, time) pairs now final (zero or one)."""
+        t = round((frame.pts if frame.pts is not None else (frame.dts or 0)) * self.tb - self.origin, 9)
+        if t < self._last - 1e-9:
+            self.shuffled = True
+        self._last = max(self._last, t)
+        self._fifo.append(frame)
+        heapq.heappush(self._heap, t)
+        if len(self._fifo) > self.depth:
+            return [(self._fifo.popleft(), heapq.heappop(self._heap))]
+        return []
+
+    def flush(self) -> list[tuple[Any, float]]:
+        """The pending pairs at the end of the stream."""
+        out = []
+        while self._fifo:
+            out.append((self._fifo.popleft(), heapq.heappop(self._heap)))
+        return out
+
+
+def fit_size(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
+    """(width, height) with the long side at most `max_side`, even sizes (fast swscale); None = native."""
+    if max_side is None or max(width, height) <= max_side:
+        return None
+    s = max_side / max(width, height)
+    return (max(2, round(width * s / 2) * 2), max(2, round(height * s / 2) * 2))
 
 
 def probe(path: str | os.PathLike, backend: Backend = "auto") -> VideoInfo:
@@ -212,7 +255,7 @@ class VideoReader:
             )
         c = self._container
         vs = c.streams.video[0]
-        start = _clock_origin(c)
+        start = clock_origin(c)
         tb = float(vs.time_base) if vs.time_base else 0.0
         if vs.duration is not None and tb:
             duration = vs.duration * tb
@@ -259,7 +302,7 @@ class VideoReader:
         c = self._container
         vs = c.streams.video[0]
         c.seek(0)
-        start = _clock_origin(c)
+        start = clock_origin(c)
         tb = float(vs.time_base)
         pts = [p.pts for p in c.demux(vs) if p.pts is not None and p.size > 0]
         return np.sort(np.asarray(pts, dtype=np.float64) * tb - start)
@@ -271,25 +314,15 @@ class VideoReader:
         c = self._container
         vs = c.streams.video[0]
         vs.codec_context.skip_frame = "NONREF" if reference_only else "DEFAULT"
-        c0 = _clock_origin(c)
+        c0 = clock_origin(c)
         tb = float(vs.time_base)
         if start is not None and start > 1.0:
             # Seek to the keyframe before `start` (backward) and decode forward from there.
             c.seek(int((start + c0 - 0.5) / tb), stream=vs, backward=True, any_frame=False)
         else:
             c.seek(0)
-        fifo: deque[Any] = deque()
-        heap: list[float] = []
-        last = -math.inf
-        shuffled = False
-        index = 0
+        repair = PtsRepair(tb, c0)
         bad_packets = 0
-
-        def emit(payload: Any, t: float) -> _Raw:
-            nonlocal index
-            r = _Raw(index, t, payload)
-            index += 1
-            return r
 
         def frames() -> Iterator[Any]:
             nonlocal bad_packets
@@ -301,25 +334,18 @@ class VideoReader:
                     if bad_packets <= 3:
                         self.problems.append(f"corrupt packet at pts {pkt.pts}: {e}")
 
-        for fr in frames():
-            t = round((fr.pts if fr.pts is not None else (fr.dts or 0)) * tb - c0, 9)
-            if t < last - 1e-9:
-                shuffled = True
-            last = max(last, t)
-            fifo.append(fr)
-            heapq.heappush(heap, t)
-            if len(fifo) > REORDER_DEPTH:
-                r = emit(fifo.popleft(), heapq.heappop(heap))
-                if end is not None and r.time > end:
-                    break
-                yield r
-        else:
-            while fifo:
-                r = emit(fifo.popleft(), heapq.heappop(heap))
-                if end is not None and r.time > end:
-                    break
-                yield r
-        if shuffled:
+        def timed() -> Iterator[tuple[Any, float]]:
+            for fr in frames():
+                yield from repair.push(fr)
+            yield from repair.flush()
+
+        index = 0
+        for fr, t in timed():
+            if end is not None and t > end:
+                break
+            yield _Raw(index, t, fr)
+            index += 1
+        if repair.shuffled:
             self.problems.append("frame timestamps out of order (packed B-frames or a broken index); times were re-sorted")
         if bad_packets > 3:
             self.problems.append(f"{bad_packets} corrupt packets in total")
@@ -366,13 +392,7 @@ class VideoReader:
         """The (width, height) images will have; None means native. Even sizes keep swscale fast."""
         if size is not None:
             return size
-        if max_side is None:
-            return None
-        w, h = self.info.width, self.info.height
-        s = max_side / max(w, h)
-        if s >= 1:
-            return None
-        return (max(2, round(w * s / 2) * 2), max(2, round(h * s / 2) * 2))
+        return fit_size(self.info.width, self.info.height, max_side)
 
     def _raw(self, start: float | None, end: float | None, keep: Any, reference_only: bool = False) -> Iterator[_Raw]:
         if self.backend == "pyav":
@@ -478,7 +498,7 @@ class VideoReader:
         c.seek(0)
         layout = "mono" if mono else ("stereo" if (a.codec_context.channels or 1) >= 2 else "mono")
         res = av.AudioResampler(format="flt", layout=layout, rate=sample_rate)
-        c0 = _clock_origin(c)
+        c0 = clock_origin(c)
         chunks: list[np.ndarray] = []
         first_t: float | None = None
         try:
@@ -528,7 +548,7 @@ class VideoReader:
         if s is None:
             raise VideoError(self.path, f"no subtitle stream with index {stream}")
         c.seek(0)
-        c0 = _clock_origin(c)
+        c0 = clock_origin(c)
         events: list[tuple[float, float, str]] = []
         for pkt in c.demux(s):
             if pkt.pts is None:

@@ -145,17 +145,11 @@ def _crop_with_box(image: np.ndarray, box: FaceBox, margin: float = 0.5) -> tupl
     return image[y0:y1, x0:x1].copy(), local
 
 
-def embed_track(track: Track, embedder: FaceEmbedder | None = None) -> None:
-    """Set the track's embedding: the mean descriptor of its kept crops (a few per track)."""
-    vecs = [embed_faces(crop, [local], embedder)[0] for _, crop, local in track.crops]
-    track.embedding = np.mean(vecs, axis=0) if vecs else None
-
-
 def embed_tracks(tracks: list[Track], embedder: FaceEmbedder | None = None) -> None:
-    """Embed every track that has no embedding yet (some may have been embedded while decoding)."""
+    """Set each track's embedding: the mean descriptor of its kept crops (a few per track)."""
     for t in tracks:
-        if t.embedding is None:
-            embed_track(t, embedder)
+        vecs = [embed_faces(crop, [local], embedder)[0] for _, crop, local in t.crops]
+        t.embedding = np.mean(vecs, axis=0) if vecs else None
 
 
 def cluster_tracks(tracks: list[Track], threshold: float = 0.5) -> list[list[Track]]:

@@ -1,5 +1,6 @@
 """`perr build run`: episodes → one decode pass (PySceneDetect shots in the background; faces,
-subtitle band and shot looks on the sampled frames), segments, clip proposals with characters and candidates, written resumably under an output folder.
+subtitle band and shot looks on the sampled frames), segments, clip proposals with characters and
+candidates, written resumably under an output folder.
 
 Layout of ``--out DIR``::
 

@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import heapq
 import os
 import queue
 import threading
-from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from perr.build.shots import SHOT_DETECTORS, Shot, pyav_stream_class, write_shots_csv
-from perr.video import REORDER_DEPTH, Frame, VideoError, _clock_origin
+from perr.video import Frame, PtsRepair, VideoError, clock_origin, fit_size
 
 _DONE = object()
 
@@ -40,14 +38,6 @@ _DONE = object()
 def shot_index(starts: list[float], t: float) -> int:
     """Index of the shot holding time t, given the shots' start times (ascending)."""
     return max(0, bisect.bisect_right(starts, t + 1e-6) - 1)
-
-
-def _sample_size(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
-    """Same rule as `VideoReader.output_size`: long side ≤ max_side, even sizes, None = native."""
-    if max_side is None or max(width, height) <= max_side:
-        return None
-    s = max_side / max(width, height)
-    return (max(2, round(width * s / 2) * 2), max(2, round(height * s / 2) * 2))
 
 
 class ShotScan:
@@ -93,6 +83,7 @@ class ShotScan:
     def _open(self) -> Any:
         import av
         import scenedetect
+
         scan = self
 
         class _TeeStream(pyav_stream_class()):  # type: ignore[misc]
@@ -104,11 +95,9 @@ class ShotScan:
                 vs = self._container.streams.video[0]
                 if scan.threading_mode == "SINGLE":
                     vs.codec_context.thread_count = 1
-                self._tb, self._c0 = float(vs.time_base), _clock_origin(self._container)
-                self._size = _sample_size(vs.codec_context.width, vs.codec_context.height, scan.max_side)
-                self._fifo: deque[Any] = deque()
-                self._heap: list[float] = []
-                self._last, self._next, self._index, self._shuffled = -1e9, 0.0, 0, False
+                self._size = fit_size(vs.codec_context.width, vs.codec_context.height, scan.max_side)
+                self._repair = PtsRepair(float(vs.time_base), clock_origin(self._container))
+                self._next, self._index = 0.0, 0
 
             def read(self, decode: bool = True) -> np.ndarray | bool:
                 out = super().read(decode)
@@ -116,20 +105,14 @@ class ShotScan:
                 if out is False or fr is None:
                     self.flush()
                     return out
-                t = round((fr.pts if fr.pts is not None else (fr.dts or 0)) * self._tb - self._c0, 9)
-                if t < self._last - 1e-9:
-                    self._shuffled = True
-                self._last = max(self._last, t)
-                self._fifo.append(fr)
-                heapq.heappush(self._heap, t)
-                if len(self._fifo) > REORDER_DEPTH:
-                    self._emit(self._fifo.popleft(), heapq.heappop(self._heap))
+                for frame, t in self._repair.push(fr):
+                    self._emit(frame, t)
                 return out
 
             def flush(self) -> None:
-                while self._fifo:
-                    self._emit(self._fifo.popleft(), heapq.heappop(self._heap))
-                if self._shuffled and not scan.problems:
+                for frame, t in self._repair.flush():
+                    self._emit(frame, t)
+                if self._repair.shuffled and not scan.problems:
                     scan.problems.append(
                         "frame timestamps out of order (packed B-frames or a broken index); times were re-sorted"
                     )
