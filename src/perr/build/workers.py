@@ -12,6 +12,7 @@ were still queued on the broken pool are retried one at a time in a fresh one-wo
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import time
@@ -42,8 +43,8 @@ def _init_worker(cfg: Any, warmup: str | None) -> None:
     _MODELS = Models(cfg, decode_threading="SINGLE")
     if warmup:  # first-call costs (ONNX graph init, lazy imports) paid before any timed work
         _ = _MODELS.ocr
-        with tempfile.TemporaryDirectory() as tmp:
-            process_video(Path(warmup), "warmup", Path(tmp), cfg, _MODELS)
+        with tempfile.TemporaryDirectory() as tmp, contextlib.suppress(Exception):
+            process_video(Path(warmup), "warmup", Path(tmp), cfg, _MODELS)  # a bad warm-up file only costs time
 
 
 def _ping(seconds: float) -> int:
