@@ -52,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import av
 
-    from perr.build.run import STAGES, BuildConfig, Models, build, process_video
-    from perr.build.shots import detect_shots
-    from perr.build.workers import BuildPool, default_jobs
+    from perr.construct.config import BuildConfig
+    from perr.construct.pipeline import STAGES, Detectors, process_video
+    from perr.construct.run import build
+    from perr.construct.shots import detect_shots
+    from perr.construct.workers import BuildPool, default_jobs
     from perr.io import write_json
     from perr.machine import cpu_info, package_versions
     from perr.video import VideoError
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = BuildConfig(fps=args.fps, subtitles=args.subtitles)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    models = Models(cfg)
+    models = Detectors(cfg)
     _ = models.ocr
     t_load = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             per_video = []
             for i, f in enumerate(files):
                 w0 = time.perf_counter()
-                r = process_video(f, f"v{i}", Path(tmp) / f"p{rep}", cfg, models)
+                r = process_video(f, f"v{i}", Path(tmp) / f"p{rep}", cfg, models).result
                 per_video.append({"video": f.name, "seconds_of_video": r.duration,
                                   "wall": time.perf_counter() - w0, "stages": r.stage_seconds,
                                   "stages_cpu": r.stage_cpu_seconds, "counts": r.counts})

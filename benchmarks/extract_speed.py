@@ -85,7 +85,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     elif args.lanes > 1:
         torch.set_num_threads(1)
-    from perr.features.extract import ExtractConfig, build_extractors, extract_clip
+    from perr.features.config import ExtractConfig
+    from perr.features.extract import build_extractors, extract_clip
     from perr.manifest import load_manifest
 
     load_before = os.getloadavg()

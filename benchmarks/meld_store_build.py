@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from perr.data.dialogue import assemble_split, embed_unique, make_embedder, read_dialogue_csv
-from perr.data.meld import convert_meld, default_meld_dir
+from perr.data.dialogue import assemble_split, convert_meld, embed_unique, read_dialogue_csv
+from perr.data.meld import default_meld_dir
 from perr.io import write_json
 from perr.store import SPLITS, ModalitySpec, StoreHeader, write_split
+from perr.text_embedders import make_embedder
 
 
 def cpu_flags() -> list[str]:

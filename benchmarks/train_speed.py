@@ -63,17 +63,19 @@ def make_batch(b: int, t: int, n_classes: int, device: torch.device, seed: int =
     return x, mask, y
 
 
-def train_step_fn(model: torch.nn.Module, x, mask, y, fused_adam: bool) -> Callable[[], float]:
+def train_step_fn(model: torch.nn.Module, x, mask, y, fused_adam: bool, bf16: bool = False) -> Callable[[], float]:
     """One timed step. The fast path uses perr's optimizer (fused Adam, as `perr train` does); the
-    reference keeps torch's default per-parameter Adam loop."""
+    reference keeps torch's default per-parameter Adam loop. `bf16`: the autocast `--set bf16=true` runs."""
     opt = make_optimizer(model, 5e-3) if fused_adam else torch.optim.Adam(model.parameters(), lr=5e-3)
     model.train()
+    device_type = x["text"].device.type
 
     def step() -> float:
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model.loss(model(x, mask), y, mask)
-        loss.backward()
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+            loss = model.loss(model(x, mask), y, mask)
+        loss.float().backward()
         opt.step()
         if x["text"].device.type == "cuda":
             torch.cuda.synchronize()
@@ -115,8 +117,7 @@ def measure(args: argparse.Namespace, threads: int, device: torch.device, bf16: 
         "reference": train_step_fn(ref, x, mask, y, fused_adam=False),
     }
     if bf16:
-        fast16 = build_model(ModelArgs.from_json({**margs.to_json(), "precision": "bf16"})).to(device)
-        fns["fast_bf16"] = train_step_fn(fast16, x, mask, y, fused_adam=True)
+        fns["fast_bf16"] = train_step_fn(build_model(margs).to(device), x, mask, y, fused_adam=True, bf16=True)
     load_before = os.getloadavg()
     times = time_interleaved(fns, args.warmup, args.repeats)
     med = {k: statistics.median(v) for k, v in times.items()}

@@ -45,7 +45,7 @@ def test_stratified_twenty_percent_per_class() -> None:
 
 
 def test_stratified_with_val() -> None:
-    summary = split_summary(split_clips(synthetic_clips(), "stratified", seed=3, test_frac=0.2, val_frac=0.1))
+    summary = split_summary(split_clips(synthetic_clips(), "stratified", seed=3, test_fraction=0.2, val_fraction=0.1))
     for label, n in SIZES.items():
         assert summary["val"][label] == round(0.1 * n), label
         assert summary["test"][label] + summary["val"][label] + summary["train"][label] == n
@@ -62,7 +62,7 @@ def test_deterministic_by_seed_and_independent_of_row_order() -> None:
 
 
 def test_drama_disjoint_near_twenty_percent() -> None:
-    clips = split_clips(synthetic_clips(), "drama", seed=5, val_frac=0.1)
+    clips = split_clips(synthetic_clips(), "drama", seed=5, val_fraction=0.1)
     splits_of = {}
     for c in clips:
         if c.split is not None:
@@ -98,4 +98,4 @@ def test_cli_split_writes_manifest(tmp_path: Path) -> None:
     assert {c.split for c in clips} == {"train", "test", None}
     assert all(f in res.output for f in FINE)
     bad = CliRunner().invoke(app, ["annotate", "split", str(src), "--out", str(out), "--test-frac", "1.5"])
-    assert bad.exit_code == 2 and "test_frac" in bad.output
+    assert bad.exit_code == 2 and "--test-frac" in bad.output

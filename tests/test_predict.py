@@ -24,7 +24,8 @@ PERR = [sys.executable, "-m", "perr"]
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    from perr.features.extract import ExtractConfig, planned_specs
+    from perr.features.config import ExtractConfig
+    from perr.features.extract import planned_specs
 
     root = tmp_path_factory.mktemp("pred")
     store = make_toy_store(root / "store", sizes={"train": 40, "test": 10}, T=32, modalities=tuple(planned_specs(ExtractConfig())))

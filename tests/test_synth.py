@@ -17,7 +17,6 @@ import pytest
 
 from perr.data.synth import (
     MANIFEST_NAME,
-    MODALITIES,
     STORE_DIRNAME,
     SUMMARY_NAME,
     SynthConfig,
@@ -26,6 +25,7 @@ from perr.data.synth import (
 )
 from perr.labels import FINE, erato_ratios
 from perr.manifest import Clip, load_manifest
+from perr.modalities import PERR_MODALITIES as MODALITIES
 from perr.store import FeatureStore
 
 N = 1200

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from perr.checkpoint import Checkpoint
 from perr.config import load_config
-from perr.evaluate import evaluate
 from perr.store import FeatureStore, ModalitySpec, StoreError, StoreHeader, write_split
-from perr.train import load_checkpoint, train
+from perr.train import evaluate, train
 from toydata import TINY, make_toy_store
 
 
@@ -47,8 +47,11 @@ def test_checkpoint_contents_and_weights_only_load(store, tmp_path):
         assert key in ckpt
     assert ckpt["scheduler"]["step_size"] == 2 and ckpt["config"]["model"] == "smta-transformer"
     assert [f["name"] for f in ckpt["features"]] == ["person_a", "person_b", "background", "audio", "text"]
-    _model, meta = load_checkpoint(tmp_path / "r" / "best.pt")
-    assert meta["model_args"]["n_classes"] == 5
+    best = Checkpoint.load(tmp_path / "r" / "best.pt")
+    assert best.model_args.n_classes == 5 and best.resume is None and best.config.epochs == 2
+    assert [s.name for s in best.features] == ["person_a", "person_b", "background", "audio", "text"]
+    resumable = Checkpoint.load(tmp_path / "r" / "checkpoint.pt")
+    assert resumable.epoch == 1 and resumable.resume is not None and len(resumable.history) == 2
 
 
 def test_resume_with_other_config_is_refused(store, tmp_path):
@@ -66,8 +69,7 @@ def test_learns_the_signal_and_early_stops_on_val(store, tmp_path):
 
 def test_drop_removes_modalities_from_the_model(store, tmp_path):
     train(store, _cfg(epochs=1, drop=["person"]), tmp_path / "r")
-    _, meta = load_checkpoint(tmp_path / "r" / "best.pt")
-    assert list(meta["model_args"]["input_dims"]) == ["background", "audio", "text"]
+    assert Checkpoint.load(tmp_path / "r" / "best.pt").modalities == ["background", "audio", "text"]
 
 
 def test_training_refuses_nan_features_naming_row_and_modality(store, tmp_path):

@@ -16,12 +16,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from perr.checkpoint import Checkpoint
 from perr.config import TrainConfig
+from perr.data.dialogue import ensure_store
+from perr.data.synth import ensure_synthetic
 from perr.io import read_json, write_json
 from perr.labels import perr_tasks
+from perr.models import attention_timeline
 from perr.report import figures, tables
 from perr.store import FeatureSplit, FeatureStore, StoreError
-from perr.train import Batches, load_checkpoint, summarise_runs, train
+from perr.train import summarise_runs, train
 
 DATASETS = ("synthetic", "meld")
 
@@ -30,12 +34,8 @@ def resolve_dataset(dataset: str, cache: Path, **options: Any) -> Path:
     """A store root for `dataset`: 'synthetic' (generated), 'meld' (built from ../shared), a dialogue CSV,
     or the path of an existing feature store."""
     if dataset == "synthetic":
-        from perr.data.synth import ensure_synthetic
-
         return ensure_synthetic(cache / "synthetic", **options)
     if dataset == "meld" or dataset.endswith(".csv"):
-        from perr.data.dialogue import ensure_store
-
         return ensure_store(dataset, cache / "dialogue", **options)
     path = Path(dataset)
     if not path.exists():
@@ -131,14 +131,12 @@ def richest_clip(split: FeatureSplit) -> int:
 
 def attention_figure(checkpoint: Path, fs: FeatureStore, path: Path, clip: int = 0, split: str = "test") -> Path | None:
     """Plot the attention timeline of one clip of `split` with the model of `checkpoint` (Fig. 7)."""
-    from perr.models import attention_timeline
-
-    model, ckpt = load_checkpoint(checkpoint)
+    ckpt = Checkpoint.load(checkpoint)
+    model = ckpt.build_model()
     data_split = fs[split]
-    modalities = list(ckpt["model_args"]["input_dims"])
-    targets = np.zeros(len(data_split), dtype=np.int64)
-    data = Batches(data_split, modalities, targets, np.array([clip]))
-    x, mask = data.tensors(np.array([clip]), torch.device("cpu"))
+    modalities = ckpt.modalities
+    x = {m: torch.from_numpy(np.asarray(data_split.features(m)[[clip]], dtype=np.float32)) for m in modalities}
+    mask = {m: torch.from_numpy(np.asarray(data_split.mask(m)[[clip]]).astype(bool)) for m in modalities}
     with torch.no_grad():
         output = model(x, mask)
     if output.attention is None:
@@ -147,5 +145,5 @@ def attention_figure(checkpoint: Path, fs: FeatureStore, path: Path, clip: int =
     masks = np.stack([mask[m][0].numpy() for m in modalities], axis=-1)
     clip_id = data_split.index[clip].get("clip_id", clip)
     synthetic = " — SYNTHETIC clip" if fs.header.synthetic else ""
-    title = f"{ckpt['model_args']['name']}: attention per modality, clip {clip_id}{synthetic}"
+    title = f"{ckpt.model_name}: attention per modality, clip {clip_id}{synthetic}"
     return figures.attention_timeline_figure(weights, modalities, path, masks=masks, title=title)

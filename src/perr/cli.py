@@ -6,8 +6,8 @@ from __future__ import annotations
 import typer
 
 from perr.annotate.cli import app as annotate_app
-from perr.build.cli import app as build_app
-from perr.build.cli import stats_cmd as build_stats_cmd
+from perr.construct.cli import app as build_app
+from perr.construct.cli import stats_cmd as build_stats_cmd
 from perr.data.cli import app as data_app
 from perr.features.cli import app as features_app
 
@@ -46,6 +46,12 @@ def _seeds(text: str) -> list[int]:
         raise typer.BadParameter(f"--seeds {text!r}: expected comma-separated integers like 0,1,2") from None
 
 
+def _figure(entry: dict, key: str) -> str:
+    """mean ± std over seeds in percent; one seed has no std."""
+    std = entry.get(f"{key}_std")
+    return f"{100 * entry[f'{key}_mean']:.2f}" + ("" if std is None else f" ± {100 * std:.2f}")
+
+
 def _console():
     from rich.console import Console
 
@@ -72,11 +78,11 @@ def train_cmd(
     cfg = _config(config, set_, model=model, task=task, device=device)
     console = _console()
     summary = train_seeds(store, cfg, _seeds(seeds), out, progress=lambda msg, i, n: console.print(msg, highlight=False))
+    n = len(summary.get("seeds", []))
     for t, entry in summary.items():
         if isinstance(entry, dict) and "micro_f1_mean" in entry:
             console.print(
-                f"task {t}: Micro-F1 {100 * entry['micro_f1_mean']:.2f} ± {100 * entry['micro_f1_std']:.2f}  "
-                f"Macro-F1 {100 * entry['macro_f1_mean']:.2f} ± {100 * entry['macro_f1_std']:.2f}"
+                f"task {t}: Micro-F1 {_figure(entry, 'micro_f1')}  Macro-F1 {_figure(entry, 'macro_f1')}  (n={n})"
                 + ("  (SYNTHETIC data)" if summary.get("synthetic") else ""),
                 highlight=False,
             )
@@ -91,13 +97,14 @@ def evaluate_cmd(
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Evaluate a checkpoint: Micro/Macro/weighted F1, per-class F1 and confusion matrix at every scale."""
-    from perr.evaluate import evaluate
+    from perr.checkpoint import CheckpointError
     from perr.store import StoreError
+    from perr.train import evaluate
 
     console = _console()
     try:
         result = evaluate(checkpoint, store, split=split, out=out, device=device)
-    except (StoreError, FileNotFoundError, ValueError) as e:
+    except (StoreError, CheckpointError, FileNotFoundError, ValueError) as e:
         console.print(f"[red]error:[/red] {e}", highlight=False)
         raise typer.Exit(2) from None
     tag = " (SYNTHETIC data)" if result["synthetic"] else ""
@@ -161,6 +168,7 @@ def demo_cmd(
     n: int = typer.Option(1500, "--n", help="Synthetic clips to generate."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds."),
     lr: float = typer.Option(2e-3, "--lr", help="Paper: 5e-3. At 6 epochs the attention models collapse to the majority class with it."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] | mps"),
 ) -> None:
     """The main job on the embedded SYNTHETIC default: generate an ERATO-shaped feature set, train all nine
     Table-3 models for 5- and 3-class tasks (reduced epochs), print the Table-3-shaped comparison.
@@ -175,7 +183,8 @@ def demo_cmd(
     from perr.models import MODELS
 
     console = _console()
-    cfg = TrainConfig(epochs=epochs, lr=lr, lr_step=max(1, epochs - 1), d_model=64, stage2_hidden=64, ff_dim=128, threads=1)
+    cfg = TrainConfig(epochs=epochs, lr=lr, lr_step=max(1, epochs - 1), d_model=64, stage2_hidden=64, ff_dim=128, threads=1,
+                      device=device)
     note = (f"Demo settings: {epochs} epochs (paper 50), lr {lr:g} (paper 5e-3) with one ×0.1 step at epoch {cfg.lr_step}, "
             f"d_model {cfg.d_model}, batch {cfg.batch_size}; SYNTHETIC data — the figures show the toolkit works, "
             "they are not results on ERATO.")

@@ -17,8 +17,12 @@ from typing import Any
 
 import yaml
 
-#: modality groups a user can name in `drop` (Table 4 ablations); anything else names one modality.
-MODALITY_GROUPS: Mapping[str, tuple[str, ...]] = {"person": ("person_a", "person_b")}
+from perr.io import atomic_open
+from perr.modalities import expand_groups
+from perr.models import MODELS
+
+#: Keys renamed since checkpoints were first written: old name → new name.
+RENAMED_KEYS: Mapping[str, str] = {"val_fraction": "holdout_fraction"}
 
 
 @dataclass
@@ -43,46 +47,37 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # 0 = off
     seed: int = 0
-    # validation / early stopping (used when the store has a `val` split or val_fraction > 0)
-    val_fraction: float = 0.0
+    # validation / early stopping (used when the store has a `val` split or holdout_fraction > 0)
+    holdout_fraction: float = 0.0  # per class, the share of the train split held out for validation
     early_stop_metric: str = "macro_f1"  # micro_f1 | macro_f1 | weighted_f1 | loss
     patience: int = 0  # epochs without improvement before stopping; 0 = never stop early
     # runtime
     device: str = "auto"
-    bf16: bool = False  # bfloat16 autocast (CPU with AVX512-BF16/AMX, or CUDA)
+    bf16: bool = False  # bfloat16 autocast of forward passes (CPU with AVX512-BF16/AMX, or CUDA): the one switch
     threads: int = 0  # torch intra-op threads; 0 = torch default
 
     def validate(self) -> None:
-        from perr.models import MODELS
-
         if self.model not in MODELS:
             raise ValueError(f"model: unknown {self.model!r}; choose one of {', '.join(MODELS.names())}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs, batch_size must be ≥ 1 and lr > 0")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val_fraction: {self.val_fraction} not in [0, 1)")
+        if not 0 <= self.holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction: {self.holdout_fraction} not in [0, 1)")
         if self.early_stop_metric not in {"micro_f1", "macro_f1", "weighted_f1", "loss"}:
             raise ValueError(f"early_stop_metric: unknown {self.early_stop_metric!r}")
 
     def dropped_modalities(self, available: Iterable[str]) -> list[str]:
         """Expand `drop` (groups allowed) against the store's modalities; unknown names are an error."""
-        available = list(available)
-        out: list[str] = []
-        for name in self.drop:
-            members = MODALITY_GROUPS.get(name, (name,))
-            unknown = [m for m in members if m not in available]
-            if unknown:
-                raise ValueError(f"drop: {name!r} names no modality of this store ({', '.join(available)})")
-            out.extend(members)
-        return out
+        return expand_groups(self.drop, available)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        """A config from its dict form (config.yaml, a checkpoint); renamed keys are read under their new name."""
         cfg = cls()
-        apply_overrides(cfg, d)
+        apply_overrides(cfg, {RENAMED_KEYS.get(k, k): v for k, v in d.items()})
         return cfg
 
 
@@ -153,7 +148,5 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (), b
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:
-    from perr.io import atomic_open
-
     with atomic_open(path) as fh:
         yaml.safe_dump(cfg.to_dict(), fh, sort_keys=False)

@@ -18,11 +18,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from perr.checkpoint import Checkpoint
+from perr.construct.config import BuildConfig
+from perr.construct.outputs import write_thumbnails
+from perr.construct.pipeline import Detectors, process_video
+from perr.construct.run import video_keys
 from perr.device import resolve_device
+from perr.features.base import ClipContext
+from perr.features.config import ExtractConfig
+from perr.features.extract import build_extractors, extract_clip, modality_specs
 from perr.io import write_json
 from perr.labels import FINE_TO_COARSE, Task, perr_tasks
-from perr.manifest import Clip, load_manifest
+from perr.manifest import Clip
+from perr.models import attention_timeline
+from perr.report.html import ReportData, write_report
 from perr.store import StoreHeader
+from perr.video import VideoError, iter_video_files
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's native INFO/WARNING chatter
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -67,22 +78,21 @@ def parse_pair(text: str | None, clip: Clip) -> tuple[str, str] | None:
 
 
 def analyse_clip(path: Path, work: Path, **build_options: Any) -> Clip:
-    """Run the build stages over the whole file and return it as one Clip (paths relative to `work`)."""
-    from perr.build.run import BuildConfig, Models, process_video, video_keys
-    from perr.video import VideoError
-
+    """Run the build stages over the whole file and return it as one Clip (paths relative to `work`,
+    where the candidates' thumbnails are written for the report)."""
     cfg = BuildConfig(**{**WHOLE_CLIP, **build_options})
     key = video_keys([path])[path]
-    models = Models(cfg)
+    detectors = Detectors(cfg)
     try:
-        process_video(path, key, work, cfg, models)
+        vb = process_video(path, key, work, cfg, detectors)
     except VideoError as e:
         raise PredictError(f"{path}: {e.reason}") from e
     finally:
-        models.close()
-    clips = load_manifest(work / "clips" / f"{key}.jsonl") + load_manifest(work / "dropped" / f"{key}.jsonl")
+        detectors.close()
+    clips = vb.proposals.clips + vb.proposals.dropped
     if not clips:
         raise PredictError(f"{path}: no clip could be formed (is the video empty?)")
+    write_thumbnails(vb.proposals.thumbnails, work)
     clip = max(clips, key=lambda c: (c.duration or 0.0))
     return clip.model_copy(update={"clip_id": key, "status": "predict", "video": str(path.resolve())})
 
@@ -123,25 +133,19 @@ class Predictor:
     """A loaded checkpoint plus the extractors it needs; reused across clips of a batch."""
 
     def __init__(self, checkpoint: str | os.PathLike, device: str = "auto", **extract_options: Any) -> None:
-        from perr.features.extract import ExtractConfig, build_extractors, modality_specs
-        from perr.train import check_signature, load_checkpoint
-
         self.device = resolve_device(device)
         self.checkpoint = Path(checkpoint)
-        self.model, self.ckpt = load_checkpoint(checkpoint, self.device)
-        self.task = Task.from_json(self.ckpt["task"])
-        self.modalities = list(self.ckpt["model_args"]["input_dims"])
-        self.cfg = ExtractConfig(T=int(self.ckpt["T"]), modalities=tuple(self.modalities), **extract_options)
+        self.ckpt = Checkpoint.load(checkpoint, self.device)
+        self.model = self.ckpt.build_model(self.device)
+        self.task = self.ckpt.task
+        self.modalities = self.ckpt.modalities
+        self.cfg = ExtractConfig(T=self.ckpt.T, modalities=tuple(self.modalities), **extract_options)
         self.extractors = build_extractors(self.cfg)
-        check_signature(self.ckpt["features"], _feature_header(modality_specs(self.extractors), self.cfg.T),
-                        f"features for {self.checkpoint.name}")
+        self.ckpt.check_features(_feature_header(modality_specs(self.extractors), self.cfg.T),
+                                 f"features for {self.checkpoint.name}")
 
     @torch.no_grad()
     def run(self, clip: Clip, base: Path) -> dict[str, Any]:
-        from perr.features.base import ClipContext
-        from perr.features.extract import extract_clip
-        from perr.models import attention_timeline
-
         feats = extract_clip(clip, base, self.cfg, self.extractors)
         x = {m: torch.from_numpy(feats.features[m][None]).float().to(self.device) for m in self.modalities}
         mask = {m: torch.from_numpy(feats.masks[m][None].astype(bool)).to(self.device) for m in self.modalities}
@@ -155,11 +159,11 @@ class Predictor:
         return {
             "fine": fine,
             "coarse": coarse,
-            "pair": [p for p in pair],
-            "model": self.ckpt["model_args"]["name"],
+            "pair": list(pair),
+            "model": self.ckpt.model_name,
             "task": self.task.name,
             "checkpoint": str(self.checkpoint),
-            "trained_on_synthetic": bool(self.ckpt.get("synthetic", False)),
+            "trained_on_synthetic": self.ckpt.synthetic,
             "missing_modalities": missing,
             "characters": len(clip.characters),
             "times": feats.times.tolist(),
@@ -184,9 +188,6 @@ def predict(
     `subtitles`: auto (a sidecar .srt or embedded stream, else OCR) | ocr | none.
     """
     import av
-
-    from perr.report.html import ReportData, write_report
-    from perr.video import iter_video_files
 
     av.logging.set_level(av.logging.ERROR)  # corrupt-frame warnings are summarised, not streamed
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)

@@ -111,6 +111,21 @@ class Clip(_Record):
     def duration(self) -> float | None:
         return None if self.end is None else self.end - self.start
 
+    def pair_ids(self) -> tuple[str | None, str | None]:
+        """The two characters whose relationship the clip is about — the one rule every stage uses:
+        the annotated `pair`; else the first two `candidates`; roles still open are filled with the other
+        characters by occurrences (most first). None in a role the clip cannot fill."""
+        if self.pair is not None:
+            return self.pair
+        ids = list(self.candidates[:2])
+        for c in sorted(self.characters, key=lambda c: -c.occurrences):
+            if len(ids) == 2:
+                break
+            if c.id not in ids:
+                ids.append(c.id)
+        a, b = [*ids, None, None][:2]
+        return a, b
+
     def character(self, cid: str) -> Character:
         for c in self.characters:
             if c.id == cid:

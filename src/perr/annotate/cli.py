@@ -128,8 +128,10 @@ def split_cmd(
     out: Path = typer.Option(..., "--out", help="manifest with the split field set"),
     seed: int = typer.Option(0, "--seed"),
     mode: str = typer.Option("stratified", "--mode", help="stratified (paper: 20% per class) or drama (disjoint)"),
-    test_frac: float = typer.Option(0.2, "--test-frac"),
-    val_frac: float = typer.Option(0.0, "--val-frac"),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", "--test-frac", min=0.0, max=0.95,
+                                        help="share of each class (or of the clips, by drama) in test"),
+    val_fraction: float = typer.Option(0.0, "--val-fraction", "--val-frac", min=0.0, max=0.95,
+                                       help="share of each class (or of the clips, by drama) in val"),
 ) -> None:
     """Seeded train/val/test split written into each clip's `split` field."""
     from rich.table import Table
@@ -139,7 +141,7 @@ def split_cmd(
 
     con, err = _console()
     try:
-        path, clips = split_manifest(manifest, out, mode, seed, test_frac, val_frac)
+        path, clips = split_manifest(manifest, out, mode, seed, test_fraction, val_fraction)
     except ValueError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False)
         raise typer.Exit(2) from None

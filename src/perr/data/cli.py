@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from perr.data.synth.config import SynthConfig
+from perr.settings import config_options
+
 app = typer.Typer(help="Validate, generate (synthetic) and import datasets.", no_args_is_help=True)
 
 
@@ -30,48 +33,41 @@ def validate_cmd(
 
 
 @app.command("synth")
+@config_options(SynthConfig)
 def synth_cmd(
+    config: SynthConfig,
     out: str = typer.Option(..., "--out", "-o", help="Folder for synthetic-erato/ (the store), manifest.synthetic.jsonl, synthetic-erato.summary.json."),
-    n: int = typer.Option(2000, "--n", min=50, help="Clips to generate."),
-    T: int = typer.Option(32, "--T", min=8, help="Time steps per clip."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the clips, stories, noise and split."),
-    difficulty: float = typer.Option(1.0, "--difficulty", min=0.05, max=5.0, help="Noise, decoy cues and weak clips up; decisive moments down (1 = default; see docs/synthetic.md)."),
-    split: str = typer.Option("stratified", "--split", help="stratified (paper: 20% of each class as test) | drama (drama-disjoint)."),
-    test_fraction: float = typer.Option(0.2, "--test-fraction", min=0.01, max=0.9),
-    val_fraction: float = typer.Option(0.0, "--val-fraction", min=0.0, max=0.9, help="Share of the non-test clips in a val/ split."),
     dim: list[str] = typer.Option([], "--dim", help="Feature dim of one modality as NAME=INT (repeatable), e.g. --dim text=256."),
-    world_seed: int = typer.Option(0, "--world-seed", help="Seed of the fixed per-modality projections."),
-    like_extractors: bool = typer.Option(False, "--like-extractors", help="Use the real extractors' names, versions and dims (overrides --dim), so models trained here load on real features (`perr predict`); values stay synthetic."),
 ) -> None:
     """Generate the embedded default: an ERATO-shaped SYNTHETIC feature set (Table 2 ratios, §3.3 shapes)."""
     import time
 
     from rich.console import Console
 
-    from perr.data.synth import DEFAULT_DIMS, SynthConfig, write_synthetic
+    from perr.data.synth import write_synthetic
 
-    dims = dict(DEFAULT_DIMS)
     for item in dim:
         name, _, value = item.partition("=")
-        if name not in dims or not value.isdigit():
-            raise typer.BadParameter(f"--dim {item!r}: expected NAME=INT with NAME one of {', '.join(dims)}")
-        dims[name] = int(value)
-    cfg = SynthConfig(n=n, T=T, seed=seed, difficulty=difficulty, dims=dims, test_fraction=test_fraction,
-                      val_fraction=val_fraction, split=split, world_seed=world_seed, like_extractors=like_extractors)
+        if name not in config.dims or not value.isdigit():
+            raise typer.BadParameter(f"--dim {item!r}: expected NAME=INT with NAME one of {', '.join(config.dims)}")
+        if not config.like_extractors:
+            config.dims[name] = int(value)
     try:
-        cfg.validate()
+        config.validate()
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     console = Console(stderr=True)
     start = time.perf_counter()
-    result = write_synthetic(out, cfg)
+    result = write_synthetic(out, config)
     s = result.summary
-    console.print(f"[green]✓[/green] SYNTHETIC ERATO-shaped set: {s['clips']} clips in {time.perf_counter() - start:.1f} s → {result.store}",
+    classes = s["classes"]["fine"]
+    console.print(f"[green]✓[/green] SYNTHETIC ERATO-shaped set: {s['n_clips']} clips in {time.perf_counter() - start:.1f} s → {result.store}",
                   highlight=False)
-    console.print("  classes (synthetic): " + ", ".join(f"{c} {v['ratio']:.2%}" for c, v in s["classes"].items()), highlight=False)
-    console.print(f"  duration {s['duration_s']['min']:.1f}–{s['duration_s']['max']:.1f} s, mean {s['duration_s']['mean']:.1f} s; "
-                  "IoM " + ", ".join(f"{k} {v:.2%}" for k, v in s["iom_modes"].items())
-                  + f"; no subtitles {s['no_subtitles']:.2%}; splits {s['splits']}", highlight=False)
+    console.print("  classes (synthetic): " + ", ".join(f"{c} {v['ratio']:.2%}" for c, v in classes.items()), highlight=False)
+    d = s["duration"]
+    console.print(f"  duration {d['min']:.1f}–{d['max']:.1f} s, mean {d['mean']:.1f} s; "
+                  "IoM " + ", ".join(f"{k} {v:.2%}" for k, v in s["interaction_mode"]["ratios"].items())
+                  + f"; no subtitles {s['subtitle_ratio']['no_subtitle_share']:.2%}; splits {s['splits']}", highlight=False)
     console.print(f"  manifest {result.manifest}, summary {result.summary_path}", highlight=False)
 
 
@@ -87,8 +83,8 @@ def convert_meld_cmd(
 
     from rich.console import Console
 
-    from perr.data.dialogue import read_dialogue_csv
-    from perr.data.meld import convert_meld, default_meld_dir
+    from perr.data.dialogue import convert_meld, read_dialogue_csv
+    from perr.data.meld import default_meld_dir
 
     path = convert_meld(Path(meld_dir) if meld_dir else default_meld_dir(), out)
     corpus = read_dialogue_csv(path)

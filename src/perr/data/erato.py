@@ -29,6 +29,8 @@ from pathlib import Path
 
 from perr.labels import FINE
 from perr.manifest import Clip, SubtitleEvent, write_manifest
+from perr.subtitles import read_srt
+from perr.video import IMAGE_EXTS
 
 #: Folder-name spellings seen for ERATO's classes → perr's fine labels (perr.labels.FINE).
 ALIASES: dict[str, str] = {
@@ -98,9 +100,6 @@ def scan_erato(root: str | os.PathLike, fps: float | None = None, relative_to: s
 
     An unknown class folder raises EratoError; a broken clip (no frames, no fps) is skipped and listed.
     """
-    from perr.build.subtitles import read_srt
-    from perr.features.source import IMAGE_EXTS
-
     root = Path(root)
     img = root / "img"
     if not img.is_dir():

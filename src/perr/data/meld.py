@@ -9,7 +9,7 @@ what the conversion does about each:
 - Some utterance numbers are missing inside dialogues → utterances are ordered by the integer
   `Utterance_ID`, never assumed contiguous (the number is kept as is).
 - Curly apostrophes/quotes and, in some MELD releases, cp1252 mojibake (`\\x92`, `â€™`) → normalised
-  to plain ASCII quotes by `normalise_text` (text and speaker).
+  to plain ASCII quotes by `clean_meld_text` (text and speaker).
 - `StartTime`/`EndTime` are `hh:mm:ss,ms` → seconds (float) in `start`/`end`.
 
 Labels: `label` = 7-class emotion, `sentiment` = 3-class sentiment. The class lists below are the one
@@ -26,16 +26,16 @@ from pathlib import Path
 from perr.labels import Task
 
 #: MELD's 7 emotions, in the order of the MELD repository.
-EMOTIONS: tuple[str, ...] = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
+MELD_EMOTIONS: tuple[str, ...] = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
 #: MELD's 3 sentiments.
-SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
+MELD_SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
 #: MELD split file stem → generic split name (MELD "dev" is our "val").
 SPLIT_FILES: dict[str, str] = {"train": "train", "dev": "val", "test": "test"}
 MELD_COLUMNS = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID", "StartTime", "EndTime")
 
 def meld_tasks() -> dict[str, Task]:
     """The two MELD tasks: 7-class emotion (column `label`) and 3-class sentiment (column `sentiment`)."""
-    return {"7": Task("7", EMOTIONS, column="label"), "3": Task("3", SENTIMENTS, column="sentiment")}
+    return {"7": Task("7", MELD_EMOTIONS, column="label"), "3": Task("3", MELD_SENTIMENTS, column="sentiment")}
 
 
 # cp1252 bytes 0x80-0x9F that MELD text carries as C1 control characters, and the curly punctuation.
@@ -62,7 +62,7 @@ def _unmojibake(match: re.Match[str]) -> str:
         return text  # not mojibake after all
 
 
-def normalise_text(s: str) -> str:
+def clean_meld_text(s: str) -> str:
     """Undo UTF-8-read-as-cp1252 mojibake (`â€™` → `’`), then map curly/cp1252 punctuation to ASCII
     and collapse whitespace. Other non-ASCII letters (`café`) are kept."""
     return _SPACES.sub(" ", _MOJIBAKE.sub(_unmojibake, s).translate(_CHAR_MAP)).strip()
@@ -119,10 +119,10 @@ def read_meld(meld_dir: str | os.PathLike) -> list[dict[str, object]]:
                     problems.append(f"{where}: Dialogue_ID/Utterance_ID not integers ({r['Dialogue_ID']!r}, {r['Utterance_ID']!r})")
                     continue
                 emotion, sentiment = r["Emotion"].strip().lower(), r["Sentiment"].strip().lower()
-                if emotion not in EMOTIONS:
-                    problems.append(f"{where}: Emotion {r['Emotion']!r} not one of {', '.join(EMOTIONS)}")
-                if sentiment not in SENTIMENTS:
-                    problems.append(f"{where}: Sentiment {r['Sentiment']!r} not one of {', '.join(SENTIMENTS)}")
+                if emotion not in MELD_EMOTIONS:
+                    problems.append(f"{where}: Emotion {r['Emotion']!r} not one of {', '.join(MELD_EMOTIONS)}")
+                if sentiment not in MELD_SENTIMENTS:
+                    problems.append(f"{where}: Sentiment {r['Sentiment']!r} not one of {', '.join(MELD_SENTIMENTS)}")
                 try:
                     start, end = parse_time(r["StartTime"]), parse_time(r["EndTime"])
                 except ValueError as e:
@@ -132,8 +132,8 @@ def read_meld(meld_dir: str | os.PathLike) -> list[dict[str, object]]:
                     {
                         "dialogue_id": f"{stem}_{did}",
                         "utterance_id": uid,
-                        "speaker": normalise_text(r["Speaker"]),
-                        "text": normalise_text(r["Utterance"]),
+                        "speaker": clean_meld_text(r["Speaker"]),
+                        "text": clean_meld_text(r["Utterance"]),
                         "label": emotion,
                         "sentiment": sentiment,
                         "split": split,
@@ -150,21 +150,13 @@ def read_meld(meld_dir: str | os.PathLike) -> list[dict[str, object]]:
     return rows
 
 
-def convert_meld(meld_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Write MELD as one generic dialogue CSV (atomically). Returns the CSV path."""
-    from perr.data.dialogue import write_dialogue_csv
-
-    return write_dialogue_csv(read_meld(meld_dir), out, label_columns=("sentiment",))
-
-
 __all__ = [
-    "EMOTIONS",
-    "SENTIMENTS",
+    "MELD_EMOTIONS",
+    "MELD_SENTIMENTS",
     "MeldError",
-    "convert_meld",
+    "clean_meld_text",
     "default_meld_dir",
     "meld_tasks",
-    "normalise_text",
     "parse_time",
     "read_meld",
 ]

@@ -3,7 +3,8 @@
 An extractor turns one clip into one modality's sequence: ``extract(ctx) -> (features [T, d], mask
 [T])``. Missing evidence (a character off screen, no subtitle, no audio track) is a zero row with
 mask 0, never an exception; exceptions mean the clip itself is broken and are isolated per clip by
-:mod:`perr.features.extract`.
+:mod:`perr.features.extract`. Extractors live one per file in :mod:`perr.features.extractors` and
+register themselves; the configuration names the extractor of each modality, so adding one is one file.
 
 The :class:`ClipContext` decodes the clip's frames and audio once, lazily, and holds a cache so that
 work two extractors share (face detection for ``person_a`` and ``person_b``) runs once per clip.
@@ -15,7 +16,7 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -23,9 +24,10 @@ from perr.features.sampling import Sampling
 from perr.manifest import Character, Clip
 from perr.registry import Registry
 from perr.store import ModalitySpec
+from perr.video import source_audio, source_duration, source_frames_at
 
-#: Store modality names, in model order (DESIGN.md: M = 5).
-MODALITIES: tuple[str, ...] = ("person_a", "person_b", "background", "audio", "text")
+if TYPE_CHECKING:
+    from perr.features.config import ExtractConfig
 
 
 @dataclass
@@ -40,15 +42,13 @@ class ClipContext:
     cache: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from perr.features.source import media_duration
-
         self.video_path = self.clip.resolve(self.clip.video, self.base)
         assert self.video_path is not None
         if not self.video_path.exists():
             raise FileNotFoundError(f"clip {self.clip.clip_id}: video not found: {self.video_path}")
         self.audio_path = self.clip.resolve(self.clip.audio, self.base) or self.video_path
         self.start = self.clip.start
-        self.end = self.clip.end if self.clip.end is not None else media_duration(self.video_path, self.clip.fps)
+        self.end = self.clip.end if self.clip.end is not None else source_duration(self.video_path, self.clip.fps)
         self.times, self.valid = self.sampling.times(self.start, self.end)
 
     @property
@@ -59,9 +59,7 @@ class ClipContext:
     def frames(self) -> np.ndarray:
         """RGB uint8 [T, H, W, 3], decoded once per clip (the video is read a single time)."""
         if "frames" not in self.cache:
-            from perr.features.source import read_frames_at
-
-            self.cache["frames"] = read_frames_at(self.video_path, self.times, self.clip.fps, self.frame_max_side)
+            self.cache["frames"] = source_frames_at(self.video_path, self.times, self.clip.fps, self.frame_max_side)
         return self.cache["frames"]
 
     @property
@@ -73,26 +71,17 @@ class ClipContext:
         """The clip's audio at another sample rate (decoded once per rate)."""
         key = f"audio@{rate}"
         if key not in self.cache:
-            from perr.features.source import read_audio
-
-            self.cache[key] = read_audio(self.audio_path, rate, self.start, self.end)
+            self.cache[key] = source_audio(self.audio_path, rate, self.start, self.end)
         return self.cache[key]
 
     @property
     def pair(self) -> tuple[Character | None, Character | None]:
-        """The two characters of the pair: the annotated pair, else the top-2 candidates, else the two
-        characters with most occurrences. A clip with fewer characters has None in the empty roles."""
-        clip = self.clip
-        ids: list[str]
-        if clip.pair is not None:
-            ids = list(clip.pair)
-        elif clip.candidates:
-            ids = clip.candidates[:2]
-        else:
-            ids = [c.id for c in sorted(clip.characters, key=lambda c: -c.occurrences)[:2]]
-        chars: list[Character | None] = [clip.character(i) if clip.characters else None for i in ids]
-        chars += [None] * (2 - len(chars))
-        return chars[0], chars[1]
+        """The two characters of the pair (:meth:`perr.manifest.Clip.pair_ids`); None in a role the clip
+        cannot fill."""
+        if not self.clip.characters:
+            return None, None
+        a, b = self.clip.pair_ids()
+        return (self.clip.character(a) if a is not None else None, self.clip.character(b) if b is not None else None)
 
     def on_screen(self, character: Character | None) -> np.ndarray:
         """[T] bool: the character is on screen at each sampled time per its manifest spans."""
@@ -108,7 +97,8 @@ class ClipContext:
 
 
 class Extractor(ABC):
-    """One modality's feature extractor. Subclasses set ``name`` and ``version`` and give ``dim``.
+    """One modality's feature extractor. Subclasses set ``name`` and ``version``, give ``dim``, and
+    build themselves from the extraction config in :meth:`create`.
 
     Models are loaded lazily on first use and kept for the life of the instance, so a worker
     process (local or Ray) pays the load once for all its clips.
@@ -116,6 +106,11 @@ class Extractor(ABC):
 
     name: ClassVar[str]
     version: ClassVar[str]
+
+    @classmethod
+    def create(cls, cfg: ExtractConfig, modality: str, shared: dict[str, Any]) -> Extractor:
+        """The extractor for `modality` under `cfg`; `shared` lets extractors of one config share work."""
+        return cls()
 
     @property
     @abstractmethod

@@ -1,11 +1,16 @@
-"""`perr features` commands. Heavy imports stay inside the command functions so `perr --help` is instant."""
+"""`perr features` commands. Heavy imports stay inside the command functions so `perr --help` is
+instant; the options of `features extract` are made from :class:`perr.features.config.ExtractConfig`."""
 
 from __future__ import annotations
 
+import dataclasses
 from enum import StrEnum
 from pathlib import Path
 
 import typer
+
+from perr.features.config import DEFAULT_EXTRACTORS, ExtractConfig
+from perr.settings import config_options
 
 app = typer.Typer(help="Per-timestep multimodal features: extract per clip, pack a store.", no_args_is_help=True)
 
@@ -15,47 +20,35 @@ class BackendChoice(StrEnum):
     ray = "ray"
 
 
-class SchemeChoice(StrEnum):
-    uniform = "uniform"
-    fps = "fps"
-
-
 @app.command("extract")
+@config_options(ExtractConfig)
 def extract_cmd(
+    config: ExtractConfig,
     manifest: Path = typer.Argument(..., exists=True, dir_okay=False, help="clip manifest (JSONL)"),
     out: Path = typer.Option(..., "--out", "-o", help="output folder (one .npz per clip; re-runs skip finished clips)"),
+    modalities: str = typer.Option(",".join(DEFAULT_EXTRACTORS), help="comma-separated subset"),
+    extractor: list[str] = typer.Option(
+        [], "--extractor", help="MODALITY=NAME: the registered extractor of one modality (repeatable)"),
     backend: BackendChoice = typer.Option(BackendChoice.local, help="local: this process; ray: one Ray task per clip"),
     address: str | None = typer.Option(None, help="Ray cluster address to join (default: a local Ray instance)"),
     num_cpus: int | None = typer.Option(None, help="CPUs of the local Ray instance (default: all)"),
-    T: int = typer.Option(32, "--T", "-T", min=1, help="timesteps per clip"),
-    scheme: SchemeChoice = typer.Option(SchemeChoice.uniform, help="uniform over the clip, or at a fixed --fps"),
-    fps: float | None = typer.Option(None, min=0.001, help="sampling rate for --scheme fps"),
-    modalities: str = typer.Option("person_a,person_b,background,audio,text", help="comma-separated subset"),
-    face_detector: str = typer.Option("mediapipe", help="face detector (perr.build.faces registry)"),
-    audio_backend: str = typer.Option("logmel", help="audio embedding: logmel (fast), resemblyzer or aisfx"),
-    pose: bool = typer.Option(True, help="MediaPipe body pose in the person features"),
-    frame_max_side: int = typer.Option(640, min=64, help="decode frames scaled to this longest side"),
-    background_size: int = typer.Option(224, min=32, help="EfficientNet-lite0 input side (160 is ~2× cheaper)"),
     threads: int | None = typer.Option(None, min=1, help="torch threads (local backend; default 1 with 2 lanes)"),
     lanes: int | None = typer.Option(None, min=1, max=2, help="2: background network beside the other extractors "
                                      "in a second thread (default on ≥ 2 cores); 1: one after another"),
 ) -> None:
     """Extract person_a, person_b, background, audio and text features for every clip of MANIFEST."""
-    from perr.features.extract import ExtractConfig, extract_manifest
+    from perr.features.extract import extract_manifest
     from perr.manifest import ManifestError
 
+    chosen = dict(config.extractors)
+    for item in extractor:
+        name, _, value = item.partition("=")
+        if not value:
+            raise typer.BadParameter(f"--extractor {item!r}: expected MODALITY=NAME")
+        chosen[name.strip()] = value.strip()
     try:
-        cfg = ExtractConfig(
-            T=T,
-            scheme=scheme.value,
-            fps=fps,
-            modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()),
-            face_detector=face_detector,
-            pose=pose,
-            audio_backend=audio_backend,
-            frame_max_side=frame_max_side,
-            background_size=background_size,
-        )
+        cfg = dataclasses.replace(
+            config, modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()), extractors=chosen)
         summary = extract_manifest(manifest, out, cfg, backend=backend.value, address=address, num_cpus=num_cpus,
                                    threads=threads, lanes=lanes)
     except (ManifestError, ValueError) as e:  # bad manifest, bad option, another config in OUT

@@ -19,100 +19,35 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import shutil
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from perr.features.base import EXTRACTORS, MODALITIES, ClipContext, Extractor
-from perr.features.sampling import Sampling
+from perr.features.base import EXTRACTORS, ClipContext, Extractor
+from perr.features.config import ExtractConfig
+from perr.features.files import FORMAT, ClipFeatures, clip_filename, write_clip_file
 from perr.io import atomic_path, read_json, write_json
 from perr.manifest import Clip, load_manifest
 from perr.store import ModalitySpec
 
-Backend = Literal["local", "ray"]
-FORMAT = "perr-clip-features/1"
-
-
-@dataclass(frozen=True)
-class ExtractConfig:
-    """Everything that changes the features. Recorded in extraction.json and checked on resume."""
-
-    T: int = 32
-    scheme: Literal["uniform", "fps"] = "uniform"
-    fps: float | None = None
-    modalities: tuple[str, ...] = MODALITIES
-    face_detector: str = "mediapipe"
-    pose: bool = True
-    audio_backend: str = "logmel"
-    audio_window: float = 1.0
-    background_size: int = 224
-    frame_max_side: int | None = 640
-
-    def __post_init__(self) -> None:
-        _ = self.sampling  # bad T / scheme / fps fail here, before any clip is touched
-
-    @property
-    def sampling(self) -> Sampling:
-        return Sampling(T=self.T, scheme=self.scheme, fps=self.fps)
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["modalities"] = list(self.modalities)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ExtractConfig:
-        d = dict(d)
-        d["modalities"] = tuple(d.get("modalities", MODALITIES))
-        return cls(**d)
+ExecutionBackend = Literal["local", "ray"]
 
 
 def build_extractors(cfg: ExtractConfig) -> dict[str, Extractor]:
-    """modality name → extractor instance (person_a and person_b share one pipeline)."""
-    from perr.features import audio, background, person, text  # noqa: F401 - registers the extractors
-
-    unknown = [m for m in cfg.modalities if m not in MODALITIES]
-    if unknown:
-        raise ValueError(f"unknown modality {unknown}; choose from {', '.join(MODALITIES)}")
-    if not cfg.modalities:
-        raise ValueError("no modality selected")
-    from perr.build.faces import FACE_DETECTORS
-
-    if cfg.face_detector not in FACE_DETECTORS:
-        raise ValueError(f"unknown face detector {cfg.face_detector!r}; choose one of: {', '.join(FACE_DETECTORS)}")
-    if cfg.audio_backend not in audio.AUDIO_BACKENDS:
-        raise ValueError(f"unknown audio backend {cfg.audio_backend!r}; choose one of: {', '.join(audio.AUDIO_BACKENDS)}")
-    pipeline = person.PersonPipeline(detector=cfg.face_detector, pose=cfg.pose)
-    factories: dict[str, Callable[[], Extractor]] = {
-        "person_a": lambda: EXTRACTORS.get("person")(role=0, pipeline=pipeline),
-        "person_b": lambda: EXTRACTORS.get("person")(role=1, pipeline=pipeline),
-        "background": lambda: EXTRACTORS.get("background")(image_size=cfg.background_size),
-        "audio": lambda: EXTRACTORS.get("audio")(backend=cfg.audio_backend, window=cfg.audio_window),
-        "text": lambda: EXTRACTORS.get("text")(),
-    }
-    return {m: factories[m]() for m in cfg.modalities}
+    """modality name → extractor instance, each the registered extractor `cfg.extractors` names
+    (``person_a`` and ``person_b`` share one person pipeline)."""
+    shared: dict[str, Any] = {}
+    return {m: EXTRACTORS.get(cfg.extractors[m]).create(cfg, m, shared) for m in cfg.modalities}
 
 
 def modality_specs(extractors: dict[str, Extractor]) -> list[ModalitySpec]:
     return [e.spec(m) for m, e in extractors.items()]
-
-
-@dataclass
-class ClipFeatures:
-    clip_id: str
-    features: dict[str, np.ndarray]
-    masks: dict[str, np.ndarray]
-    times: np.ndarray
-    valid: np.ndarray
-    seconds: dict[str, float] = field(default_factory=dict)
-    duration: float = 0.0
-    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def extract_clip(
@@ -164,52 +99,6 @@ def extract_clip(
     feats = {m: feats[m] for m in names}
     masks = {m: masks[m] for m in names}
     return ClipFeatures(clip.clip_id, feats, masks, ctx.times, ctx.valid, seconds, ctx.end - ctx.start, cpu)
-
-
-# -- per-clip files --------------------------------------------------------------------------------
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def clip_filename(clip_id: str) -> str:
-    """A file-system-safe, collision-free name for a clip id."""
-    safe = _SAFE.sub("_", clip_id).strip("._") or "clip"
-    if safe != clip_id:
-        import hashlib
-
-        safe = f"{safe[:80]}-{hashlib.sha1(clip_id.encode()).hexdigest()[:8]}"
-    return safe + ".npz"
-
-
-def write_clip_file(path: Path, cf: ClipFeatures, specs: Sequence[ModalitySpec], cfg: ExtractConfig) -> None:
-    arrays: dict[str, np.ndarray] = {"times": cf.times, "valid": cf.valid.astype(np.uint8)}
-    for m in cf.features:
-        arrays[m] = cf.features[m].astype(np.float32)
-        arrays[f"{m}.mask"] = cf.masks[m].astype(np.uint8)
-    meta = {
-        "format": FORMAT,
-        "clip_id": cf.clip_id,
-        "duration": cf.duration,
-        "modalities": [asdict(s) for s in specs],
-        "config": cfg.to_json(),
-        "seconds": cf.seconds,
-    }
-    arrays["meta"] = np.array(json.dumps(meta))
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def read_clip_file(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
-    """(features, masks, meta) of one clip file."""
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-        names = [s["name"] for s in meta["modalities"]]
-        feats = {m: z[m] for m in names}
-        masks = {m: z[f"{m}.mask"] for m in names}
-        meta["times"] = z["times"]
-        meta["valid"] = z["valid"]
-    return feats, masks, meta
 
 
 # -- one unit of work: used verbatim by both backends -------------------------------------------
@@ -274,7 +163,11 @@ def _check_run_record(out: Path, cfg: ExtractConfig, specs: list[ModalitySpec]) 
     rec = {"format": FORMAT, "config": cfg.to_json(), "modalities": [asdict(s) for s in specs]}
     if rec_path.exists():
         old = read_json(rec_path)
-        if old.get("config") != rec["config"] or old.get("modalities") != rec["modalities"]:
+        try:  # records written before a config field existed compare with that field's default
+            same_config = ExtractConfig.from_json(old.get("config") or {}).to_json() == rec["config"]
+        except (TypeError, ValueError):
+            same_config = False
+        if not same_config or old.get("modalities") != rec["modalities"]:
             raise ConfigMismatch(
                 f"{rec_path}: this folder holds features made with a different configuration or extractor "
                 f"versions;\n  there: {json.dumps(old.get('config'))}\n  now:   {json.dumps(rec['config'])}\n"
@@ -293,7 +186,7 @@ def extract_manifest(
     manifest: str | os.PathLike,
     out: str | os.PathLike,
     cfg: ExtractConfig | None = None,
-    backend: Backend = "local",
+    backend: ExecutionBackend = "local",
     address: str | None = None,
     num_cpus: int | None = None,
     clip_ids: Iterable[str] | None = None,
@@ -382,8 +275,6 @@ def _run_local(
 def _run_ray(
     args: list[tuple[str, str, dict[str, Any], str]], out: Path, address: str | None, num_cpus: int | None, progress: bool
 ) -> list[dict[str, Any]]:
-    import shutil
-
     import ray
 
     started = False

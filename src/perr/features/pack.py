@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from perr.features.extract import FORMAT, clip_filename, read_clip_file
+from perr.features.files import FORMAT, clip_filename, read_clip_file
 from perr.io import read_json
 from perr.manifest import Clip, load_manifest
 from perr.store import SPLITS, ModalitySpec, StoreHeader, write_split
@@ -46,7 +46,7 @@ class PackSummary:
 
 def index_row(clip: Clip) -> dict[str, Any]:
     """The index.parquet columns for one clip."""
-    pair = list(clip.pair) if clip.pair else (clip.candidates[:2] if clip.candidates else [])
+    a, b = clip.pair_ids()
     return {
         "clip_id": clip.clip_id,
         "label": clip.label,
@@ -56,8 +56,8 @@ def index_row(clip: Clip) -> dict[str, Any]:
         "video": clip.video,
         "start": clip.start,
         "end": clip.end,
-        "person_a": pair[0] if len(pair) > 0 else None,
-        "person_b": pair[1] if len(pair) > 1 else None,
+        "person_a": a,
+        "person_b": b,
     }
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 Scheme = Literal["uniform", "fps"]
+SCHEMES: tuple[str, ...] = ("uniform", "fps")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ out = model(x, mask)            # x, mask: dicts modality -> [B, T, d_m] / [B, T
 loss = model.loss(out, y, mask)  # eq. 5
 """
 
-from perr.models.args import PRECISIONS, ModelArgs, ModelOutput
+from perr.models.args import ModelArgs, ModelOutput
 from perr.models.attention import ATTENTION
 from perr.models.fusion import MODELS, STAGE1, FusionModel, build_model
 from perr.models.recurrent import ModalityLSTMs
@@ -15,7 +15,6 @@ from perr.models.timeline import attention_timeline
 __all__ = [
     "ATTENTION",
     "MODELS",
-    "PRECISIONS",
     "STAGE1",
     "FusionModel",
     "ModalityLSTMs",

@@ -10,7 +10,8 @@ from typing import Any, NamedTuple
 
 from torch import Tensor
 
-PRECISIONS = ("float32", "bf16")
+#: Fields that older checkpoints carry and that no longer exist (ignored when read back).
+RETIRED_FIELDS = ("precision",)
 
 
 @dataclass
@@ -26,7 +27,6 @@ class ModelArgs:
     ff_dim: int = 512  # transformer feed-forward width
     dropout: float = 0.1
     aux_weight: float = 1.0  # weight of Σ_m CE(ŷ^m) in eq. 5 (paper: 1)
-    precision: str = "float32"  # "bf16": forward under bfloat16 autocast (CPU/GPU), loss in float32
 
     def __post_init__(self) -> None:
         if not self.input_dims:
@@ -38,8 +38,6 @@ class ModelArgs:
             raise ValueError(f"ModelArgs.n_classes = {self.n_classes}: need at least 2 classes")
         if self.d_model % self.heads:
             raise ValueError(f"ModelArgs.d_model = {self.d_model} is not divisible by heads = {self.heads}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"ModelArgs.precision = {self.precision!r}; choose one of {PRECISIONS}")
 
     @property
     def modalities(self) -> list[str]:
@@ -53,6 +51,7 @@ class ModelArgs:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ModelArgs:
         known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k not in RETIRED_FIELDS}  # bf16 is TrainConfig.bf16 now
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"ModelArgs: unknown field(s) {unknown}; known: {sorted(known)}")

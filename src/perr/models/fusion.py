@@ -19,7 +19,6 @@ modality missing for the whole clip is left out of Σ_m h_T^m and its auxiliary 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 
 import torch
@@ -126,16 +125,10 @@ class FusionModel(nn.Module):
         if missing:
             raise ValueError(f"input lacks modality(ies) {missing}; expected {self.modalities}")
         present = self.stack_mask(x, mask)
-        ctx = (
-            torch.autocast(present.device.type, dtype=torch.bfloat16)
-            if self.args.precision == "bf16"
-            else contextlib.nullcontext()
-        )
-        with ctx:
-            f = self.project(x, present)
-            g, attn = self.fuse(f, present)
-            h_last = self.lstm2(g)
-            logits, aux = self.heads(h_last, present.any(dim=1))
+        f = self.project(x, present)
+        g, attn = self.fuse(f, present)
+        h_last = self.lstm2(g)
+        logits, aux = self.heads(h_last, present.any(dim=1))
         return ModelOutput(_widen(logits), _widen(aux), None if attn is None else _widen(attn))
 
     def loss(self, out: ModelOutput, y: Tensor, mask: Mapping[str, Tensor] | Tensor | None = None) -> Tensor:
@@ -156,7 +149,7 @@ class FusionModel(nn.Module):
 
 
 def _widen(t: Tensor) -> Tensor:
-    """bf16/fp16 outputs of autocast back to float32 (the loss and metrics run in float32); float64 stays."""
+    """bf16/fp16 outputs (under the caller's autocast, TrainConfig.bf16) back to float32 (the loss and metrics run in float32); float64 stays."""
     return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 

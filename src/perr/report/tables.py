@@ -26,7 +26,10 @@ def write_results_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]
             writer.writerow({k: r.get(k, "") for k in RESULT_COLUMNS})
 
 
-def _pct(mean: float, std: float) -> str:
+def _pct(mean: float, std: float | None) -> str:
+    """A percent figure with its std over seeds; one seed has no std (the table states n)."""
+    if std is None or std == "":
+        return f"{100 * mean:.2f}"
     return f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
@@ -59,7 +62,8 @@ def table3_markdown(
                 cells.append(f"{published[0]:.2f} / {published[1]:.2f}" if published else "—")
         lines.append("| " + " | ".join(cells) + " |")
     seeds = sorted({int(r["seeds"]) for r in rows}) if rows else []
-    lines += ["", f"Ours: mean ± std over {', '.join(map(str, seeds))} seed(s), percent. {note}".rstrip()]
+    spread = "one run (n = 1, no std)" if seeds == [1] else f"mean ± std over n = {', '.join(map(str, seeds))} seeds"
+    lines += ["", f"Ours: {spread}, percent. {note}".rstrip()]
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,104 @@
+"""What `perr build run` writes for one video, and the manifest over all of them.
+
+Layout of ``--out DIR``::
+
+    shots/<video>.csv          PySceneDetect scene list
+    subtitles/<video>.srt|json timed subtitle events (sidecar, embedded stream, or OCR)
+    thumbnails/<clip>/<c>.jpg  face crop of each pair candidate
+    characters/<video>.npz     mean dlib identity descriptor per character, key "<clip_id>/<c>"
+    clips/<video>.jsonl        that video's proposals (Clip records)     ┐ written atomically, last:
+    dropped/<video>.jsonl      windows dropped, with the reason in notes │ their presence means the
+    done/<video>.json          stage timings, counts, config hash       ┘ video is finished
+    manifest.jsonl             all proposals (rebuilt at the end of every run)
+    failures.json              the files that failed in the last run, with the reason
+
+Paths inside every JSONL (video, thumbnails) are relative to DIR, where ``manifest.jsonl`` lives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from perr.construct.config import BuildConfig
+from perr.construct.pipeline import Detectors, VideoBuild, VideoResult, process_video
+from perr.construct.shots import write_shots_csv
+from perr.io import atomic_open, read_json, write_json
+from perr.manifest import Clip, parse_manifest, write_manifest
+from perr.subtitles import write_cues_json, write_srt
+from perr.video import VideoError
+
+
+def write_jpeg(path: Path, rgb: np.ndarray, quality: int = 90) -> None:
+    """Atomically write an RGB image as JPEG (thumbnails)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError(f"cannot encode thumbnail {path}")
+    with atomic_open(path, "wb", encoding=None) as fh:
+        fh.write(buf.tobytes())
+
+
+def write_thumbnails(thumbnails: Mapping[str, np.ndarray], out: Path) -> None:
+    for rel, image in thumbnails.items():
+        write_jpeg(out / rel, image)
+
+
+def write_video_outputs(vb: VideoBuild, out: Path, config_digest: str) -> None:
+    """Every file of one video, each atomically; the `done` marker last, so its presence means complete."""
+    key = vb.result.key
+    write_shots_csv(out / "shots" / f"{key}.csv", *vb.scene_list)
+    if vb.subtitle_source != "none":
+        write_srt(out / "subtitles" / f"{key}.srt", vb.cues)
+        write_cues_json(out / "subtitles" / f"{key}.json", vb.cues, vb.subtitle_source)
+    write_thumbnails(vb.proposals.thumbnails, out)
+    with atomic_open(out / "characters" / f"{key}.npz", "wb", encoding=None) as fh:
+        np.savez(fh, **vb.proposals.embeddings)
+    write_manifest(out / "dropped" / f"{key}.jsonl", vb.proposals.dropped)
+    write_manifest(out / "clips" / f"{key}.jsonl", vb.proposals.clips)
+    write_json(out / "done" / f"{key}.json", {**asdict(vb.result), "config": config_digest})
+
+
+def finished_result(out: Path, path: Path, key: str, config_digest: str) -> VideoResult | None:
+    """The result of a video an earlier run finished with the same configuration, else None."""
+    done = out / "done" / f"{key}.json"
+    if not done.exists() or not (out / "clips" / f"{key}.jsonl").exists():
+        return None
+    prev = read_json(done)
+    if prev.get("config") != config_digest:
+        return None
+    return VideoResult(str(path), key, "skipped", duration=prev.get("duration", 0.0), clips=prev.get("clips", 0),
+                       dropped=prev.get("dropped", 0))
+
+
+def collect_manifest(out: Path, keys: Iterable[str]) -> Path:
+    """Concatenate the per-video proposal files (in input order) into ``manifest.jsonl``."""
+    clips: list[Clip] = []
+    for key in keys:
+        p = out / "clips" / f"{key}.jsonl"
+        if p.exists():
+            got, errors = parse_manifest(p)
+            if errors:
+                raise ValueError(f"{p}: {len(errors)} bad record(s): {errors[0]}")
+            clips.extend(got)
+    return write_manifest(out / "manifest.jsonl", clips)
+
+
+def build_video(
+    path: Path, key: str, out: Path, cfg: BuildConfig, detectors: Detectors,
+    progress: Callable[[float], None] | None = None,
+) -> VideoResult:
+    """One video start to finish: build it in memory, write its files. Any error becomes a failed
+    result naming the reason (per-file isolation: the batch goes on)."""
+    try:
+        vb = process_video(path, key, out, cfg, detectors, progress=progress)
+        write_video_outputs(vb, out, cfg.digest())
+        return vb.result
+    except VideoError as e:
+        return VideoResult(str(path), key, "failed", error=e.reason)
+    except Exception as e:
+        return VideoResult(str(path), key, "failed", error=f"{type(e).__name__}: {e}")

@@ -1,0 +1,116 @@
+"""Clip proposals: the characters of each clip window, the pair candidates and their thumbnails.
+
+Input is what the sampled pass produced for one video (face tracks with embeddings, subtitle cues)
+and the segment → windows plan; output is one ``Clip`` record per window — ``status="proposal"``
+when it holds 2…max_characters characters (paper §3.2: clips with 1 or more than 6 characters are
+dropped), else ``status="discarded"`` with the reason in ``notes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from perr.construct.characters import summarise
+from perr.construct.segments import Segment, Window
+from perr.faces import Track, cluster_tracks
+from perr.manifest import Character, Clip, SubtitleEvent, TimeSpan
+from perr.subtitles import Cue
+
+
+@dataclass(frozen=True)
+class ProposalRules:
+    cluster_threshold: float = 0.5  # dlib distance under which tracks are one character
+    min_occurrences: int = 2  # sampled frames a character needs inside a window to count
+    max_characters: int = 6
+    n_candidates: int = 3
+
+
+@dataclass
+class Proposals:
+    """One video's clip records and what goes beside them on disk."""
+
+    clips: list[Clip] = field(default_factory=list)  # status "proposal"
+    dropped: list[Clip] = field(default_factory=list)  # status "discarded", the reason in `notes`
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # "<clip_id>/<c>" → mean dlib descriptor
+    thumbnails: dict[str, np.ndarray] = field(default_factory=dict)  # relative path → RGB face crop
+
+
+def _ms(t: float) -> float:
+    return round(t, 3)
+
+
+def drop_reason(n_characters: int, max_characters: int) -> str | None:
+    if n_characters < 2:
+        return f"{n_characters} character(s): a pair needs two"
+    if n_characters > max_characters:
+        return f"{n_characters} characters (more than {max_characters})"
+    return None
+
+
+def make_proposals(
+    key: str,
+    video: str,
+    plan: list[tuple[Segment, list[Window], list[tuple[float, float, str]]]],
+    tracks: list[Track],
+    cues: list[Cue],
+    cuts: list[float],
+    sample_step: float,
+    rules: ProposalRules | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Proposals:
+    """The proposals and dropped windows of one video, with identity descriptors and thumbnails.
+
+    Characters are clustered per segment (the shots of one scene), then counted per window, most
+    frequent first (ids c1, c2, …); the candidates' thumbnails are named ``thumbnails/<clip_id>/cN.jpg``.
+    """
+    rules = rules or ProposalRules()
+    extra = extra or {}
+    out = Proposals()
+    clips, dropped, embeddings = out.clips, out.dropped, out.embeddings
+
+    def next_id() -> str:
+        return f"{key}_{len(clips) + len(dropped):03d}"
+
+    for seg, windows, rejects in plan:
+        first, last = seg.shots[0].index, seg.shots[-1].index
+        groups = cluster_tracks([t for t in tracks if first <= t.shot <= last], rules.cluster_threshold)
+        for w in windows:
+            chars = [c for c in summarise(groups, w.start, w.end, sample_step, cuts)
+                     if c.occurrences >= rules.min_occurrences]
+            cid = next_id()
+            reason = drop_reason(len(chars), rules.max_characters)
+            characters = []
+            for k, c in enumerate(chars, start=1):
+                thumb = None
+                if reason is None:
+                    if c.embedding is not None:
+                        embeddings[f"{cid}/c{k}"] = c.embedding.astype(np.float32)
+                    if k <= rules.n_candidates and c.thumbnail is not None:
+                        thumb = (Path("thumbnails") / cid / f"c{k}.jpg").as_posix()
+                        out.thumbnails[thumb] = c.thumbnail
+                characters.append(Character(
+                    id=f"c{k}", spans=[TimeSpan(start=_ms(a), end=_ms(b)) for a, b in c.spans],
+                    occurrences=c.occurrences, thumbnail=thumb,
+                ))
+            clip = Clip(
+                clip_id=cid, video=video, start=_ms(w.start), end=_ms(w.end),
+                shots=[TimeSpan(start=_ms(s.start), end=_ms(s.end)) for s in w.shots],
+                characters=characters,
+                candidates=[c.id for c in characters[: rules.n_candidates]] if reason is None else [],
+                subtitles=[
+                    SubtitleEvent(start=_ms(max(c.start, w.start)), end=_ms(min(c.end, w.end)), text=c.text)
+                    for c in cues if c.end > w.start and c.start < w.end and c.text.strip()
+                ],
+                status="proposal" if reason is None else "discarded",
+                notes=reason,
+                extra={"segment": seg.index, **extra},
+            )
+            (clips if reason is None else dropped).append(clip)
+        for a, b, why in rejects:
+            dropped.append(Clip(clip_id=next_id(), video=video, start=_ms(a), end=_ms(max(b, a + 1e-3)),
+                                status="discarded", notes=why, extra={"segment": seg.index}))
+    return out

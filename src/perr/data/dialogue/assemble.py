@@ -1,0 +1,74 @@
+"""Utterances → PERR-shaped clips: right-aligned windows of the last T utterances up to each target."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from perr.data.dialogue.corpus import DIALOGUE_MODALITIES, TARGET_MODALITY, Utterance
+
+
+def modality_names(with_target: bool = False) -> list[str]:
+    return [*DIALOGUE_MODALITIES, TARGET_MODALITY] if with_target else list(DIALOGUE_MODALITIES)
+
+
+@dataclass
+class SplitClips:
+    """One split's clips: features/masks per modality and the index rows, ready for `write_split`."""
+
+    features: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]
+    index: list[dict[str, Any]] = field(default_factory=list)
+
+
+def assemble_split(
+    dialogues: Sequence[Sequence[Utterance]], vectors: np.ndarray, row_of: Mapping[str, int], T: int,
+    with_target: bool = False,
+) -> SplitClips:
+    """Right-aligned windows of the last T utterances up to each target (module doc), vectorised.
+
+    Step j of clip (dialogue d, position k) holds position k - (T-1-j) of d, or padding when negative.
+    """
+    utts = [u for d in dialogues for u in d]
+    n = len(utts)
+    pos = np.fromiter((k for d in dialogues for k in range(len(d))), dtype=np.int64, count=n)
+    back = (T - 1) - np.arange(T, dtype=np.int64)  # how many utterances before the target step j is
+    src = np.arange(n, dtype=np.int64)[:, None] - back[None, :]  # [n, T] flat utterance index
+    valid = (pos[:, None] - back[None, :]) >= 0
+    src = np.where(valid, src, 0)
+    speaker_code = {s: i for i, s in enumerate(dict.fromkeys(u.speaker for u in utts))}
+    spk = np.fromiter((speaker_code[u.speaker] for u in utts), dtype=np.int64, count=n)
+    text_row = np.fromiter((row_of[u.text] for u in utts), dtype=np.int64, count=n)
+    same = valid & (spk[src] == spk[:, None])
+    other = valid & ~same
+    # gather from a float16 table whose last row is zeros (masked steps point there): no float16 arithmetic
+    table = np.zeros((len(vectors) + 1, vectors.shape[1]), dtype=np.float16)
+    table[:-1] = vectors
+    rows = text_row[src]
+    zero = len(vectors)
+    features = {"speaker": table[np.where(same, rows, zero)], "others": table[np.where(other, rows, zero)]}
+    masks = {"speaker": same.astype(np.uint8), "others": other.astype(np.uint8)}
+    if with_target:
+        features[TARGET_MODALITY] = table[np.where(valid, text_row[:, None], zero)]
+        masks[TARGET_MODALITY] = valid.astype(np.uint8)
+    index = []
+    for i, u in enumerate(utts):
+        index.append(
+            {
+                "clip_id": f"{u.dialogue_id}#{u.utterance_id}",
+                "dialogue_id": u.dialogue_id,
+                "utterance_id": u.utterance_id,
+                "speaker": u.speaker,
+                "text": u.text,
+                **dict(u.labels),
+                "start": u.start,
+                "end": u.end,
+                "n_steps": int(valid[i].sum()),
+                "position": int(pos[i]),
+                "split": u.split,
+            }
+        )
+    return SplitClips(features=features, masks=masks, index=index)

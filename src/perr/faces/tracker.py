@@ -1,0 +1,191 @@
+"""Face tracks: detections linked across sampled frames, one identity descriptor per track, and tracks
+grouped into identities.
+
+Tracking is streaming (``FaceTracker.update`` per sampled frame), so a 45-minute episode never holds its
+frames in memory: a track keeps only a few face crops (its largest, most confident faces), from which
+one identity descriptor per track is computed when needed — never one per frame. The build tracks
+within shots and clusters tracks into characters; the person features link the detections of a clip's
+timesteps with the same tracker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from perr.faces.box import FaceBox, iou
+from perr.faces.identity import FaceEmbedder, embed_faces
+
+#: Crops kept per track for its descriptor (largest × most confident faces). Two make a track's mean
+#: descriptor steady enough to join the shots of one person on Megamind.avi; one does not.
+CROPS_PER_TRACK = 2
+
+
+@dataclass
+class TrackedFace:
+    time: float
+    box: FaceBox
+    index: int = 0  # position of the box in the detections of its frame
+
+
+@dataclass
+class Track:
+    """One face followed through consecutive sampled frames (of one shot, in the build)."""
+
+    id: int
+    shot: int
+    faces: list[TrackedFace] = field(default_factory=list)
+    crops: list[tuple[float, np.ndarray, FaceBox]] = field(default_factory=list)  # (quality, crop, box in crop)
+    embedding: np.ndarray | None = None
+
+    @property
+    def start(self) -> float:
+        return self.faces[0].time
+
+    @property
+    def end(self) -> float:
+        return self.faces[-1].time
+
+    @property
+    def last(self) -> FaceBox:
+        return self.faces[-1].box
+
+    def best_crop(self) -> np.ndarray | None:
+        return self.crops[0][1] if self.crops else None
+
+
+def _quality(box: FaceBox) -> float:
+    return box.area * box.score
+
+
+class FaceTracker:
+    """Greedy association of detections between consecutive sampled frames.
+
+    A detection joins the track whose last box overlaps it most (IoU ≥ `min_iou`), or failing that
+    (when `max_center_shift` is set) whose centre is within `max_center_shift` face widths — at 2–4
+    samples per second faces move. Tracks end at shot boundaries (`new_shot`) or after `max_gap`
+    seconds unseen; tracks with fewer than `min_faces` faces are dropped. `crops` face crops per
+    track are kept for its identity descriptor (0: none, and `update` needs no image).
+    """
+
+    def __init__(self, min_iou: float = 0.2, max_center_shift: float | None = 0.6, max_gap: float = 1.0,
+                 min_faces: int = 2, min_size: float = 24.0, crops: int = CROPS_PER_TRACK) -> None:
+        self.min_iou = min_iou
+        self.max_center_shift = max_center_shift
+        self.max_gap = max_gap
+        self.min_faces = min_faces
+        self.min_size = min_size
+        self.crops = crops
+        self.active: list[Track] = []
+        self.finished: list[Track] = []
+        self._next = 0
+        self._shot = 0
+
+    def _close(self, tracks: list[Track]) -> None:
+        self.finished.extend(t for t in tracks if len(t.faces) >= self.min_faces)
+
+    def new_shot(self, shot: int) -> None:
+        self._close(self.active)
+        self.active = []
+        self._shot = shot
+
+    def _affinity(self, track: Track, box: FaceBox) -> float:
+        o = iou(track.last, box)
+        if o >= self.min_iou:
+            return 1.0 + o
+        if self.max_center_shift is None:
+            return -1.0
+        (ax, ay), (bx, by) = track.last.center, box.center
+        width = max(track.last.x1 - track.last.x0, box.x1 - box.x0, 1.0)
+        shift = float(np.hypot(ax - bx, ay - by)) / width
+        return 1.0 - shift if shift <= self.max_center_shift else -1.0
+
+    def update(self, time: float, image: np.ndarray | None, boxes: list[FaceBox]) -> None:
+        """Link the detections of one sampled frame (in time order) to the open tracks."""
+        stale = [t for t in self.active if time - t.end > self.max_gap]
+        if stale:
+            self._close(stale)
+            self.active = [t for t in self.active if t not in stale]
+        kept = [(i, b) for i, b in enumerate(boxes) if min(b.x1 - b.x0, b.y1 - b.y0) >= self.min_size]
+        pairs = sorted(
+            ((self._affinity(t, b), ti, bi) for ti, t in enumerate(self.active) for bi, (_, b) in enumerate(kept)),
+            reverse=True,
+        )
+        used_t: set[int] = set()
+        used_b: set[int] = set()
+        for aff, ti, bi in pairs:
+            if aff < 0 or ti in used_t or bi in used_b:
+                continue
+            used_t.add(ti)
+            used_b.add(bi)
+            self._add(self.active[ti], time, image, *kept[bi])
+        for bi, (i, b) in enumerate(kept):
+            if bi not in used_b:
+                t = Track(self._next, self._shot)
+                self._next += 1
+                self.active.append(t)
+                self._add(t, time, image, i, b)
+
+    def _add(self, track: Track, time: float, image: np.ndarray | None, index: int, box: FaceBox) -> None:
+        track.faces.append(TrackedFace(time, box, index))
+        if self.crops <= 0 or image is None:
+            return
+        q = _quality(box)
+        if len(track.crops) < self.crops or q > track.crops[-1][0]:
+            crop, local = _crop_with_box(image, box)
+            track.crops.append((q, crop, local))
+            track.crops.sort(key=lambda c: -c[0])
+            del track.crops[self.crops:]
+
+    def finish(self) -> list[Track]:
+        """Close every open track; the tracks kept, in the order they ended."""
+        self._close(self.active)
+        self.active = []
+        return self.finished
+
+
+def _crop_with_box(image: np.ndarray, box: FaceBox, margin: float = 0.5) -> tuple[np.ndarray, FaceBox]:
+    """A crop around the face large enough for dlib's landmarks, and the box in crop coordinates."""
+    h, w = image.shape[:2]
+    mx, my = (box.x1 - box.x0) * margin, (box.y1 - box.y0) * margin
+    x0, y0 = int(max(0, box.x0 - mx)), int(max(0, box.y0 - my))
+    x1, y1 = int(min(w, box.x1 + mx)), int(min(h, box.y1 + my))
+    local = FaceBox(box.x0 - x0, box.y0 - y0, box.x1 - x0, box.y1 - y0, box.score)
+    return image[y0:y1, x0:x1].copy(), local
+
+
+def embed_tracks(tracks: list[Track], embedder: FaceEmbedder | None = None) -> None:
+    """Set each track's embedding: the mean descriptor of its kept crops (a few per track)."""
+    for t in tracks:
+        vecs = [embed_faces(crop, [local], embedder)[0] for _, crop, local in t.crops]
+        t.embedding = np.mean(vecs, axis=0) if vecs else None
+
+
+def cluster_tracks(tracks: list[Track], threshold: float = 0.5) -> list[list[Track]]:
+    """Group tracks into identities: average-linkage agglomerative clustering on track embeddings.
+
+    Two tracks in the same sampled frame are never the same person, so their distance is set to
+    infinity before clustering (a cannot-link constraint). Tracks without an embedding (not needed
+    for any pair) stay singletons.
+    """
+    singles = [[t] for t in tracks if t.embedding is None]
+    tracks = [t for t in tracks if t.embedding is not None]
+    if len(tracks) <= 1:
+        return ([tracks] if tracks else []) + singles
+    from sklearn.cluster import AgglomerativeClustering
+
+    x = np.stack([t.embedding for t in tracks])  # type: ignore[misc]
+    d = np.linalg.norm(x[:, None, :] - x[None, :, :], axis=-1)
+    times = [{round(f.time, 4) for f in t.faces} for t in tracks]
+    for i in range(len(tracks)):
+        for j in range(i + 1, len(tracks)):
+            if times[i] & times[j]:
+                d[i, j] = d[j, i] = 1e3
+    labels = AgglomerativeClustering(
+        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=threshold
+    ).fit_predict(d)
+    groups: dict[int, list[Track]] = {}
+    for t, lab in zip(tracks, labels, strict=True):
+        groups.setdefault(int(lab), []).append(t)
+    return list(groups.values()) + singles

@@ -1,0 +1,163 @@
+"""Dataset statistics of paper §3.3 for any list of clips, as numbers (figures: perr.report.dataset).
+
+* durations (Fig. 2a), shots per clip (Fig. 2b), appearance ratio of the pair (Fig. 2c: the pair's
+  seconds on screen, smaller over larger), subtitle ratio (Fig. 2d: seconds with a subtitle over the
+  clip's length), interaction mode by IoM (Fig. 3: intersection of the two characters' on-screen time
+  over the smaller of the two; = 0, between, = 1), and the class table (Table 2) when labels exist.
+* The pair is the clip's own rule (:meth:`perr.manifest.Clip.pair_ids`): the annotated pair, else the
+  top candidates, else the characters seen most often.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from perr.labels import COARSE, FINE, to_coarse
+from perr.manifest import Clip, TimeSpan
+
+#: IoM values within this of 0 or 1 count as exactly 0 or 1 (span ends are rounded to ms).
+IOM_EPS = 1e-3
+IOM_MODES = ("IoM=0", "0<IoM<1", "IoM=1")
+
+
+def _union(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for s, e in sorted(spans):
+        if e <= s:
+            continue
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def clipped_spans(spans: Sequence[TimeSpan], start: float, end: float | None) -> list[tuple[float, float]]:
+    """Spans cut to [start, end] and merged where they overlap."""
+    hi = np.inf if end is None else end
+    return _union([(max(s.start, start), min(s.end, hi)) for s in spans])
+
+
+def _length(spans: list[tuple[float, float]]) -> float:
+    return float(sum(e - s for s, e in spans))
+
+
+def _intersection(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
+    total, i, j = 0.0, 0, 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if hi > lo:
+            total += hi - lo
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+def pair_of(clip: Clip) -> tuple[str, str] | None:
+    """The clip's pair (:meth:`perr.manifest.Clip.pair_ids`) when it has two characters, else None."""
+    a, b = clip.pair_ids()
+    return (a, b) if a is not None and b is not None else None
+
+
+@dataclass(frozen=True)
+class PairTiming:
+    seconds: tuple[float, float]
+    appearance_ratio: float | None  # min/max seconds on screen; None when neither appears
+    iom: float | None  # intersection / min; None when one of them never appears
+
+    @property
+    def mode(self) -> str | None:
+        if self.iom is None:
+            return None
+        if self.iom <= IOM_EPS:
+            return IOM_MODES[0]
+        if self.iom >= 1 - IOM_EPS:
+            return IOM_MODES[2]
+        return IOM_MODES[1]
+
+
+def pair_timing(clip: Clip) -> PairTiming | None:
+    pair = pair_of(clip)
+    if pair is None:
+        return None
+    try:
+        a, b = (clip.character(p) for p in pair)
+    except KeyError:
+        return None
+    sa, sb = clipped_spans(a.spans, clip.start, clip.end), clipped_spans(b.spans, clip.start, clip.end)
+    la, lb = _length(sa), _length(sb)
+    ratio = (min(la, lb) / max(la, lb)) if max(la, lb) > 0 else None
+    iom = (_intersection(sa, sb) / min(la, lb)) if min(la, lb) > 0 else None
+    return PairTiming((la, lb), ratio, iom)
+
+
+def subtitle_ratio(clip: Clip) -> float | None:
+    if clip.duration is None or clip.duration <= 0:
+        return None
+    return min(1.0, _length(clipped_spans(list(clip.subtitles), clip.start, clip.end)) / clip.duration)
+
+
+def _summary(x: list[float]) -> dict[str, float | int | None]:
+    if not x:
+        return {"n": 0, "mean": None, "median": None, "min": None, "max": None}
+    a = np.asarray(x, dtype=float)
+    return {"n": int(a.size), "mean": float(a.mean()), "median": float(np.median(a)),
+            "min": float(a.min()), "max": float(a.max())}
+
+
+def _hist(x: list[float], edges: np.ndarray) -> dict[str, list[float]]:
+    counts, e = np.histogram(np.clip(x, edges[0], edges[-1]), bins=edges)
+    return {"edges": [round(float(v), 4) for v in e], "counts": [int(c) for c in counts]}
+
+
+def class_table(clips: Sequence[Clip]) -> dict[str, Any] | None:
+    """Table 2: count and ratio per fine class, grouped by coarse class. None if nothing is labelled."""
+    labels = [c.label for c in clips if c.label is not None]
+    if not labels:
+        return None
+    n = len(labels)
+    fine = Counter(labels)
+    coarse = Counter(to_coarse(lab) for lab in labels)
+    return {
+        "n": n,
+        "fine": {k: {"count": fine.get(k, 0), "ratio": fine.get(k, 0) / n} for k in FINE},
+        "coarse": {k: {"count": coarse.get(k, 0), "ratio": coarse.get(k, 0) / n} for k in COARSE},
+    }
+
+
+def compute_stats(clips: Sequence[Clip]) -> dict[str, Any]:
+    """All §3.3 numbers for a list of clips (proposals or annotated)."""
+    durations = [c.duration for c in clips if c.duration is not None]
+    shots = [len(c.shots) for c in clips if c.shots]
+    timings = [t for t in (pair_timing(c) for c in clips) if t is not None]
+    ratios = [t.appearance_ratio for t in timings if t.appearance_ratio is not None]
+    modes = Counter(t.mode for t in timings if t.mode is not None)
+    n_modes = sum(modes.values())
+    subs = [r for r in (subtitle_ratio(c) for c in clips) if r is not None]
+    max_shots = max(shots, default=1)
+    return {
+        "n_clips": len(clips),
+        "total_hours": sum(durations) / 3600,
+        "videos": len({c.video for c in clips}),
+        "dramas": len({c.drama for c in clips if c.drama}),
+        "status": dict(Counter(c.status or "unset" for c in clips)),
+        "duration": {**_summary(durations), "hist": _hist(durations, np.arange(0, 36, 1.0))},
+        "shots_per_clip": {**_summary([float(s) for s in shots]),
+                           "hist": _hist([float(s) for s in shots], np.arange(0.5, max(max_shots, 25) + 1.5, 1.0))},
+        "appearance_ratio": {**_summary(ratios), "hist": _hist(ratios, np.linspace(0, 1, 11))},
+        "interaction_mode": {
+            "n": n_modes,
+            "counts": {m: modes.get(m, 0) for m in IOM_MODES},
+            "ratios": {m: (modes.get(m, 0) / n_modes if n_modes else None) for m in IOM_MODES},
+        },
+        "subtitle_ratio": {**_summary(subs), "hist": _hist(subs, np.linspace(0, 1, 11)),
+                           "no_subtitle_share": (sum(r == 0 for r in subs) / len(subs)) if subs else None},
+        "classes": class_table(clips),
+    }

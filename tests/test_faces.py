@@ -1,0 +1,82 @@
+"""Face detectors (registry: mediapipe default, dlib-hog alternative) and the dlib identity embedding,
+on the real reference photos shipped with face_recognition's examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import shared_file
+
+pytest.importorskip("mediapipe")
+pytest.importorskip("dlib")
+
+from perr.faces import (
+    FACE_DETECTORS,
+    SAME_PERSON_DISTANCE,
+    FaceBox,
+    crop_face,
+    embed_faces,
+    embed_image,
+    face_model_dir,
+    iou,
+    make_face_detector,
+)
+
+
+def _rgb(name: str) -> np.ndarray:
+    import cv2
+
+    img = cv2.imread(str(shared_file(f"video/face_recognition/{name}")))
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def test_registry_lists_both_detectors() -> None:
+    assert FACE_DETECTORS.names()[:2] == ["mediapipe", "dlib-hog"]
+    with pytest.raises(KeyError, match="mediapipe"):
+        make_face_detector("mtcnn-without-weights")
+
+
+def test_both_detectors_find_the_same_face() -> None:
+    img = _rgb("lin-manuel-miranda.png")
+    boxes = {}
+    for name in ("mediapipe", "dlib-hog"):
+        with make_face_detector(name) as det:
+            found = det.detect(img)
+        assert len(found) == 1, name
+        boxes[name] = found[0]
+    assert iou(boxes["mediapipe"], boxes["dlib-hog"]) > 0.3
+    b = boxes["mediapipe"]
+    assert 0 <= b.x0 < b.x1 <= img.shape[1] and 0 <= b.y0 < b.y1 <= img.shape[0]
+    assert len(b.keypoints) == 6
+
+
+def test_identity_embedding_separates_people_and_survives_a_mirror() -> None:
+    lin, alex = _rgb("lin-manuel-miranda.png"), _rgb("alex-lacamoire.png")
+    e_lin, e_alex = embed_image(lin), embed_image(alex)
+    e_mirror = embed_image(np.ascontiguousarray(lin[:, ::-1]))
+    assert e_lin.shape == (128,) and e_lin.dtype == np.float32
+    assert np.linalg.norm(e_lin - e_mirror) < SAME_PERSON_DISTANCE
+    assert np.linalg.norm(e_lin - e_alex) > SAME_PERSON_DISTANCE
+
+
+def test_embed_faces_batch_and_models_found_without_pkg_resources() -> None:
+    assert (face_model_dir() / "dlib_face_recognition_resnet_model_v1.dat").is_file()
+    img = _rgb("alex-lacamoire.png")
+    with make_face_detector("mediapipe") as det:
+        (box,) = det.detect(img)
+    two = embed_faces(img, [box, box])
+    assert two.shape == (2, 128)
+    np.testing.assert_allclose(two[0], two[1], atol=1e-6)
+    assert embed_faces(img, []).shape == (0, 128)
+    thumb = crop_face(img, box)
+    assert thumb.shape[0] > box.y1 - box.y0 and thumb.shape[2] == 3
+
+
+def test_no_face_in_a_blank_image() -> None:
+    blank = np.full((240, 320, 3), 127, np.uint8)
+    with make_face_detector("mediapipe") as det:
+        assert det.detect(blank) == []
+    with pytest.raises(ValueError, match="no face"):
+        embed_image(blank)
+    assert FaceBox(0, 0, 10, 10).area == 100
