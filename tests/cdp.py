@@ -20,9 +20,17 @@ from pathlib import Path
 import pytest
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-default-apps", "--mute-audio",
-    "--remote-debugging-pipe", "--window-size=1400,1800",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--mute-audio",
+    "--remote-debugging-pipe",
+    "--window-size=1400,1800",
 ]
 
 
@@ -51,8 +59,12 @@ class Browser:
 
         self.proc = subprocess.Popen(
             [chromium_binary(), *FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(3, 4), preexec_fn=place_fds, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(3, 4),
+            preexec_fn=place_fds,
+            start_new_session=True,
         )
         os.close(child_r)
         os.close(child_w)
@@ -60,7 +72,9 @@ class Browser:
         self._id = 0
         targets = self.call("Target.getTargets")["targetInfos"]
         page = next(t for t in targets if t["type"] == "page")
-        self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+        self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)[
+            "sessionId"
+        ]
 
     def _read(self) -> dict:
         while b"\0" not in self._buf:
@@ -89,7 +103,9 @@ class Browser:
 
     def js(self, expression: str):
         """Evaluate JavaScript in the page and return its JSON value."""
-        res = self.call("Runtime.evaluate", self.session, expression=expression, returnByValue=True, awaitPromise=True)
+        res = self.call(
+            "Runtime.evaluate", self.session, expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in res:
             raise RuntimeError(f"JS error: {res['exceptionDetails']}")
         return res["result"].get("value")

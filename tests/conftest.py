@@ -16,7 +16,9 @@ def shared_file(rel: str) -> Path:
     """Path to a real file under ../shared/data, or skip the test naming what is missing."""
     p = SHARED_DATA / rel
     if not p.exists():
-        pytest.skip(f"real data not available: {p} (clone with ../shared beside the repo, or set PERR_SHARED_DATA)")
+        pytest.skip(
+            f"real data not available: {p} (clone with ../shared beside the repo, or set PERR_SHARED_DATA)"
+        )
     return p
 
 

@@ -30,7 +30,9 @@ DRIVER = Path(__file__).with_name("ls_driver.py")
 def require_label_studio() -> None:
     """Skip (with the reason and the fix) when the Label Studio venv is absent."""
     if not LS_BIN.exists():
-        pytest.skip(f"Label Studio not installed at {LS_VENV} (run `make test` or `make ls-venv` to create it)")
+        pytest.skip(
+            f"Label Studio not installed at {LS_VENV} (run `make test` or `make ls-venv` to create it)"
+        )
 
 
 def free_port() -> int:
@@ -101,7 +103,11 @@ def start_label_studio(run_dir: Path, document_root: Path, timeout: float = 300)
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
             [str(LS_BIN), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)],
-            env=env, cwd=run_dir, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            cwd=run_dir,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     ls = LabelStudio(f"http://127.0.0.1:{port}", token, username, password, proc, log)
     deadline = time.monotonic() + timeout

@@ -27,15 +27,20 @@ def task_ids(ls: LabelStudio, project: int) -> dict[str, int]:
 
 
 def setup(ls: LabelStudio, args: argparse.Namespace) -> dict:
-    project = ls.projects.create(title="perr round trip (synthetic clips)", label_config=args.config.read_text())
+    project = ls.projects.create(
+        title="perr round trip (synthetic clips)", label_config=args.config.read_text()
+    )
     storage_id = None
     if args.storage is not None:
-        storage_id = ls.import_storage.local.create(project=project.id, path=str(args.storage), title="media").id
+        storage_id = ls.import_storage.local.create(
+            project=project.id, path=str(args.storage), title="media"
+        ).id
     ls.projects.import_tasks(project.id, request=json.loads(args.tasks.read_text()))
     n_predictions = sum(len(t.predictions or []) for t in ls.tasks.list(project=project.id, fields="all"))
     # What the labeling stream hands an annotator: the OCR subtitles must come as a prelabel.
-    req = urllib.request.Request(f"{args.url}/api/projects/{project.id}/next",
-                                 headers={"Authorization": f"Token {args.token}"})
+    req = urllib.request.Request(
+        f"{args.url}/api/projects/{project.id}/next", headers={"Authorization": f"Token {args.token}"}
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         shown = json.load(r)
     proj = ls.projects.get(project.id)

@@ -25,18 +25,20 @@ from perr.cli import app
 
 # Fleiss (1971) as reproduced on Wikipedia ("Fleiss' kappa", worked example): 10 subjects, 14 raters,
 # 5 categories; P̄ = 0.378, P_e = 0.213, κ = 0.210.
-FLEISS_TABLE = np.array([
-    [0, 0, 0, 0, 14],
-    [0, 2, 6, 4, 2],
-    [0, 0, 3, 5, 6],
-    [0, 3, 9, 2, 0],
-    [2, 2, 8, 1, 1],
-    [7, 7, 0, 0, 0],
-    [3, 2, 6, 3, 0],
-    [2, 5, 3, 2, 2],
-    [6, 5, 2, 1, 0],
-    [0, 2, 2, 3, 7],
-])
+FLEISS_TABLE = np.array(
+    [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
+)
 
 
 def test_fleiss_textbook_example() -> None:
@@ -68,8 +70,12 @@ def test_item_and_percent_agreement() -> None:
 
 def test_cohen_textbook_example() -> None:
     # Wikipedia "Cohen's kappa": 50 items, yes/yes 20, yes/no 5, no/yes 10, no/no 15 → p_o .7, p_e .5, κ .4.
-    pairs = [("hostile", "hostile")] * 20 + [("hostile", "neutral")] * 5 + [("neutral", "hostile")] * 10 \
+    pairs = (
+        [("hostile", "hostile")] * 20
+        + [("hostile", "neutral")] * 5
+        + [("neutral", "hostile")] * 10
         + [("neutral", "neutral")] * 15
+    )
     items = [Item(str(i), {"1": a, "2": b}, None) for i, (a, b) in enumerate(pairs)]
     (row,) = cohen_pairs(items, {"1": "ann", "2": "bob"})
     assert (row["a"], row["b"], row["n_items"]) == ("ann", "bob", 50)
@@ -96,7 +102,9 @@ def test_trend_by_week_and_window() -> None:
     ]
     weekly = trend(items, "week")
     assert [(r["period"], r["n_items"], r["percent_fine"], r["percent_coarse"]) for r in weekly] == [
-        ("2024-W10", 2, 0.5, 1.0), ("2024-W11", 1, 0.0, 0.0)]
+        ("2024-W10", 2, 0.5, 1.0),
+        ("2024-W11", 1, 0.0, 0.0),
+    ]
     windows = trend(items, 2)
     assert [(r["period"], r["n_items"]) for r in windows] == [("items 1-2", 2), ("items 3-3", 1)]
     with pytest.raises(ValueError, match="unknown trend grouping"):
@@ -104,20 +112,43 @@ def test_trend_by_week_and_window() -> None:
 
 
 def _ann(aid: int, who: int, label: str | None, t: str, discard: bool = False) -> dict:
-    res = [{"from_name": schema.DISCARD, "to_name": "video", "type": "choices", "value": {"choices": ["discard"]}}] \
-        if discard else [
-            {"from_name": schema.PAIR, "to_name": "video", "type": "choices", "value": {"choices": ["a", "b"]}},
+    res = (
+        [
+            {
+                "from_name": schema.DISCARD,
+                "to_name": "video",
+                "type": "choices",
+                "value": {"choices": ["discard"]},
+            }
+        ]
+        if discard
+        else [
+            {
+                "from_name": schema.PAIR,
+                "to_name": "video",
+                "type": "choices",
+                "value": {"choices": ["a", "b"]},
+            },
             {"from_name": schema.LABEL, "to_name": "video", "type": "choices", "value": {"choices": [label]}},
         ]
+    )
     return {"id": aid, "completed_by": who, "result": res, "was_cancelled": False, "created_at": t}
 
 
 def test_report_and_cli(tmp_path: Path) -> None:
     t1, t2 = "2024-03-04T10:00:00Z", "2024-03-12T10:00:00Z"
     export = [
-        {"id": 1, "data": {"clip_id": "s1"}, "annotations": [_ann(1, 1, "tense", t1), _ann(2, 2, "hostile", t1)]},
+        {
+            "id": 1,
+            "data": {"clip_id": "s1"},
+            "annotations": [_ann(1, 1, "tense", t1), _ann(2, 2, "hostile", t1)],
+        },
         {"id": 2, "data": {"clip_id": "s2"}, "annotations": [_ann(3, 1, "mild", t2), _ann(4, 2, "mild", t2)]},
-        {"id": 3, "data": {"clip_id": "s3"}, "annotations": [_ann(5, 1, None, t2, True), _ann(6, 2, "mild", t2)]},
+        {
+            "id": 3,
+            "data": {"clip_id": "s3"},
+            "annotations": [_ann(5, 1, None, t2, True), _ann(6, 2, "mild", t2)],
+        },
     ]
     rep = agreement_report(parse_export(export), {"1": "ann"})
     assert rep["n_items_multi"] == 2 and rep["labels_per_item"] == {"1": 1, "2": 2}
@@ -128,7 +159,9 @@ def test_report_and_cli(tmp_path: Path) -> None:
     ex, users, out = tmp_path / "export.json", tmp_path / "users.json", tmp_path / "agr.json"
     ex.write_text(json.dumps(export))
     users.write_text(json.dumps({"1": "ann", "2": "bob"}))
-    res = CliRunner().invoke(app, ["annotate", "agreement", str(ex), "--users", str(users), "--out", str(out)])
+    res = CliRunner().invoke(
+        app, ["annotate", "agreement", str(ex), "--users", str(users), "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     assert "percent agreement" in res.output and "ann × bob" in res.output
     saved = json.loads(out.read_text())

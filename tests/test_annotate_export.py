@@ -19,12 +19,20 @@ from perr.manifest import Character, Clip, SubtitleEvent, write_manifest
 def test_config_asks_the_paper_questions() -> None:
     root = ET.fromstring(labeling_config())
     controls = {el.get("name"): el for el in root.iter() if el.get("toName") == schema.VIDEO}
-    assert set(controls) == {schema.SUBTITLES, schema.DISCARD, schema.DISCARD_REASON, schema.PAIR, schema.LABEL}
+    assert set(controls) == {
+        schema.SUBTITLES,
+        schema.DISCARD,
+        schema.DISCARD_REASON,
+        schema.PAIR,
+        schema.LABEL,
+    }
     video = next(el for el in root.iter("Video"))
     assert (video.get("name"), video.get("value")) == (schema.VIDEO, "$video")
     label = controls[schema.LABEL]
     # The five fine classes, in taxonomy order, each with its Table 1 definition; no coarse question.
-    assert [(c.get("value"), c.get("hint")) for c in label.iter("Choice")] == [(c, DEFINITIONS[c]) for c in FINE]
+    assert [(c.get("value"), c.get("hint")) for c in label.iter("Choice")] == [
+        (c, DEFINITIONS[c]) for c in FINE
+    ]
     assert not any(el.get("value") in ("negative", "positive") for el in root.iter("Choice"))
     pair = controls[schema.PAIR]
     assert (pair.get("choice"), pair.get("value")) == ("multiple", "$pair_options")
@@ -34,7 +42,9 @@ def test_config_asks_the_paper_questions() -> None:
 
 def test_media_url(tmp_path: Path) -> None:
     (tmp_path / "media dir").mkdir()
-    assert media_url("media dir/ep 1.mp4", tmp_path, tmp_path) == "/data/local-files/?d=media%20dir/ep%201.mp4"
+    assert (
+        media_url("media dir/ep 1.mp4", tmp_path, tmp_path) == "/data/local-files/?d=media%20dir/ep%201.mp4"
+    )
     assert media_url("https://x.org/a.mp4", tmp_path, tmp_path) == "https://x.org/a.mp4"
     assert media_url("a.mp4", tmp_path) == str((tmp_path / "a.mp4").resolve())
     assert media_url("a.mp4", tmp_path, tmp_path, "http://files:8081/") == "http://files:8081/a.mp4"
@@ -45,18 +55,33 @@ def test_media_url(tmp_path: Path) -> None:
 def test_export_tasks(tmp_path: Path) -> None:
     (tmp_path / "frames").mkdir()
     clips = [
-        Clip(clip_id="s1", video="synthetic.mp4", drama="synthetic drama", start=10.0, end=25.5,
-             characters=[Character(id="p1", thumbnail="faces/p1.jpg"), Character(id="p2"), Character(id="p3")],
-             candidates=["p2", "p1", "p3"],
-             subtitles=[SubtitleEvent(start=11.0, end=12.5, text="hello"), SubtitleEvent(start=13, end=14, text="<b>")]),
-        Clip(clip_id="s2", video="frames", fps=25.0, candidates=["p1", "p2"]),  # frames folder: not exportable
+        Clip(
+            clip_id="s1",
+            video="synthetic.mp4",
+            drama="synthetic drama",
+            start=10.0,
+            end=25.5,
+            characters=[Character(id="p1", thumbnail="faces/p1.jpg"), Character(id="p2"), Character(id="p3")],
+            candidates=["p2", "p1", "p3"],
+            subtitles=[
+                SubtitleEvent(start=11.0, end=12.5, text="hello"),
+                SubtitleEvent(start=13, end=14, text="<b>"),
+            ],
+        ),
+        Clip(
+            clip_id="s2", video="frames", fps=25.0, candidates=["p1", "p2"]
+        ),  # frames folder: not exportable
         Clip(clip_id="s3", video="synthetic.mp4", candidates=["p1"]),  # one candidate: nothing to pick
         Clip(clip_id="s4", video="/outside/root.mp4", candidates=["p1", "p2"]),  # not under the document root
     ]
     manifest = write_manifest(tmp_path / "synthetic_proposals.jsonl", clips)
     res = export_tasks(manifest, tmp_path / "ls", document_root=tmp_path)
     assert res.n_tasks == 1
-    assert sorted((p.clip_id, p.field) for p in res.problems) == [("s2", "video"), ("s3", "candidates"), ("s4", "media")]
+    assert sorted((p.clip_id, p.field) for p in res.problems) == [
+        ("s2", "video"),
+        ("s3", "candidates"),
+        ("s4", "media"),
+    ]
     (task,) = json.loads(res.tasks.read_text())
     d = task["data"]
     assert d["video"] == "/data/local-files/?d=synthetic.mp4#t=10.000,25.500"
@@ -76,10 +101,18 @@ def test_export_tasks(tmp_path: Path) -> None:
 
 
 def test_cli_export(tmp_path: Path) -> None:
-    manifest = write_manifest(tmp_path / "synthetic.jsonl", [
-        Clip(clip_id="s1", video="synthetic.mp4", candidates=["a", "b"], characters=[Character(id="a"), Character(id="b")]),
-        Clip(clip_id="s2", video="synthetic.mp4", candidates=["a"]),
-    ])
+    manifest = write_manifest(
+        tmp_path / "synthetic.jsonl",
+        [
+            Clip(
+                clip_id="s1",
+                video="synthetic.mp4",
+                candidates=["a", "b"],
+                characters=[Character(id="a"), Character(id="b")],
+            ),
+            Clip(clip_id="s2", video="synthetic.mp4", candidates=["a"]),
+        ],
+    )
     res = CliRunner().invoke(app, ["annotate", "export", str(manifest), "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     assert "1 task(s)" in res.output and "clip s2: candidates" in res.output
@@ -97,16 +130,54 @@ def test_cut_clips_frame_accurate_and_subtitles_in_clip_time(tmp_path: Path) -> 
     # Synthetic episode: red 0-2 s, green 2-4 s, blue 4-6 s, 25 fps, with a tone.
     src = tmp_path / "synthetic_colors.mp4"
     subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "color=c=red:s=64x48:r=25:d=2", "-f", "lavfi", "-i", "color=c=lime:s=64x48:r=25:d=2",
-         "-f", "lavfi", "-i", "color=c=blue:s=64x48:r=25:d=2", "-f", "lavfi", "-i", "sine=f=440:d=6",
-         "-filter_complex", "[0:v][1:v][2:v]concat=n=3:v=1:a=0[v]", "-map", "[v]", "-map", "3:a",
-         "-c:v", "libx264", "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac", str(src)],
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=64x48:r=25:d=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=lime:s=64x48:r=25:d=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:s=64x48:r=25:d=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=440:d=6",
+            "-filter_complex",
+            "[0:v][1:v][2:v]concat=n=3:v=1:a=0[v]",
+            "-map",
+            "[v]",
+            "-map",
+            "3:a",
+            "-c:v",
+            "libx264",
+            "-g",
+            "50",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            str(src),
+        ],
         check=True,
     )
-    clip = Clip(clip_id="s1", video=src.name, start=2.0, end=4.0, candidates=["a", "b"],
-                characters=[Character(id="a"), Character(id="b")],
-                subtitles=[SubtitleEvent(start=2.5, end=3.25, text="in green")])
+    clip = Clip(
+        clip_id="s1",
+        video=src.name,
+        start=2.0,
+        end=4.0,
+        candidates=["a", "b"],
+        characters=[Character(id="a"), Character(id="b")],
+        subtitles=[SubtitleEvent(start=2.5, end=3.25, text="in green")],
+    )
     manifest = write_manifest(tmp_path / "synthetic.jsonl", [clip])
     out = tmp_path / "ls"
     res = export_tasks(manifest, out, document_root=tmp_path, cut=True)
@@ -126,12 +197,39 @@ def test_cut_clips_frame_accurate_and_subtitles_in_clip_time(tmp_path: Path) -> 
         assert g > 200 and r < 40 and b < 40
 
     # Corrections come back in episode time.
-    export = [{"id": 1, "data": task["data"], "annotations": [{
-        "id": 1, "completed_by": 1, "created_at": "2024-01-01T00:00:00Z", "result": [
-            {"from_name": schema.PAIR, "to_name": "video", "type": "choices", "value": {"choices": ["a", "b"]}},
-            {"from_name": schema.LABEL, "to_name": "video", "type": "choices", "value": {"choices": ["mild"]}},
-            {"from_name": schema.SUBTITLES, "to_name": "video", "type": "textarea",
-             "value": {"text": ["[0.50-1.25] in green!"]}}]}]}]
+    export = [
+        {
+            "id": 1,
+            "data": task["data"],
+            "annotations": [
+                {
+                    "id": 1,
+                    "completed_by": 1,
+                    "created_at": "2024-01-01T00:00:00Z",
+                    "result": [
+                        {
+                            "from_name": schema.PAIR,
+                            "to_name": "video",
+                            "type": "choices",
+                            "value": {"choices": ["a", "b"]},
+                        },
+                        {
+                            "from_name": schema.LABEL,
+                            "to_name": "video",
+                            "type": "choices",
+                            "value": {"choices": ["mild"]},
+                        },
+                        {
+                            "from_name": schema.SUBTITLES,
+                            "to_name": "video",
+                            "type": "textarea",
+                            "value": {"text": ["[0.50-1.25] in green!"]},
+                        },
+                    ],
+                }
+            ],
+        }
+    ]
     (vote,) = parse_export(export).tasks[0].votes
     assert [(e.start, e.end, e.text) for e in vote.subtitles] == [(2.5, 3.25, "in green!")]
 

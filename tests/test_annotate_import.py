@@ -55,36 +55,48 @@ def test_malformed_tasks_are_reported_and_valid_ones_kept() -> None:
         task(1, "c1", [annotation(11, 1, good("mild")), annotation(12, 2, good("mild"))]),
         task(2, None, [annotation(21, 1, good("mild"))]),  # no clip_id
         {"id": 3, "data": {"clip_id": "c3"}},  # no annotations list
-        task(4, "c4", [
-            annotation(41, 1, [choices(schema.PAIR, "a"), choices(schema.LABEL, "mild")]),  # one character
-            annotation(42, 2, [choices(schema.PAIR, "a", "z"), choices(schema.LABEL, "mild")]),  # not a candidate
-            annotation(43, 3, [choices(schema.PAIR, "a", "b"), choices(schema.LABEL, "happy")]),  # unknown label
-            annotation(44, 4, [choices(schema.PAIR, "a", "b")]),  # no label, not discarded
-            annotation(45, None, good("tense")),  # no annotator
-            annotation(46, 6, [*good("tense"), text(schema.SUBTITLES, "no timing")]),  # bad subtitle line
-            annotation(47, 7, good("tense"), t="yesterday"),  # bad timestamp
-            annotation(48, 8, "not a list"),
-            annotation(49, 9, good("tense")),  # the one valid annotation of task 4
-        ]),
+        task(
+            4,
+            "c4",
+            [
+                annotation(
+                    41, 1, [choices(schema.PAIR, "a"), choices(schema.LABEL, "mild")]
+                ),  # one character
+                annotation(
+                    42, 2, [choices(schema.PAIR, "a", "z"), choices(schema.LABEL, "mild")]
+                ),  # not a candidate
+                annotation(
+                    43, 3, [choices(schema.PAIR, "a", "b"), choices(schema.LABEL, "happy")]
+                ),  # unknown label
+                annotation(44, 4, [choices(schema.PAIR, "a", "b")]),  # no label, not discarded
+                annotation(45, None, good("tense")),  # no annotator
+                annotation(46, 6, [*good("tense"), text(schema.SUBTITLES, "no timing")]),  # bad subtitle line
+                annotation(47, 7, good("tense"), t="yesterday"),  # bad timestamp
+                annotation(48, 8, "not a list"),
+                annotation(49, 9, good("tense")),  # the one valid annotation of task 4
+            ],
+        ),
         task(5, "c5", [annotation(51, 1, [], cancelled=True)]),  # skipped only: incomplete
         "garbage",
     ]
     parsed = parse_export(export)
     found = sorted((p.task_id, p.annotation_id, p.field) for p in parsed.problems)
-    assert found == sorted([
-        ("2", None, "data.clip_id"),
-        ("3", None, "annotations"),
-        ("4", "41", "pair"),
-        ("4", "42", "pair"),
-        ("4", "43", "label"),
-        ("4", "44", "label"),
-        ("4", "45", "completed_by"),
-        ("4", "46", "subtitles"),
-        ("4", "47", "created_at"),
-        ("4", "48", "result"),
-        ("5", None, "annotations"),
-        ("#6", None, "<task>"),
-    ])
+    assert found == sorted(
+        [
+            ("2", None, "data.clip_id"),
+            ("3", None, "annotations"),
+            ("4", "41", "pair"),
+            ("4", "42", "pair"),
+            ("4", "43", "label"),
+            ("4", "44", "label"),
+            ("4", "45", "completed_by"),
+            ("4", "46", "subtitles"),
+            ("4", "47", "created_at"),
+            ("4", "48", "result"),
+            ("5", None, "annotations"),
+            ("#6", None, "<task>"),
+        ]
+    )
     assert parsed.n_tasks == 6 and parsed.n_cancelled == 1
     by_task = {t.task_id: t for t in parsed.tasks}
     assert [v.label for v in by_task["1"].votes] == ["mild", "mild"]
@@ -93,10 +105,16 @@ def test_malformed_tasks_are_reported_and_valid_ones_kept() -> None:
 
 
 def test_completed_by_object_and_duplicate_annotator() -> None:
-    export = [task(1, "c1", [
-        annotation(1, {"id": 7, "email": "x@y"}, good("tense"), t="2024-03-04T10:00:00Z"),
-        annotation(2, 7, good("hostile"), t="2024-03-04T11:00:00Z"),
-    ])]
+    export = [
+        task(
+            1,
+            "c1",
+            [
+                annotation(1, {"id": 7, "email": "x@y"}, good("tense"), t="2024-03-04T10:00:00Z"),
+                annotation(2, 7, good("hostile"), t="2024-03-04T11:00:00Z"),
+            ],
+        )
+    ]
     parsed = parse_export(export)
     assert [(v.annotator, v.label) for v in parsed.tasks[0].votes] == [("7", "hostile")]
     assert [(p.annotation_id, p.field) for p in parsed.problems] == [("1", "completed_by")]
@@ -121,9 +139,16 @@ def test_majority() -> None:
 
 def synthetic_manifest(tmp_path: Path, n: int = 6) -> Path:
     clips = [
-        Clip(clip_id=f"c{i}", video="synthetic.mp4", start=0.0, end=5.0,
-             characters=[Character(id=x) for x in "abc"], candidates=["a", "b", "c"],
-             subtitles=[SubtitleEvent(start=1.0, end=2.0, text=f"ocr {i}")], status="proposal")
+        Clip(
+            clip_id=f"c{i}",
+            video="synthetic.mp4",
+            start=0.0,
+            end=5.0,
+            characters=[Character(id=x) for x in "abc"],
+            candidates=["a", "b", "c"],
+            subtitles=[SubtitleEvent(start=1.0, end=2.0, text=f"ocr {i}")],
+            status="proposal",
+        )
         for i in range(1, n + 1)
     ]
     return write_manifest(tmp_path / "synthetic_proposals.jsonl", clips)
@@ -134,25 +159,39 @@ def test_adjudication_writes_final_manifest(tmp_path: Path) -> None:
     sub = lambda s: [text(schema.SUBTITLES, f"[1.00-2.00] {s}")]  # noqa: E731
     export = [
         # majority label; subtitles from the first agreeing annotator (2), not the earlier dissenter (1)
-        task(1, "c1", [
-            annotation(1, 1, good("hostile") + sub("one"), t="2024-03-04T10:00:00Z"),
-            annotation(2, 2, good("tense") + sub("two"), t="2024-03-04T10:01:00Z"),
-            annotation(3, 3, good("tense", "ba") + sub("three"), t="2024-03-04T10:02:00Z"),
-        ]),
+        task(
+            1,
+            "c1",
+            [
+                annotation(1, 1, good("hostile") + sub("one"), t="2024-03-04T10:00:00Z"),
+                annotation(2, 2, good("tense") + sub("two"), t="2024-03-04T10:01:00Z"),
+                annotation(3, 3, good("tense", "ba") + sub("three"), t="2024-03-04T10:02:00Z"),
+            ],
+        ),
         # label tie → review, label empty; pair agreed
         task(2, "c2", [annotation(4, 1, good("mild")), annotation(5, 2, good("intimate"))]),
         # pair tie → review, pair empty
         task(3, "c3", [annotation(6, 1, good("neutral", "ab")), annotation(7, 2, good("neutral", "bc"))]),
         # discard majority
-        task(4, "c4", [
-            annotation(8, 1, [choices(schema.DISCARD, "discard"), text(schema.DISCARD_REASON, "no salient pair")]),
-            annotation(9, 2, [choices(schema.DISCARD, "discard")]),
-            annotation(10, 3, good("neutral")),
-        ]),
+        task(
+            4,
+            "c4",
+            [
+                annotation(
+                    8, 1, [choices(schema.DISCARD, "discard"), text(schema.DISCARD_REASON, "no salient pair")]
+                ),
+                annotation(9, 2, [choices(schema.DISCARD, "discard")]),
+                annotation(10, 3, good("neutral")),
+            ],
+        ),
         # unknown clip
         task(5, "zz", [annotation(11, 1, good("neutral"))]),
         # one textarea entry holding several lines becomes one event per line
-        task(6, "c6", [annotation(12, 1, [*good("neutral"), text(schema.SUBTITLES, "[1.00-2.00] a\n[2.00-3.00] b")])]),
+        task(
+            6,
+            "c6",
+            [annotation(12, 1, [*good("neutral"), text(schema.SUBTITLES, "[1.00-2.00] a\n[2.00-3.00] b")])],
+        ),
     ]
     ex = tmp_path / "export.json"
     ex.write_text(json.dumps(export))
@@ -178,12 +217,22 @@ def test_adjudication_writes_final_manifest(tmp_path: Path) -> None:
 def test_cli_import_reports_problems(tmp_path: Path) -> None:
     manifest = synthetic_manifest(tmp_path, 2)
     ex = tmp_path / "export.json"
-    ex.write_text(json.dumps([
-        task(1, "c1", [annotation(1, 1, good("mild"))]),
-        task(2, "c2", [annotation(2, 1, [choices(schema.PAIR, "a", "b", "c"), choices(schema.LABEL, "mild")])]),
-    ]))
+    ex.write_text(
+        json.dumps(
+            [
+                task(1, "c1", [annotation(1, 1, good("mild"))]),
+                task(
+                    2,
+                    "c2",
+                    [annotation(2, 1, [choices(schema.PAIR, "a", "b", "c"), choices(schema.LABEL, "mild")])],
+                ),
+            ]
+        )
+    )
     out = tmp_path / "final.jsonl"
-    res = CliRunner().invoke(app, ["annotate", "import", str(ex), "--manifest", str(manifest), "--out", str(out)])
+    res = CliRunner().invoke(
+        app, ["annotate", "import", str(ex), "--manifest", str(manifest), "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     assert "task 2 annotation 2: pair: pick exactly two characters, got 3" in res.output
     assert [c.status for c in load_manifest(out)] == ["annotated", "proposal"]

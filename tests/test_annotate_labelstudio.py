@@ -38,41 +38,93 @@ def make_media(root: Path) -> None:
     """A synthetic episode and three synthetic face thumbnails."""
     media = root / "media"
     media.mkdir(parents=True)
-    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-t", "12", "-pix_fmt", "yuv420p",
-            str(media / "synthetic_episode.mp4"))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=10",
+        "-t",
+        "12",
+        "-pix_fmt",
+        "yuv420p",
+        str(media / "synthetic_episode.mp4"),
+    )
     for k, color in enumerate(("red", "green", "blue")):
-        _ffmpeg("-f", "lavfi", "-i", f"color=c={color}:s=48x48", "-frames:v", "1", str(media / f"synthetic_face{k}.jpg"))
+        _ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c={color}:s=48x48",
+            "-frames:v",
+            "1",
+            str(media / f"synthetic_face{k}.jpg"),
+        )
 
 
 def make_manifest(root: Path) -> Path:
     clips = []
     for k in range(1, 10):
-        clips.append(Clip(
-            clip_id=f"k{k}", video="media/synthetic_episode.mp4", drama="synthetic", episode="e1",
-            start=float(k - 1), end=float(k + 1),
-            characters=[Character(id=c, thumbnail=f"media/synthetic_face{i}.jpg") for i, c in enumerate("abc")],
-            candidates=["a", "b", "c"],
-            subtitles=[SubtitleEvent(start=k - 0.5, end=k + 0.5, text=f"ocr line {k}")],
-            status="proposal",
-        ))
+        clips.append(
+            Clip(
+                clip_id=f"k{k}",
+                video="media/synthetic_episode.mp4",
+                drama="synthetic",
+                episode="e1",
+                start=float(k - 1),
+                end=float(k + 1),
+                characters=[
+                    Character(id=c, thumbnail=f"media/synthetic_face{i}.jpg") for i, c in enumerate("abc")
+                ],
+                candidates=["a", "b", "c"],
+                subtitles=[SubtitleEvent(start=k - 0.5, end=k + 0.5, text=f"ocr line {k}")],
+                status="proposal",
+            )
+        )
     return write_manifest(root / "proposals.jsonl", clips)
 
 
-def ann(label: str | None = None, pair: str | None = None, subs: list[str] | None = None,
-        discard: str | None = None) -> list[dict]:
+def ann(
+    label: str | None = None,
+    pair: str | None = None,
+    subs: list[str] | None = None,
+    discard: str | None = None,
+) -> list[dict]:
     """A Label Studio result list as the UI would post it for our config."""
     res = []
     if discard is not None:
-        res.append({"from_name": schema.DISCARD, "to_name": "video", "type": "choices",
-                    "value": {"choices": [schema.DISCARD_VALUE]}})
-        res.append({"from_name": schema.DISCARD_REASON, "to_name": "video", "type": "textarea",
-                    "value": {"text": [discard]}})
+        res.append(
+            {
+                "from_name": schema.DISCARD,
+                "to_name": "video",
+                "type": "choices",
+                "value": {"choices": [schema.DISCARD_VALUE]},
+            }
+        )
+        res.append(
+            {
+                "from_name": schema.DISCARD_REASON,
+                "to_name": "video",
+                "type": "textarea",
+                "value": {"text": [discard]},
+            }
+        )
     if pair is not None:
-        res.append({"from_name": schema.PAIR, "to_name": "video", "type": "choices", "value": {"choices": list(pair)}})
+        res.append(
+            {
+                "from_name": schema.PAIR,
+                "to_name": "video",
+                "type": "choices",
+                "value": {"choices": list(pair)},
+            }
+        )
     if label is not None:
-        res.append({"from_name": schema.LABEL, "to_name": "video", "type": "choices", "value": {"choices": [label]}})
+        res.append(
+            {"from_name": schema.LABEL, "to_name": "video", "type": "choices", "value": {"choices": [label]}}
+        )
     if subs is not None:
-        res.append({"from_name": schema.SUBTITLES, "to_name": "video", "type": "textarea", "value": {"text": subs}})
+        res.append(
+            {"from_name": schema.SUBTITLES, "to_name": "video", "type": "textarea", "value": {"text": subs}}
+        )
     return res
 
 
@@ -132,7 +184,9 @@ def label_in_browser(ls, profile: Path, project: int, tasks: dict[str, int]) -> 
         seen["empty_saved"] = len(_annotations(ls, tasks["k3"]))
         browser.js("Array.from(document.querySelectorAll('.ant-modal button')).forEach(b => b.click()); true")
         # Pick characters a and b and the class "mild" (choice inputs are named by their value).
-        browser.js("['a', 'b', 'mild'].forEach(n => document.querySelector(`input[name='${n}']`).click()); true")
+        browser.js(
+            "['a', 'b', 'mild'].forEach(n => document.querySelector(`input[name='${n}']`).click()); true"
+        )
         seen["k3"] = submit_and_wait(tasks["k3"])
 
         open_task(tasks["k6"])
@@ -176,27 +230,49 @@ def test_label_studio_round_trip(tmp_path: Path) -> None:
     make_media(tmp_path)
     manifest = make_manifest(tmp_path)
     out = tmp_path / "ls-export"
-    subprocess.run([PERR, "annotate", "export", str(manifest), "--out", str(out),
-                    "--document-root", str(tmp_path)], check=True)
+    subprocess.run(
+        [PERR, "annotate", "export", str(manifest), "--out", str(out), "--document-root", str(tmp_path)],
+        check=True,
+    )
     tasks = json.loads((out / "tasks.json").read_text())
     assert tasks[0]["data"]["video"] == "/data/local-files/?d=media/synthetic_episode.mp4#t=0.000,2.000"
 
-    plan = {"annotators": [A, B, C], "posts": [
-        {"clip_id": clip, "annotator": who, "result": res, "was_cancelled": not res} for clip, who, res in POSTS
-    ]}
+    plan = {
+        "annotators": [A, B, C],
+        "posts": [
+            {"clip_id": clip, "annotator": who, "result": res, "was_cancelled": not res}
+            for clip, who, res in POSTS
+        ],
+    }
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     export, users = tmp_path / "export.json", tmp_path / "users.json"
 
     ls = start_label_studio(tmp_path / "run", document_root=tmp_path)
     try:
-        setup = ls.drive("setup", "--config", out / "labeling_config.xml", "--tasks", out / "tasks.json",
-                         "--storage", tmp_path / "media")
+        setup = ls.drive(
+            "setup",
+            "--config",
+            out / "labeling_config.xml",
+            "--tasks",
+            out / "tasks.json",
+            "--storage",
+            tmp_path / "media",
+        )
         # Media are served by Label Studio from the local-files storage, byte for byte.
         video = ls.get("/data/local-files/?d=media/synthetic_episode.mp4")
         thumb = ls.get("/data/local-files/?d=media/synthetic_face2.jpg")
         ui = label_in_browser(ls, tmp_path / "chromium", setup["project"], setup["tasks"])
-        done = ls.drive("annotate", "--project", setup["project"], "--plan", tmp_path / "plan.json",
-                        "--export", export, "--users", users)
+        done = ls.drive(
+            "annotate",
+            "--project",
+            setup["project"],
+            "--plan",
+            tmp_path / "plan.json",
+            "--export",
+            export,
+            "--users",
+            users,
+        )
     finally:
         ls.stop()
     assert ls.proc.returncode is not None
@@ -211,12 +287,15 @@ def test_label_studio_round_trip(tmp_path: Path) -> None:
     shown = setup["next_task"]
     k_shown = int(shown["clip_id"][1:])
     assert [(r["from_name"], r["type"], r["value"]["text"]) for r in shown["prelabel"]] == [
-        (schema.SUBTITLES, "textarea", [f"[{k_shown - 0.5:.2f}-{k_shown + 0.5:.2f}] ocr line {k_shown}"])]
+        (schema.SUBTITLES, "textarea", [f"[{k_shown - 0.5:.2f}-{k_shown + 0.5:.2f}] ocr line {k_shown}"])
+    ]
     # What an annotator sees in the browser for clip k3 (rendered by Label Studio's own frontend):
     # the three candidate faces loaded through local files, the OCR line pre-filled in the subtitle box,
     # the five classes with their definitions, the discard choice and the clip's interval.
     page = ui["page"]
-    faces = sorted((src.rsplit("=", 1)[-1], width) for src, width in page["images"] if "synthetic_face" in src)
+    faces = sorted(
+        (src.rsplit("=", 1)[-1], width) for src, width in page["images"] if "synthetic_face" in src
+    )
     assert faces == [(f"media/synthetic_face{i}.jpg", 48) for i in range(3)]
     assert "[2.50-3.50] ocr line 3" in page["subtitle_lines"]
     for c in FINE:
@@ -228,18 +307,36 @@ def test_label_studio_round_trip(tmp_path: Path) -> None:
     # What the clicks saved: the pair, the class, the untouched OCR prelabel; a discard needs only its reason.
     (k3,) = ui["k3"]
     assert {r["from_name"]: r["value"] for r in k3["result"]} == {
-        schema.PAIR: {"choices": ["a", "b"]}, schema.LABEL: {"choices": ["mild"]},
-        schema.SUBTITLES: {"text": ["[2.50-3.50] ocr line 3"]}}
+        schema.PAIR: {"choices": ["a", "b"]},
+        schema.LABEL: {"choices": ["mild"]},
+        schema.SUBTITLES: {"text": ["[2.50-3.50] ocr line 3"]},
+    }
     (k6,) = ui["k6"]
     assert {r["from_name"]: r["value"] for r in k6["result"]} == {
-        schema.DISCARD: {"choices": [schema.DISCARD_VALUE]}, schema.DISCARD_REASON: {"text": ["no salient pair"]},
-        schema.SUBTITLES: {"text": ["[5.50-6.50] ocr line 6"]}}
+        schema.DISCARD: {"choices": [schema.DISCARD_VALUE]},
+        schema.DISCARD_REASON: {"text": ["no salient pair"]},
+        schema.SUBTITLES: {"text": ["[5.50-6.50] ocr line 6"]},
+    }
 
     # ---- import: adjudication through the real CLI
     final_path = tmp_path / "final.jsonl"
-    res = subprocess.run([PERR, "annotate", "import", str(export), "--manifest", str(manifest),
-                          "--out", str(final_path), "--problems", str(tmp_path / "problems.json")],
-                         capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [
+            PERR,
+            "annotate",
+            "import",
+            str(export),
+            "--manifest",
+            str(manifest),
+            "--out",
+            str(final_path),
+            "--problems",
+            str(tmp_path / "problems.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     final = {c.clip_id: c for c in load_manifest(final_path)}
     assert len(final) == 9
 
@@ -272,8 +369,23 @@ def test_label_studio_round_trip(tmp_path: Path) -> None:
 
     # ---- agreement through the real CLI, windows of 2 items in time order
     agr_path = tmp_path / "agreement.json"
-    res = subprocess.run([PERR, "annotate", "agreement", str(export), "--users", str(users), "--by", "2",
-                          "--out", str(agr_path)], capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [
+            PERR,
+            "annotate",
+            "agreement",
+            str(export),
+            "--users",
+            str(users),
+            "--by",
+            "2",
+            "--out",
+            str(agr_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     agr = json.loads(agr_path.read_text())
     # Items with >= 2 labels: k1 (A,B), k2 (B,A,C), k3 (A,B), k4 (A,B,C), k5 (A,B); k6 discards,
     # k7 and k8 have one label, k9 none.

@@ -23,10 +23,19 @@ def synthetic_clips(n_dramas: int = 12) -> list[Clip]:
     clips = []
     for label, n in SIZES.items():
         for i in range(n):
-            clips.append(Clip(clip_id=f"syn-{label}-{i:03d}", video="synthetic.mp4", label=label,
-                              drama=f"synthetic-drama-{rng.randrange(n_dramas):02d}", status="annotated"))
+            clips.append(
+                Clip(
+                    clip_id=f"syn-{label}-{i:03d}",
+                    video="synthetic.mp4",
+                    label=label,
+                    drama=f"synthetic-drama-{rng.randrange(n_dramas):02d}",
+                    status="annotated",
+                )
+            )
     # Clips that must not be split.
-    clips.append(Clip(clip_id="syn-discarded", video="synthetic.mp4", status="discarded", drama="synthetic-drama-00"))
+    clips.append(
+        Clip(clip_id="syn-discarded", video="synthetic.mp4", status="discarded", drama="synthetic-drama-00")
+    )
     clips.append(Clip(clip_id="syn-review", video="synthetic.mp4", label="mild", status="review", drama="x"))
     clips.append(Clip(clip_id="syn-unlabelled", video="synthetic.mp4", status="proposal", drama="x"))
     rng.shuffle(clips)
@@ -40,12 +49,16 @@ def test_stratified_twenty_percent_per_class() -> None:
         assert summary["test"][label] == round(0.2 * n), label
         assert summary["train"][label] == n - round(0.2 * n), label
     assert summary["val"]["total"] == 0
-    skipped = {c.clip_id: c.split for c in clips if c.clip_id in ("syn-discarded", "syn-review", "syn-unlabelled")}
+    skipped = {
+        c.clip_id: c.split for c in clips if c.clip_id in ("syn-discarded", "syn-review", "syn-unlabelled")
+    }
     assert skipped == {"syn-discarded": None, "syn-review": None, "syn-unlabelled": None}
 
 
 def test_stratified_with_val() -> None:
-    summary = split_summary(split_clips(synthetic_clips(), "stratified", seed=3, test_fraction=0.2, val_fraction=0.1))
+    summary = split_summary(
+        split_clips(synthetic_clips(), "stratified", seed=3, test_fraction=0.2, val_fraction=0.1)
+    )
     for label, n in SIZES.items():
         assert summary["val"][label] == round(0.1 * n), label
         assert summary["test"][label] + summary["val"][label] + summary["train"][label] == n
@@ -78,7 +91,10 @@ def test_drama_disjoint_near_twenty_percent() -> None:
 
 
 def test_drama_split_needs_dramas() -> None:
-    clips = [Clip(clip_id="a", video="v.mp4", label="mild"), Clip(clip_id="b", video="v.mp4", label="mild", drama="d")]
+    clips = [
+        Clip(clip_id="a", video="v.mp4", label="mild"),
+        Clip(clip_id="b", video="v.mp4", label="mild", drama="d"),
+    ]
     with pytest.raises(ValueError, match="missing for 1: \\['a'\\]"):
         split_clips(clips, "drama", seed=0)
     one = [Clip(clip_id=f"c{i}", video="v.mp4", label="mild", drama="d") for i in range(3)]
@@ -91,7 +107,9 @@ def test_drama_split_needs_dramas() -> None:
 def test_cli_split_writes_manifest(tmp_path: Path) -> None:
     src = write_manifest(tmp_path / "synthetic_final.jsonl", synthetic_clips())
     out = tmp_path / "split.jsonl"
-    res = CliRunner().invoke(app, ["annotate", "split", str(src), "--out", str(out), "--seed", "1", "--mode", "drama"])
+    res = CliRunner().invoke(
+        app, ["annotate", "split", str(src), "--out", str(out), "--seed", "1", "--mode", "drama"]
+    )
     assert res.exit_code == 0, res.output
     clips = load_manifest(out)
     assert len(clips) == sum(SIZES.values()) + 3

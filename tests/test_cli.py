@@ -20,8 +20,21 @@ def run(*args, ok=True):
     return out
 
 
-@pytest.mark.parametrize("cmd", [[], ["train"], ["evaluate"], ["benchmark"], ["demo"], ["data"], ["data", "validate"],
-                                 ["build"], ["annotate"], ["features"]])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        [],
+        ["train"],
+        ["evaluate"],
+        ["benchmark"],
+        ["demo"],
+        ["data"],
+        ["data", "validate"],
+        ["build"],
+        ["annotate"],
+        ["features"],
+    ],
+)
 def test_help_everywhere(cmd):
     out = run(*cmd, "--help")
     assert "Usage" in out.stdout and len(out.stdout) > 200
@@ -38,14 +51,20 @@ def store(tmp_path_factory):
 
 def test_train_then_evaluate(store, tmp_path):
     sets = [a for s in [*TINY, "epochs=2"] for a in ("--set", s)]
-    out = run("train", str(store), "--out", str(tmp_path / "run"), "--model", "smta-dot", "--seeds", "0,1", *sets)
+    out = run(
+        "train", str(store), "--out", str(tmp_path / "run"), "--model", "smta-dot", "--seeds", "0,1", *sets
+    )
     assert "task 5: Micro-F1" in out.stderr and "SYNTHETIC" in out.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert len(summary["5"]["micro_f1_values"]) == 2
-    ev = run("evaluate", str(tmp_path / "run" / "seed-1" / "best.pt"), str(store), "--out", str(tmp_path / "ev"))
+    ev = run(
+        "evaluate", str(tmp_path / "run" / "seed-1" / "best.pt"), str(store), "--out", str(tmp_path / "ev")
+    )
     assert "task 3" in ev.stderr
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert m["metrics"]["5"]["micro_f1"] == pytest.approx(json.loads((tmp_path / "run" / "seed-1" / "metrics.json").read_text())["test"]["5"]["micro_f1"])
+    assert m["metrics"]["5"]["micro_f1"] == pytest.approx(
+        json.loads((tmp_path / "run" / "seed-1" / "metrics.json").read_text())["test"]["5"]["micro_f1"]
+    )
 
 
 def test_bad_set_key_is_a_clear_error(store, tmp_path):
@@ -56,12 +75,27 @@ def test_bad_set_key_is_a_clear_error(store, tmp_path):
 def test_benchmark_writes_tables_and_figures(store, tmp_path):
     sets = [a for s in [*TINY, "epochs=2"] for a in ("--set", s)]
     out_dir = tmp_path / "bench"
-    run("benchmark", "--dataset", str(store), "--models", "lstm,smta-transformer", "--tasks", "5,3", "--seeds", "0,1",
-        "--drop", "audio", "--out", str(out_dir), *sets)
+    run(
+        "benchmark",
+        "--dataset",
+        str(store),
+        "--models",
+        "lstm,smta-transformer",
+        "--tasks",
+        "5,3",
+        "--seeds",
+        "0,1",
+        "--drop",
+        "audio",
+        "--out",
+        str(out_dir),
+        *sets,
+    )
     with open(out_dir / "results.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert {(r["model"], r["task"], r["drop"]) for r in rows} == {
-        (m, t, d) for m in ("lstm", "smta-transformer") for t in ("5", "3") for d in ("", "audio")}
+        (m, t, d) for m in ("lstm", "smta-transformer") for t in ("5", "3") for d in ("", "audio")
+    }
     for r in rows:
         assert r["seeds"] == "2"
         for k in ("micro_f1_mean", "micro_f1_std", "macro_f1_mean", "macro_f1_std"):

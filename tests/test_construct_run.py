@@ -44,7 +44,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     trunc = inputs / "synthetic_truncated.avi"
     trunc.write_bytes(mm.read_bytes()[:4000])  # header only: no decodable frame
     out = d / "out"
-    report = build([str(VIDEO / "opencv" / "Megamind*.avi"), ham, inputs], out, BuildConfig(), show_progress=False)
+    report = build(
+        [str(VIDEO / "opencv" / "Megamind*.avi"), ham, inputs], out, BuildConfig(), show_progress=False
+    )
     return {"out": out, "report": report, "mm": mm, "bugy": bugy, "ham": ham, "trunc": trunc}
 
 
@@ -58,12 +60,19 @@ def _seconds_in(clip: Clip, cid: str, a: float, b: float) -> float:
 
 def test_batch_isolates_failures_and_reports_them(built: dict) -> None:
     status = {Path(r.video).name: r for r in built["report"].results}
-    assert set(status) == {"Megamind.avi", "Megamind_bugy.avi", "short_hamilton_clip.mp4", "synthetic_truncated.avi"}
+    assert set(status) == {
+        "Megamind.avi",
+        "Megamind_bugy.avi",
+        "short_hamilton_clip.mp4",
+        "synthetic_truncated.avi",
+    }
     bad = status["synthetic_truncated.avi"]
     print("truncated file:", bad.error)
     assert bad.status == "failed" and bad.error
     assert "no frame could be decoded" in bad.error or "cannot open" in bad.error
-    assert all(status[n].status == "done" for n in ("Megamind.avi", "Megamind_bugy.avi", "short_hamilton_clip.mp4"))
+    assert all(
+        status[n].status == "done" for n in ("Megamind.avi", "Megamind_bugy.avi", "short_hamilton_clip.mp4")
+    )
     # Megamind_bugy.avi (shuffled PTS, no audio) is still usable: processed, not failed
     # (the reader's repair report is checked in test_video.py).
     failures = json.loads((built["out"] / "failures.json").read_text())
@@ -139,11 +148,19 @@ def test_resume_skips_finished_videos_and_redoes_missing_work(built: dict, tmp_p
     before = (out / "manifest.jsonl").read_text()
     (out / "done" / "Megamind_bugy.json").unlink()  # as if the run had been killed during this video
     (out / "clips" / ".Megamind_bugy.jsonl.abc123.tmp").write_text("{half a reco")  # …mid-write
-    report = build([built["bugy"], built["mm"], built["ham"], built["trunc"]], out, BuildConfig(), show_progress=False)
+    report = build(
+        [built["bugy"], built["mm"], built["ham"], built["trunc"]], out, BuildConfig(), show_progress=False
+    )
     status = {Path(r.video).name: r.status for r in report.results}
-    assert status == {"Megamind_bugy.avi": "done", "Megamind.avi": "skipped", "short_hamilton_clip.mp4": "skipped",
-                      "synthetic_truncated.avi": "failed"}
-    after = {json.loads(x)["clip_id"]: json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()}
+    assert status == {
+        "Megamind_bugy.avi": "done",
+        "Megamind.avi": "skipped",
+        "short_hamilton_clip.mp4": "skipped",
+        "synthetic_truncated.avi": "failed",
+    }
+    after = {
+        json.loads(x)["clip_id"]: json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()
+    }
     assert after == {json.loads(x)["clip_id"]: json.loads(x) for x in before.splitlines()}
     assert not list(out.rglob("*.tmp"))
 
@@ -168,11 +185,36 @@ def test_cli_build_run_on_a_faceless_clip(tmp_path: Path) -> None:
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg not installed")
     clip = tmp_path / "synthetic_pattern.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=6",
-                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=320x180:r=25:d=6",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(clip),
+        ],
+        check=True,
+    )
     out = tmp_path / "out"
-    args = ["build", "run", str(tmp_path / "*.mp4"), str(tmp_path / "missing.mp4"), "--out", str(out),
-            "--subtitles", "none", "--no-progress"]
+    args = [
+        "build",
+        "run",
+        str(tmp_path / "*.mp4"),
+        str(tmp_path / "missing.mp4"),
+        "--out",
+        str(out),
+        "--subtitles",
+        "none",
+        "--no-progress",
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "1 of 2 file(s) failed" in res.output and "file not found" in res.output
@@ -193,13 +235,26 @@ def _records(manifest: Path) -> dict[str, dict]:
 def test_parallel_workers_build_the_same_manifest(built: dict, tmp_path: Path) -> None:
     """`jobs=2`: two worker processes give the same proposals, and still isolate the bad file."""
     out = tmp_path / "par"
-    report = build([built["mm"], built["bugy"], built["ham"], built["trunc"]], out, BuildConfig(),
-                   show_progress=False, jobs=2)
+    report = build(
+        [built["mm"], built["bugy"], built["ham"], built["trunc"]],
+        out,
+        BuildConfig(),
+        show_progress=False,
+        jobs=2,
+    )
     status = {Path(r.video).name: r.status for r in report.results}
-    assert status == {"Megamind.avi": "done", "Megamind_bugy.avi": "done", "short_hamilton_clip.mp4": "done",
-                      "synthetic_truncated.avi": "failed"}
-    assert [Path(r.video).name for r in report.results] == ["Megamind.avi", "Megamind_bugy.avi",
-                                                            "short_hamilton_clip.mp4", "synthetic_truncated.avi"]
+    assert status == {
+        "Megamind.avi": "done",
+        "Megamind_bugy.avi": "done",
+        "short_hamilton_clip.mp4": "done",
+        "synthetic_truncated.avi": "failed",
+    }
+    assert [Path(r.video).name for r in report.results] == [
+        "Megamind.avi",
+        "Megamind_bugy.avi",
+        "short_hamilton_clip.mp4",
+        "synthetic_truncated.avi",
+    ]
     assert _records(out / "manifest.jsonl") == _records(built["out"] / "manifest.jsonl")
 
 
@@ -210,6 +265,9 @@ def test_late_cut_fallback_redoes_the_sampled_pass(built: dict, tmp_path: Path, 
     out = tmp_path / "late"
     report = build([built["mm"]], out, BuildConfig(), show_progress=False)
     assert report.results[0].counts.get("resampled") is True
-    want = {k: v for k, v in _records(built["out"] / "manifest.jsonl").items() if k.startswith("Megamind_")
-            and not k.startswith("Megamind_bugy")}
+    want = {
+        k: v
+        for k, v in _records(built["out"] / "manifest.jsonl").items()
+        if k.startswith("Megamind_") and not k.startswith("Megamind_bugy")
+    }
     assert want and _records(out / "manifest.jsonl") == want

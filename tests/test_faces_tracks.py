@@ -33,8 +33,13 @@ def test_clustering_joins_close_tracks_and_never_same_frame_faces() -> None:
         t.embedding = centre + rng.normal(scale=0.02, size=128)
         return t
 
-    tracks = [track(0, 0, [0, 0.3], a), track(1, 1, [1, 1.3], b), track(2, 2, [2, 2.3], a), track(3, 3, [3, 3.3], b),
-              track(4, 2, [2, 2.3], a)]  # 4 is a look-alike of 2 in the same frames: must stay apart
+    tracks = [
+        track(0, 0, [0, 0.3], a),
+        track(1, 1, [1, 1.3], b),
+        track(2, 2, [2, 2.3], a),
+        track(3, 3, [3, 3.3], b),
+        track(4, 2, [2, 2.3], a),
+    ]  # 4 is a look-alike of 2 in the same frames: must stay apart
     groups = cluster_tracks(tracks, threshold=0.5)
     ids = sorted(sorted(t.id for t in g) for g in groups)
     assert [0, 1] not in ids and [1, 3] in ids

@@ -17,7 +17,8 @@ from perr.features.sampling import Sampling
 from perr.manifest import Clip
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("ffmpeg") is None or shutil.which("espeak-ng") is None, reason="needs ffmpeg and espeak-ng (make system)"
+    shutil.which("ffmpeg") is None or shutil.which("espeak-ng") is None,
+    reason="needs ffmpeg and espeak-ng (make system)",
 )
 T = 8  # steps at 0.25, 0.75, ..., 3.75 s
 
@@ -30,9 +31,27 @@ def _ffmpeg(*args: str) -> None:
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ClipContext]:
     d = tmp_path_factory.mktemp("audio")
     subprocess.run(["espeak-ng", "-w", str(d / "s.wav"), "Where were you last night? Answer me!"], check=True)
-    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-i", str(d / "s.wav"), "-t", "4",
-            "-af", "adelay=1000:all=1,apad", "-c:v", "mpeg4", "-c:a", "aac", "-shortest", str(d / "talk.mp4"))
-    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-t", "4", "-c:v", "mpeg4", str(d / "mute.mp4"))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=10",
+        "-i",
+        str(d / "s.wav"),
+        "-t",
+        "4",
+        "-af",
+        "adelay=1000:all=1,apad",
+        "-c:v",
+        "mpeg4",
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(d / "talk.mp4"),
+    )
+    _ffmpeg(
+        "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-t", "4", "-c:v", "mpeg4", str(d / "mute.mp4")
+    )
     out = {}
     for name in ("talk", "mute"):
         clip = Clip(clip_id=name, video=f"{name}.mp4", start=0.0, end=4.0)

@@ -61,15 +61,21 @@ def test_person_features_exist_exactly_where_the_character_is_on_screen(pipeline
         on = np.zeros(T, bool)
         for s in char.spans:
             on |= (times >= s.start - 1e-6) & (times <= s.end + 1e-6)
-        assert on.any() and not on.all(), f"{cid}: a shot/reverse-shot dialogue shows each character part of the time"
-        np.testing.assert_array_equal(m[modality].astype(bool), on, err_msg=f"{modality} ({cid}) mask vs build spans")
+        assert on.any() and not on.all(), (
+            f"{cid}: a shot/reverse-shot dialogue shows each character part of the time"
+        )
+        np.testing.assert_array_equal(
+            m[modality].astype(bool), on, err_msg=f"{modality} ({cid}) mask vs build spans"
+        )
         nonzero = np.abs(x[modality]).sum(axis=1) > 0
         np.testing.assert_array_equal(nonzero, on, err_msg=f"{modality} ({cid}) non-zero rows vs build spans")
     # the two characters take turns: both on screen at once is rare in this clip
     assert (m["person_a"] & m["person_b"]).sum() <= T // 4
 
 
-def test_store_from_real_video_loads_and_a_synthetic_checkpoint_refuses_it(pipeline: dict, tmp_path: Path) -> None:
+def test_store_from_real_video_loads_and_a_synthetic_checkpoint_refuses_it(
+    pipeline: dict, tmp_path: Path
+) -> None:
     from perr.config import TrainConfig
     from perr.data.synth import SynthConfig, write_synthetic
     from perr.store import FeatureStore, StoreError
@@ -81,14 +87,20 @@ def test_store_from_real_video_loads_and_a_synthetic_checkpoint_refuses_it(pipel
     dims = header.dims
     synth = write_synthetic(tmp_path / "synth", SynthConfig(n=60, T=T, dims=dict(dims)))
     run = tmp_path / "run"
-    train(synth.store, TrainConfig(model="lstm", epochs=1, d_model=16, stage2_hidden=16, ff_dim=16, device="cpu"), run)
+    train(
+        synth.store,
+        TrainConfig(model="lstm", epochs=1, d_model=16, stage2_hidden=16, ff_dim=16, device="cpu"),
+        run,
+    )
     ckpt = next(run.rglob("*.pt"))
     with pytest.raises(StoreError, match="extractor") as e:
         evaluate(ckpt, pipeline["store"], split="test", device="cpu")
     assert "synthetic-latent-projection" in str(e.value)
 
 
-def test_checkpoint_trained_on_the_embedded_default_evaluates_the_real_store(pipeline: dict, tmp_path: Path) -> None:
+def test_checkpoint_trained_on_the_embedded_default_evaluates_the_real_store(
+    pipeline: dict, tmp_path: Path
+) -> None:
     """Issue 6 point 6: Megamind → build → pair → features → store → evaluate with a checkpoint trained on
     the embedded (SYNTHETIC) default laid out like the real extractors. The figure itself means nothing
     (one clip, placeholder label); what is checked is that the real store and that checkpoint fit."""
@@ -98,8 +110,13 @@ def test_checkpoint_trained_on_the_embedded_default_evaluates_the_real_store(pip
 
     synth = write_synthetic(tmp_path / "synth", SynthConfig(n=60, T=T, like_extractors=True))
     run = tmp_path / "run"
-    train(synth.store, TrainConfig(model="smta-transformer", epochs=1, d_model=16, stage2_hidden=16, ff_dim=16,
-                                   heads=2, device="cpu"), run)
+    train(
+        synth.store,
+        TrainConfig(
+            model="smta-transformer", epochs=1, d_model=16, stage2_hidden=16, ff_dim=16, heads=2, device="cpu"
+        ),
+        run,
+    )
     result = evaluate(run / "best.pt", pipeline["store"], split="test", device="cpu", out=tmp_path / "eval")
     assert result["metrics"]["5"]["n"] == 1 and result["metrics"]["3"]["n"] == 1
     assert not result["synthetic"]  # the evaluated store is real features

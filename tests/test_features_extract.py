@@ -42,12 +42,30 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("feat")
     (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video" * 10)
     clips = [
-        Clip(clip_id="mm_a", video=str(video), start=0.0, end=5.5, characters=[_char("w", WOMAN, 0, 5.5), _char("m", MAN, 0, 5.5)],
-             pair=("w", "m"), subtitles=[SubtitleEvent(start=1.0, end=2.5, text="You look lovely tonight.")],
-             label="mild", split="train"),
-        Clip(clip_id="mm_b", video=str(video), start=5.5, end=11.2, characters=[_char("w", WOMAN, 5.5, 11.2), _char("m", MAN, 5.5, 11.2)],
-             pair=("w", "m"), label="neutral", split="test"),
-        Clip(clip_id="bugy", video=str(bugy), start=0.0, end=9.0, label="tense", split="train"),  # no audio track
+        Clip(
+            clip_id="mm_a",
+            video=str(video),
+            start=0.0,
+            end=5.5,
+            characters=[_char("w", WOMAN, 0, 5.5), _char("m", MAN, 0, 5.5)],
+            pair=("w", "m"),
+            subtitles=[SubtitleEvent(start=1.0, end=2.5, text="You look lovely tonight.")],
+            label="mild",
+            split="train",
+        ),
+        Clip(
+            clip_id="mm_b",
+            video=str(video),
+            start=5.5,
+            end=11.2,
+            characters=[_char("w", WOMAN, 5.5, 11.2), _char("m", MAN, 5.5, 11.2)],
+            pair=("w", "m"),
+            label="neutral",
+            split="test",
+        ),
+        Clip(
+            clip_id="bugy", video=str(bugy), start=0.0, end=9.0, label="tense", split="train"
+        ),  # no audio track
         Clip(clip_id="missing", video="nope.mp4", label="hostile", split="train"),
         Clip(clip_id="broken", video="broken.mp4", label="hostile", split="train"),
     ]
@@ -70,7 +88,11 @@ def test_failures_are_isolated_and_reported(local_run: tuple[Path, object]) -> N
     assert "FAILED broken" in str(summary)
     err = json.loads((out / "errors" / "broken.json").read_text())
     assert err["clip_id"] == "broken" and "Traceback" in err["traceback"]
-    assert sorted(p.name for p in (out / "clips").iterdir()) == ["bugy.npz", "mm_a.npz", "mm_b.npz"]  # no temp files left
+    assert sorted(p.name for p in (out / "clips").iterdir()) == [
+        "bugy.npz",
+        "mm_a.npz",
+        "mm_b.npz",
+    ]  # no temp files left
 
 
 def test_each_modality_has_evidence_exactly_where_it_exists(local_run: tuple[Path, object]) -> None:
@@ -96,7 +118,9 @@ def test_each_modality_has_evidence_exactly_where_it_exists(local_run: tuple[Pat
     assert mb["background"].all() and mb["person_a"].sum() >= 2
 
 
-def test_rerun_skips_finished_clips_and_refuses_another_config(manifest: Path, local_run: tuple[Path, object]) -> None:
+def test_rerun_skips_finished_clips_and_refuses_another_config(
+    manifest: Path, local_run: tuple[Path, object]
+) -> None:
     out, _ = local_run
     before = (out / "clips" / "mm_a.npz").stat().st_mtime_ns
     again = extract_manifest(manifest, out, CFG, progress=False, threads=1)
@@ -111,15 +135,36 @@ def test_killed_cli_run_resumes_without_losing_work(tmp_path: Path) -> None:
     """SIGKILL a CLI run after its first clip file appears, resume it, and get the arrays of an
     uninterrupted run. A light configuration (background + text) keeps the extra process cheap."""
     video = shared_file("video/opencv/Megamind.avi")
-    clips = [Clip(clip_id=f"seg{i}", video=str(video), start=i * 1.5, end=i * 1.5 + 3.0,
-                  subtitles=[SubtitleEvent(start=i * 1.5 + 1.0, end=i * 1.5 + 2.0, text=f"line {i}")])
-             for i in range(6)]
+    clips = [
+        Clip(
+            clip_id=f"seg{i}",
+            video=str(video),
+            start=i * 1.5,
+            end=i * 1.5 + 3.0,
+            subtitles=[SubtitleEvent(start=i * 1.5 + 1.0, end=i * 1.5 + 2.0, text=f"line {i}")],
+        )
+        for i in range(6)
+    ]
     manifest = tmp_path / "segments.jsonl"
     write_manifest(manifest, clips)
     light = ExtractConfig(T=4, modalities=("background", "text"))
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "perr", "features", "extract", str(manifest), "--out", str(out), "-T", "4",
-           "--modalities", "background,text", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "perr",
+        "features",
+        "extract",
+        str(manifest),
+        "--out",
+        str(out),
+        "-T",
+        "4",
+        "--modalities",
+        "background,text",
+        "--threads",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 240
     try:
@@ -146,7 +191,9 @@ def test_killed_cli_run_resumes_without_losing_work(tmp_path: Path) -> None:
             np.testing.assert_allclose(x[k], rx[k], atol=2e-3, err_msg=f"{name}:{k}")
 
 
-def test_pack_builds_the_store_with_the_extractors_in_its_header(manifest: Path, local_run: tuple[Path, object], tmp_path: Path) -> None:
+def test_pack_builds_the_store_with_the_extractors_in_its_header(
+    manifest: Path, local_run: tuple[Path, object], tmp_path: Path
+) -> None:
     out, _ = local_run
     summary = pack_features(out, manifest, tmp_path / "store")
     assert summary.counts == {"train": 2, "test": 1}
@@ -154,7 +201,7 @@ def test_pack_builds_the_store_with_the_extractors_in_its_header(manifest: Path,
     store = FeatureStore(tmp_path / "store")
     header = store.header
     assert header.modality_names == ["person_a", "person_b", "background", "audio", "text"]
-    assert [ (s.name, s.dim, s.extractor, s.version) for s in header.modalities] == [
+    assert [(s.name, s.dim, s.extractor, s.version) for s in header.modalities] == [
         (s.name, s.dim, s.extractor, s.version) for s in planned_specs(CFG)
     ]
     assert header.T == T and not header.synthetic
@@ -168,7 +215,9 @@ def test_pack_builds_the_store_with_the_extractors_in_its_header(manifest: Path,
 
 
 @pytest.mark.services
-def test_ray_backend_gives_the_local_features(manifest: Path, local_run: tuple[Path, object], tmp_path: Path) -> None:
+def test_ray_backend_gives_the_local_features(
+    manifest: Path, local_run: tuple[Path, object], tmp_path: Path
+) -> None:
     pytest.importorskip("ray")
     out = tmp_path / "ray"
     summary = extract_manifest(manifest, out, CFG, backend="ray", num_cpus=2, progress=False, threads=1)

@@ -22,7 +22,9 @@ from perr.features.person import (
 
 def test_layout_adds_up() -> None:
     sl = person_slices()
-    assert [sl[k].stop - sl[k].start for k in ("expression", "emotions", "pose_flag", "pose", "relation")] == [128, 7, 1, 99, 14]
+    assert [
+        sl[k].stop - sl[k].start for k in ("expression", "emotions", "pose_flag", "pose", "relation")
+    ] == [128, 7, 1, 99, 14]
     assert sl["relation"].stop == PERSON_DIM == 249
 
 
@@ -62,7 +64,9 @@ def test_fer_crop_squares_pads_and_resizes() -> None:
 
 def test_box_track_formats_and_errors(tmp_path: Path) -> None:
     p = tmp_path / "w.json"
-    p.write_text(json.dumps([{"t": 2.0, "box": [1, 2, 3, 4]}, {"time": 1.0, "x0": 5, "y0": 6, "x1": 7, "y1": 8}]))
+    p.write_text(
+        json.dumps([{"t": 2.0, "box": [1, 2, 3, 4]}, {"time": 1.0, "x0": 5, "y0": 6, "x1": 7, "y1": 8}])
+    )
     assert load_box_track(p) == [(1.0, Box(5, 6, 7, 8)), (2.0, Box(1, 2, 3, 4))]
     p.write_text(json.dumps({"boxes": [{"t": 0.5, "box": [0, 0, 1, 1]}]}))
     assert load_box_track(p) == [(0.5, Box(0, 0, 1, 1))]

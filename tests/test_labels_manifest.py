@@ -7,7 +7,13 @@ from perr.manifest import Clip, ManifestError, load_manifest, parse_manifest, wr
 
 
 def test_fine_to_coarse_mapping_is_the_papers():
-    assert [labels.to_coarse(c) for c in labels.FINE] == ["negative", "negative", "positive", "positive", "neutral"]
+    assert [labels.to_coarse(c) for c in labels.FINE] == [
+        "negative",
+        "negative",
+        "positive",
+        "positive",
+        "neutral",
+    ]
     assert set(labels.FINE_TO_COARSE.values()) == set(labels.COARSE)
     with pytest.raises(KeyError, match="unknown fine label 'happy'"):
         labels.to_coarse("happy")
@@ -26,10 +32,19 @@ def _write(path, rows):
 
 
 def test_manifest_round_trip(tmp_path):
-    clip = Clip(clip_id="c1", video="v.mp4", start=1.0, end=8.5, label="mild",
-                characters=[{"id": "a", "spans": [{"start": 1, "end": 3}], "occurrences": 4},
-                            {"id": "b", "spans": [{"start": 2, "end": 8}], "occurrences": 9}],
-                pair=("a", "b"), subtitles=[{"start": 1.5, "end": 2.5, "text": "你好 hello"}])
+    clip = Clip(
+        clip_id="c1",
+        video="v.mp4",
+        start=1.0,
+        end=8.5,
+        label="mild",
+        characters=[
+            {"id": "a", "spans": [{"start": 1, "end": 3}], "occurrences": 4},
+            {"id": "b", "spans": [{"start": 2, "end": 8}], "occurrences": 9},
+        ],
+        pair=("a", "b"),
+        subtitles=[{"start": 1.5, "end": 2.5, "text": "你好 hello"}],
+    )
     p = write_manifest(tmp_path / "m.jsonl", [clip])
     (back,) = load_manifest(p)
     assert back == clip
@@ -38,14 +53,17 @@ def test_manifest_round_trip(tmp_path):
 
 def test_manifest_lists_every_bad_row_and_field(tmp_path):
     (tmp_path / "ok.mp4").write_bytes(b"x")
-    _write(tmp_path / "m.jsonl", [
-        {"clip_id": "ok", "video": "ok.mp4", "label": "tense"},
-        {"clip_id": "bad-label", "video": "ok.mp4", "label": "happy"},
-        {"clip_id": "ok", "video": "ok.mp4"},
-        "{not json",
-        {"clip_id": "missing", "video": "nowhere.mp4"},
-        {"clip_id": "times", "video": "ok.mp4", "start": 5, "end": 2},
-    ])
+    _write(
+        tmp_path / "m.jsonl",
+        [
+            {"clip_id": "ok", "video": "ok.mp4", "label": "tense"},
+            {"clip_id": "bad-label", "video": "ok.mp4", "label": "happy"},
+            {"clip_id": "ok", "video": "ok.mp4"},
+            "{not json",
+            {"clip_id": "missing", "video": "nowhere.mp4"},
+            {"clip_id": "times", "video": "ok.mp4", "start": 5, "end": 2},
+        ],
+    )
     clips, errors = parse_manifest(tmp_path / "m.jsonl", check_files=True)
     text = "\n".join(map(str, errors))
     assert [c.clip_id for c in clips] == ["ok", "missing"]

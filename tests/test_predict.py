@@ -28,7 +28,12 @@ def checkpoint(tmp_path_factory) -> Path:
     from perr.features.extract import planned_specs
 
     root = tmp_path_factory.mktemp("pred")
-    store = make_toy_store(root / "store", sizes={"train": 40, "test": 10}, T=32, modalities=tuple(planned_specs(ExtractConfig())))
+    store = make_toy_store(
+        root / "store",
+        sizes={"train": 40, "test": 10},
+        T=32,
+        modalities=tuple(planned_specs(ExtractConfig())),
+    )
     train(store, load_config(None, [*TINY, "epochs=1"]), root / "run")
     return root / "run" / "best.pt"
 
@@ -38,8 +43,26 @@ def one_person_clip(tmp_path_factory) -> Path:
     """A 6 s silent clip of one face (a still of a reference photo): fewer than two characters, no audio."""
     png = shared_file("video/face_recognition/lin-manuel-miranda.png")
     out = tmp_path_factory.mktemp("fixture") / "one_person.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-loop", "1", "-i", str(png), "-t", "6", "-r", "10",
-                    "-vf", "scale=640:-2,format=yuv420p", str(out)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-loop",
+            "1",
+            "-i",
+            str(png),
+            "-t",
+            "6",
+            "-r",
+            "10",
+            "-vf",
+            "scale=640:-2,format=yuv420p",
+            str(out),
+        ],
+        check=True,
+    )
     return out
 
 
@@ -52,8 +75,24 @@ def batch(checkpoint, one_person_clip, tmp_path_factory):
     fake = root / "not_a_video.mp4"
     fake.write_bytes(b"this is not a video" * 100)
     out = root / "out"
-    res = subprocess.run([*PERR, "predict", str(megamind), str(bugy), str(fake), "--checkpoint", str(checkpoint),
-                          "--out", str(out), "--subtitles", "none"], capture_output=True, text=True, timeout=900)
+    res = subprocess.run(
+        [
+            *PERR,
+            "predict",
+            str(megamind),
+            str(bugy),
+            str(fake),
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--subtitles",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     return res, out
 
 
@@ -61,7 +100,9 @@ def test_batch_goes_on_past_a_corrupt_file(batch):
     res, out = batch
     assert res.returncode == 1, res.stderr[-2000:]
     assert "not_a_video.mp4" in res.stderr and "1 of 3 clip(s) failed" in res.stderr
-    assert (out / "Megamind" / "prediction.json").exists() and (out / "Megamind_bugy" / "prediction.json").exists()
+    assert (out / "Megamind" / "prediction.json").exists() and (
+        out / "Megamind_bugy" / "prediction.json"
+    ).exists()
 
 
 def test_prediction_json(batch):
@@ -69,9 +110,13 @@ def test_prediction_json(batch):
     p = json.loads((out / "Megamind" / "prediction.json").read_text())
     assert list(p["fine"]) == ["hostile", "tense", "mild", "intimate", "neutral"]
     assert list(p["coarse"]) == ["negative", "positive", "neutral"]
-    assert sum(p["fine"].values()) == pytest.approx(1, abs=1e-5) and sum(p["coarse"].values()) == pytest.approx(1, abs=1e-5)
+    assert sum(p["fine"].values()) == pytest.approx(1, abs=1e-5) and sum(
+        p["coarse"].values()
+    ) == pytest.approx(1, abs=1e-5)
     assert p["coarse"]["negative"] == pytest.approx(p["fine"]["hostile"] + p["fine"]["tense"], abs=1e-6)
-    assert p["model"] == "smta-transformer" and p["pair"] == ["c1", "c2"] and p["trained_on_synthetic"] is True
+    assert (
+        p["model"] == "smta-transformer" and p["pair"] == ["c1", "c2"] and p["trained_on_synthetic"] is True
+    )
     assert p["missing_modalities"] == {"text": "no subtitles"}
     bugy = json.loads((out / "Megamind_bugy" / "prediction.json").read_text())
     assert "audio" in bugy["missing_modalities"]  # the corrupted copy has no audio track
@@ -83,9 +128,19 @@ def test_report_renders_in_headless_chromium(batch, tmp_path):
     if chromium is None:
         pytest.skip("chromium not installed (make test installs it)")
     page = out / "Megamind" / "report.html"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
     p = json.loads((out / "Megamind" / "prediction.json").read_text())
     verdict = f"{max(p['fine'], key=p['fine'].get)} ({max(p['coarse'], key=p['coarse'].get)})"
     assert f'<h1 id="verdict">{verdict}</h1>' in dom
@@ -94,8 +149,11 @@ def test_report_renders_in_headless_chromium(batch, tmp_path):
     for img in ("attention.png", "timeline.png", "thumb_1.jpg", "thumb_2.jpg"):
         assert (page.parent / img).stat().st_size > 1000
     shot = tmp_path / "shot.png"
-    subprocess.run([chromium, *flags, "--window-size=1100,1600", f"--screenshot={shot}", page.as_uri()],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [chromium, *flags, "--window-size=1100,1600", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
     from PIL import Image
 
     pixels = Image.open(shot).convert("L").resize((64, 96))
@@ -103,7 +161,9 @@ def test_report_renders_in_headless_chromium(batch, tmp_path):
 
 
 def test_fewer_than_two_characters_and_python_api(checkpoint, one_person_clip, tmp_path):
-    (res,) = perr.predict(one_person_clip, checkpoint=checkpoint, out=tmp_path, subtitles="none", report=False)
+    (res,) = perr.predict(
+        one_person_clip, checkpoint=checkpoint, out=tmp_path, subtitles="none", report=False
+    )
     assert res.ok, res.error
     r = res.result
     assert r["pair"][1] is None and r["characters"] == 1
@@ -114,17 +174,37 @@ def test_fewer_than_two_characters_and_python_api(checkpoint, one_person_clip, t
 def test_checkpoint_from_other_extractors_is_refused(tmp_path, one_person_clip):
     store = make_toy_store(tmp_path / "store", sizes={"train": 20, "test": 5}, T=32)  # extractor "toy"
     train(store, load_config(None, [*TINY, "epochs=1"]), tmp_path / "run")
-    res = subprocess.run([*PERR, "predict", str(one_person_clip), "--checkpoint", str(tmp_path / "run" / "best.pt"),
-                          "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            *PERR,
+            "predict",
+            str(one_person_clip),
+            "--checkpoint",
+            str(tmp_path / "run" / "best.pt"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 2
-    assert "features do not match the checkpoint" in res.stderr and "modality 'person_a': dim is 249" in res.stderr
+    assert (
+        "features do not match the checkpoint" in res.stderr
+        and "modality 'person_a': dim is 249" in res.stderr
+    )
 
 
 def test_pair_option_picks_candidates_by_number_or_id():
     from perr.inference import PredictError, parse_pair
     from perr.manifest import Clip
 
-    clip = Clip(clip_id="c", video="v.mp4", characters=[{"id": i} for i in ("c1", "c2", "c3")], candidates=["c1", "c2", "c3"])
+    clip = Clip(
+        clip_id="c",
+        video="v.mp4",
+        characters=[{"id": i} for i in ("c1", "c2", "c3")],
+        candidates=["c1", "c2", "c3"],
+    )
     assert parse_pair("1,3", clip) == ("c1", "c3")
     assert parse_pair("c3,c2", clip) == ("c3", "c2")
     assert parse_pair(None, clip) is None

@@ -12,13 +12,24 @@ from perr.report.dataset import dataset_stats
 from perr.stats import compute_stats, pair_timing, subtitle_ratio
 
 
-def _clip(cid: str, a: list[tuple[float, float]], b: list[tuple[float, float]], subs: list[tuple[float, float]],
-          label: str | None = None, n_shots: int = 2) -> Clip:
+def _clip(
+    cid: str,
+    a: list[tuple[float, float]],
+    b: list[tuple[float, float]],
+    subs: list[tuple[float, float]],
+    label: str | None = None,
+    n_shots: int = 2,
+) -> Clip:
     return Clip(
-        clip_id=cid, video="v.mp4", start=0.0, end=20.0,
+        clip_id=cid,
+        video="v.mp4",
+        start=0.0,
+        end=20.0,
         shots=[TimeSpan(start=i * 20 / n_shots, end=(i + 1) * 20 / n_shots) for i in range(n_shots)],
-        characters=[Character(id="A", spans=[TimeSpan(start=s, end=e) for s, e in a], occurrences=5),
-                    Character(id="B", spans=[TimeSpan(start=s, end=e) for s, e in b], occurrences=3)],
+        characters=[
+            Character(id="A", spans=[TimeSpan(start=s, end=e) for s, e in a], occurrences=5),
+            Character(id="B", spans=[TimeSpan(start=s, end=e) for s, e in b], occurrences=3),
+        ],
         candidates=["A", "B"],
         subtitles=[SubtitleEvent(start=s, end=e, text="x") for s, e in subs],
         label=label,
@@ -53,8 +64,10 @@ def test_stats_json_and_figures(tmp_path: Path) -> None:
     assert s["classes"]["coarse"]["negative"]["count"] == 1
     on_disk = json.loads((tmp_path / "stats" / "stats.json").read_text())
     assert on_disk["interaction_mode"] == s["interaction_mode"]
-    assert sorted(p.name for p in (tmp_path / "stats").glob("*.png")) == ["fig2_statistics.png",
-                                                                          "fig3_interaction_modes.png"]
+    assert sorted(p.name for p in (tmp_path / "stats").glob("*.png")) == [
+        "fig2_statistics.png",
+        "fig3_interaction_modes.png",
+    ]
 
 
 def test_compute_stats_of_unlabelled_proposals_has_no_class_table() -> None:

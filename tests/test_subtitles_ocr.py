@@ -73,11 +73,45 @@ def burned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     out = d / "synthetic_burned_zh.mp4"
     plain = d / "synthetic_no_subtitles.mp4"
     style = "FontName=WenQuanYi Micro Hei,FontSize=22"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=10",
-                    "-vf", f"subtitles={srt.name}:force_style='{style}'", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-                    out.name], check=True, cwd=d)
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=6",
-                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(plain)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=640x360:r=25:d=10",
+            "-vf",
+            f"subtitles={srt.name}:force_style='{style}'",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            out.name,
+        ],
+        check=True,
+        cwd=d,
+    )
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=640x360:r=25:d=6",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(plain),
+        ],
+        check=True,
+    )
     return out, srt, plain
 
 
@@ -117,7 +151,10 @@ def test_srt_and_json_round_trip(tmp_path: Path) -> None:
     cues = [Cue(0.1, 1.234, "第一行\nsecond line"), Cue(3600.5, 3601.0, "late")]
     write_srt(tmp_path / "a.srt", cues)
     back = read_srt(tmp_path / "a.srt")
-    assert [(c.start, c.end, c.text) for c in back] == [(0.1, 1.234, "第一行\nsecond line"), (3600.5, 3601.0, "late")]
+    assert [(c.start, c.end, c.text) for c in back] == [
+        (0.1, 1.234, "第一行\nsecond line"),
+        (3600.5, 3601.0, "late"),
+    ]
     write_cues_json(tmp_path / "a.json", cues, "ocr:rapidocr")
     src, got = read_cues_json(tmp_path / "a.json")
     assert src == "ocr:rapidocr" and got == cues
@@ -145,8 +182,28 @@ def test_existing_subtitles_are_preferred(tmp_path: Path, burned: tuple[Path, Pa
     src, cues = existing_subtitles(v)  # type: ignore[misc]
     assert src == "srt:episode.zh.srt" and len(cues) == 4
     mkv = tmp_path / "muxed.mkv"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(plain), "-i", str(srt), "-map", "0", "-map", "1",
-                    "-c:v", "copy", "-c:s", "ass", str(mkv)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(plain),
+            "-i",
+            str(srt),
+            "-map",
+            "0",
+            "-map",
+            "1",
+            "-c:v",
+            "copy",
+            "-c:s",
+            "ass",
+            str(mkv),
+        ],
+        check=True,
+    )
     src, cues = existing_subtitles(mkv)  # type: ignore[misc]
     assert src.startswith("stream:1")
     assert [c.text for c in cues] == [c.text for c in read_srt(srt)]

@@ -125,7 +125,9 @@ def test_masks_match_manifest_and_zero_features(synth):
             x, k = np.asarray(split.features(m)), np.asarray(split.mask(m))
             assert not np.any(x[k == 0]), f"{name}/{m}: masked steps must be zero"
             assert np.all(np.abs(x[k == 1]).sum(-1) > 0), f"{name}/{m}: present steps carry features"
-        assert np.all(np.asarray(split.mask("audio")) == 1) and np.all(np.asarray(split.mask("background")) == 1)
+        assert np.all(np.asarray(split.mask("audio")) == 1) and np.all(
+            np.asarray(split.mask("background")) == 1
+        )
         for row, cid in enumerate(split.column("clip_id")[:200]):
             clip = by_id[cid]
             mids = clip.start + (np.arange(T) + 0.5) * clip.duration / T
@@ -138,8 +140,11 @@ def test_masks_match_manifest_and_zero_features(synth):
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_deterministic_by_seed(tmp_path):
@@ -155,7 +160,9 @@ def test_deterministic_by_seed(tmp_path):
 
 
 def test_drama_disjoint_split(tmp_path):
-    root = write_synthetic(tmp_path, SynthConfig(n=300, T=12, split="drama", dims={m: 8 for m in MODALITIES})).store
+    root = write_synthetic(
+        tmp_path, SynthConfig(n=300, T=12, split="drama", dims={m: 8 for m in MODALITIES})
+    ).store
     fs = FeatureStore(root)
     train, test = set(fs["train"].column("drama")), set(fs["test"].column("drama"))
     assert train and test and not train & test
@@ -178,7 +185,10 @@ def _pooled(split, modalities) -> np.ndarray:
     """Per clip and modality: the masked mean over time and the share of steps present."""
     parts = []
     for m in modalities:
-        x, k = np.asarray(split.features(m), dtype=np.float32), np.asarray(split.mask(m), dtype=np.float32)[..., None]
+        x, k = (
+            np.asarray(split.features(m), dtype=np.float32),
+            np.asarray(split.mask(m), dtype=np.float32)[..., None],
+        )
         parts += [(x * k).sum(1) / np.maximum(k.sum(1), 1), k.mean(1)]
     return np.concatenate(parts, 1)
 
@@ -198,7 +208,9 @@ def test_evidence_is_spread_over_modalities(synth):
 
     def macro_f1(modalities) -> float:
         x = np.concatenate([_pooled(s, modalities) for s in splits])
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=300, class_weight="balanced"))
+        clf = make_pipeline(
+            StandardScaler(), LogisticRegression(C=0.05, max_iter=300, class_weight="balanced")
+        )
         pred = cross_val_predict(clf, x, y, cv=StratifiedKFold(3, shuffle=True, random_state=0))
         return f1_score(y, pred, average="macro")
 
@@ -213,9 +225,30 @@ def test_evidence_is_spread_over_modalities(synth):
 def test_cli_writes_a_synthetic_store(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run(
-        [sys.executable, "-m", "perr", "data", "synth", "--out", str(out), "--n", "100", "--T", "12", "--seed", "2",
-         "--difficulty", "1.5", "--dim", "text=16", "--val-fraction", "0.1"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "perr",
+            "data",
+            "synth",
+            "--out",
+            str(out),
+            "--n",
+            "100",
+            "--T",
+            "12",
+            "--seed",
+            "2",
+            "--difficulty",
+            "1.5",
+            "--dim",
+            "text=16",
+            "--val-fraction",
+            "0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "SYNTHETIC" in proc.stderr
@@ -224,6 +257,10 @@ def test_cli_writes_a_synthetic_store(tmp_path):
     assert set(fs.splits) == {"train", "val", "test"}
     summary = json.loads((out / SUMMARY_NAME).read_text())
     assert summary["synthetic"] is True and summary["config"]["difficulty"] == 1.5
-    bad = subprocess.run([sys.executable, "-m", "perr", "data", "synth", "--out", str(out), "--dim", "face=3"],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "perr", "data", "synth", "--out", str(out), "--dim", "face=3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode != 0 and "face=3" in bad.stderr

@@ -82,10 +82,18 @@ def test_training_refuses_nan_features_naming_row_and_modality(store, tmp_path):
         if split == "train":
             masks["audio"][3, :] = 1
             feats["audio"][3, 2, 1] = np.nan
-        write_split(bad / split, sp.header, feats, masks, [{k: v for k, v in r.items() if k != "row"} for r in sp.index])
+        write_split(
+            bad / split,
+            sp.header,
+            feats,
+            masks,
+            [{k: v for k, v in r.items() if k != "row"} for r in sp.index],
+        )
     with pytest.raises(StoreError, match=r"row 3 \(clip toy-train-3\): audio: NaN/inf at 1 step"):
         train(bad, _cfg(epochs=1), tmp_path / "r")
-    out = subprocess.run([sys.executable, "-m", "perr", "data", "validate", str(bad)], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "perr", "data", "validate", str(bad)], capture_output=True, text=True
+    )
     assert out.returncode == 1 and "row 3 (clip toy-train-3): audio: NaN/inf" in out.stderr
 
 
@@ -95,10 +103,21 @@ def test_evaluate_refuses_store_from_other_extractors(store, tmp_path):
     fs = FeatureStore(store)
     sp = fs["test"]
     header = dataclasses.replace(
-        sp.header, modalities=[ModalitySpec(m.name, m.dim, "toy" if m.name != "text" else "minilm", "1") for m in sp.header.modalities]
+        sp.header,
+        modalities=[
+            ModalitySpec(m.name, m.dim, "toy" if m.name != "text" else "minilm", "1")
+            for m in sp.header.modalities
+        ],
     )
-    write_split(other / "test", header, {m: np.array(sp.features(m)) for m in sp.modalities},
-                {m: np.array(sp.mask(m)) for m in sp.modalities}, [{k: v for k, v in r.items() if k != "row"} for r in sp.index])
-    with pytest.raises(StoreError, match="modality 'text': extractor is 'minilm', the checkpoint was trained with 'toy'"):
+    write_split(
+        other / "test",
+        header,
+        {m: np.array(sp.features(m)) for m in sp.modalities},
+        {m: np.array(sp.mask(m)) for m in sp.modalities},
+        [{k: v for k, v in r.items() if k != "row"} for r in sp.index],
+    )
+    with pytest.raises(
+        StoreError, match="modality 'text': extractor is 'minilm', the checkpoint was trained with 'toy'"
+    ):
         evaluate(tmp_path / "r" / "best.pt", other)
     assert isinstance(header, StoreHeader)

@@ -30,8 +30,21 @@ def _ffmpeg(*args: str) -> None:
 def _ffprobe_times(path: Path) -> np.ndarray:
     """Frame PTS (s) by ffprobe, relative to the video stream's start — the independent ground truth."""
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time:stream=start_time",
-         "-of", "csv=p=0", str(path)], check=True, capture_output=True, text=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=pts_time:stream=start_time",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     vals = [float(x.strip(",")) for x in out if x.strip(",") not in ("", "N/A")]
     # stream start_time is printed last (one value after the frames)
@@ -47,20 +60,50 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         pytest.skip("ffmpeg not installed")
     d = tmp_path_factory.mktemp("video")
     av_clip = d / "synthetic_cfr25_tone440.mp4"
-    _ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=4", "-f", "lavfi", "-i", "sine=f=440:d=4:sample_rate=48000",
-            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(av_clip))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x240:r=25:d=4",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:d=4:sample_rate=48000",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(av_clip),
+    )
     silent = d / "synthetic_noaudio.mp4"
-    _ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=4", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(silent))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x240:r=25:d=4",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(silent),
+    )
     trunc = d / "synthetic_truncated.mp4"
     data = av_clip.read_bytes()
     trunc.write_bytes(data[: len(data) // 3])
     garbage = d / "synthetic_garbage.mp4"
     garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
     srt = d / "synthetic.srt"
-    srt.write_text("1\n00:00:00,500 --> 00:00:01,500\nHello there\n\n2\n00:00:02,000 --> 00:00:03,250\n你好，世界\n\n",
-                   encoding="utf-8")
+    srt.write_text(
+        "1\n00:00:00,500 --> 00:00:01,500\nHello there\n\n2\n00:00:02,000 --> 00:00:03,250\n你好，世界\n\n",
+        encoding="utf-8",
+    )
     mkv = d / "synthetic_with_subs.mkv"
-    _ffmpeg("-i", str(silent), "-i", str(srt), "-map", "0", "-map", "1", "-c:v", "copy", "-c:s", "srt", str(mkv))
+    _ffmpeg(
+        "-i", str(silent), "-i", str(srt), "-map", "0", "-map", "1", "-c:v", "copy", "-c:s", "srt", str(mkv)
+    )
     return {"av": av_clip, "silent": silent, "trunc": trunc, "garbage": garbage, "mkv": mkv}
 
 
@@ -102,8 +145,24 @@ def test_sampled_frames_follow_time_and_scale(fixtures: dict[str, Path]) -> None
 def test_sampled_frame_pixels_match_ffmpeg(fixtures: dict[str, Path]) -> None:
     """The image returned for t=2.0 is the frame ffmpeg itself decodes at that time (RGB order)."""
     raw = subprocess.run(
-        [FFMPEG or "ffmpeg", "-v", "error", "-i", str(fixtures["av"]), "-vf", "select=eq(n\\,50)", "-vframes", "1",
-         "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], check=True, capture_output=True,
+        [
+            FFMPEG or "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(fixtures["av"]),
+            "-vf",
+            "select=eq(n\\,50)",
+            "-vframes",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
     ).stdout
     ref = np.frombuffer(raw, np.uint8).reshape(240, 320, 3)
     with VideoReader(fixtures["av"]) as r:
@@ -125,11 +184,16 @@ def test_audio_is_the_rendered_tone(fixtures: dict[str, Path]) -> None:
 
 
 @needs_ffmpeg
-@pytest.mark.parametrize("name, message", [
-    ("trunc", "truncated"),
-    ("garbage", "truncated or not a video"),
-])
-def test_broken_files_raise_video_error_naming_the_file(fixtures: dict[str, Path], name: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("trunc", "truncated"),
+        ("garbage", "truncated or not a video"),
+    ],
+)
+def test_broken_files_raise_video_error_naming_the_file(
+    fixtures: dict[str, Path], name: str, message: str
+) -> None:
     with pytest.raises(VideoError, match=message) as e, VideoReader(fixtures[name], backend="pyav"):
         pass
     assert str(fixtures[name]) in str(e.value)

@@ -18,8 +18,9 @@ TOY_MODALITIES = (
 )
 
 
-def make_toy_store(root: Path, sizes: dict[str, int] | None = None, T: int = 6, seed: int = 0,
-                   modalities=TOY_MODALITIES) -> Path:
+def make_toy_store(
+    root: Path, sizes: dict[str, int] | None = None, T: int = 6, seed: int = 0, modalities=TOY_MODALITIES
+) -> Path:
     """Write train/val/test splits where feature 0 of each modality encodes the class (plus noise)."""
     rng = np.random.default_rng(seed)
     sizes = sizes or {"train": 100, "val": 30, "test": 40}
@@ -32,7 +33,9 @@ def make_toy_store(root: Path, sizes: dict[str, int] | None = None, T: int = 6, 
             x[:, :, 0] += 1.5 * y[:, None]
             feats[m.name] = x
             masks[m.name] = rng.random((n, T)) > 0.2
-        index = [{"clip_id": f"toy-{split}-{i}", "label": FINE[c], "drama": f"d{i % 7}"} for i, c in enumerate(y)]
+        index = [
+            {"clip_id": f"toy-{split}-{i}", "label": FINE[c], "drama": f"d{i % 7}"} for i, c in enumerate(y)
+        ]
         header = StoreHeader(list(modalities), T, n, dataset="toy-synthetic", synthetic=True)
         write_split(root / split, header, feats, masks, index)
     return root

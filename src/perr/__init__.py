@@ -15,11 +15,12 @@ from typing import Any
 # (measured on 2-core machines); passive waiting costs nothing on an idle machine. Set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__version__ = "0.1.0"
+from perr.version import __version__
 
 
 def predict(paths: Any, checkpoint: Any, out: Any = "runs/predict", **kwargs: Any) -> list[Any]:
-    """`perr predict` as a function: see :func:`perr.inference.predict`."""
+    """`perr predict` as a function: see :func:`perr.inference.predict`. Imported on first call, so that
+    `import perr` and `perr --help` stay instant (the prediction path loads torch and the video stack)."""
     from perr.inference import predict as _predict
 
     return _predict(paths, checkpoint, out=out, **kwargs)

@@ -39,7 +39,9 @@ def resolve_dataset(dataset: str, cache: Path, **options: Any) -> Path:
         return ensure_store(dataset, cache / "dialogue", **options)
     path = Path(dataset)
     if not path.exists():
-        raise StoreError(f"--dataset {dataset!r}: not a known dataset ({', '.join(DATASETS)}) and no such path")
+        raise StoreError(
+            f"--dataset {dataset!r}: not a known dataset ({', '.join(DATASETS)}) and no such path"
+        )
     return path
 
 
@@ -79,26 +81,54 @@ def run_benchmark(
                     if (run / "metrics.json").exists():
                         metrics.append(read_json(run / "metrics.json")["test"])
                     else:
-                        cfg = dataclasses.replace(base, model=model, task=task, seed=int(seed), drop=[drop] if drop else [])
+                        cfg = dataclasses.replace(
+                            base, model=model, task=task, seed=int(seed), drop=[drop] if drop else []
+                        )
                         metrics.append(train(fs, cfg, run).metrics)
                     if progress is not None:
-                        progress(f"[{done}/{total}] {model} task {task}{' drop ' + drop if drop else ''} seed {seed}")
+                        progress(
+                            f"[{done}/{total}] {model} task {task}{' drop ' + drop if drop else ''} seed {seed}"
+                        )
                 summary = summarise_runs(metrics)[task]
-                rows.append({
-                    "dataset": header.dataset + (" (synthetic)" if header.synthetic and "synthetic" not in header.dataset else ""),
-                    "model": model, "task": task, "drop": drop or "", "seeds": len(seeds),
-                    **{k: v for k, v in summary.items() if not k.endswith("_values") and k != "per_class_f1_mean"},
-                })
+                rows.append(
+                    {
+                        "dataset": header.dataset
+                        + (" (synthetic)" if header.synthetic and "synthetic" not in header.dataset else ""),
+                        "model": model,
+                        "task": task,
+                        "drop": drop or "",
+                        "seeds": len(seeds),
+                        **{
+                            k: v
+                            for k, v in summary.items()
+                            if not k.endswith("_values") and k != "per_class_f1_mean"
+                        },
+                    }
+                )
                 if drop is None:
                     per_class.setdefault(task, {})[model] = summary["per_class_f1_mean"]
     tables.write_results_csv(out / "results.csv", rows)
-    write_json(out / "results.json", {
-        "dataset": header.dataset, "synthetic": header.synthetic, "tasks": list(tasks), "seeds": list(seeds),
-        "config": base.to_dict(), "note": note, "rows": rows,
-    })
+    write_json(
+        out / "results.json",
+        {
+            "dataset": header.dataset,
+            "synthetic": header.synthetic,
+            "tasks": list(tasks),
+            "seeds": list(seeds),
+            "config": base.to_dict(),
+            "note": note,
+            "rows": rows,
+        },
+    )
     main_rows = [r for r in rows if not r["drop"]]
-    perr_like = {k: t.classes for k, t in header.tasks.items()} == {k: t.classes for k, t in perr_tasks().items()}
-    md = tables.table3_markdown(main_rows, header.dataset, header.synthetic, note=note, paper=perr_like) if main_rows else ""
+    perr_like = {k: t.classes for k, t in header.tasks.items()} == {
+        k: t.classes for k, t in perr_tasks().items()
+    }
+    md = (
+        tables.table3_markdown(main_rows, header.dataset, header.synthetic, note=note, paper=perr_like)
+        if main_rows
+        else ""
+    )
     drop_rows = [r for r in rows if r["drop"]]
     if drop_rows:
         md += "\n" + tables.table4_markdown(drop_rows + main_rows, header.dataset, header.synthetic)
@@ -129,13 +159,17 @@ def richest_clip(split: FeatureSplit) -> int:
     return int(np.argmax(present))
 
 
-def attention_figure(checkpoint: Path, fs: FeatureStore, path: Path, clip: int = 0, split: str = "test") -> Path | None:
+def attention_figure(
+    checkpoint: Path, fs: FeatureStore, path: Path, clip: int = 0, split: str = "test"
+) -> Path | None:
     """Plot the attention timeline of one clip of `split` with the model of `checkpoint` (Fig. 7)."""
     ckpt = Checkpoint.load(checkpoint)
     model = ckpt.build_model()
     data_split = fs[split]
     modalities = ckpt.modalities
-    x = {m: torch.from_numpy(np.asarray(data_split.features(m)[[clip]], dtype=np.float32)) for m in modalities}
+    x = {
+        m: torch.from_numpy(np.asarray(data_split.features(m)[[clip]], dtype=np.float32)) for m in modalities
+    }
     mask = {m: torch.from_numpy(np.asarray(data_split.mask(m)[[clip]]).astype(bool)) for m in modalities}
     with torch.no_grad():
         output = model(x, mask)

@@ -17,12 +17,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from perr import __version__
 from perr.config import TrainConfig
 from perr.io import atomic_path
 from perr.labels import Task
 from perr.models import ModelArgs, build_model
 from perr.store import ModalitySpec, StoreError, StoreHeader
+from perr.version import __version__
 
 CHECKPOINT_FORMAT = 1
 
@@ -78,8 +78,10 @@ class Checkpoint:
                 continue
             for key in ("dim", "extractor", "version"):
                 if str(getattr(got, key)) != str(getattr(want, key)):
-                    problems.append(f"modality {want.name!r}: {key} is {getattr(got, key)!r}, "
-                                    f"the checkpoint was trained with {getattr(want, key)!r}")
+                    problems.append(
+                        f"modality {want.name!r}: {key} is {getattr(got, key)!r}, "
+                        f"the checkpoint was trained with {getattr(want, key)!r}"
+                    )
         if problems:
             raise StoreError(f"{where}: features do not match the checkpoint:\n  " + "\n  ".join(problems))
         if header.T != self.T:
@@ -110,7 +112,9 @@ class Checkpoint:
             "history": self.history,
         }
         if self.resume is not None:
-            payload.update(optimizer=self.resume.optimizer, scheduler=self.resume.scheduler, rng=self.resume.rng)
+            payload.update(
+                optimizer=self.resume.optimizer, scheduler=self.resume.scheduler, rng=self.resume.rng
+            )
         return payload
 
     @classmethod

@@ -18,12 +18,22 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-app.add_typer(build_app, name="build", help="Episodes → shots, segments, clip proposals, characters, subtitles.")
-app.add_typer(annotate_app, name="annotate", help="Label Studio export/import, agreement, adjudication, splits.")
-app.add_typer(features_app, name="features", help="Per-timestep multimodal features: extract per clip, pack a store.")
-app.add_typer(data_app, name="data", help="Validate manifests/stores, synthesise the default dataset, import corpora.")
+app.add_typer(
+    build_app, name="build", help="Episodes → shots, segments, clip proposals, characters, subtitles."
+)
+app.add_typer(
+    annotate_app, name="annotate", help="Label Studio export/import, agreement, adjudication, splits."
+)
+app.add_typer(
+    features_app, name="features", help="Per-timestep multimodal features: extract per clip, pack a store."
+)
+app.add_typer(
+    data_app, name="data", help="Validate manifests/stores, synthesise the default dataset, import corpora."
+)
 # `perr stats MANIFEST --out DIR` is the same command as `perr build stats` (DESIGN.md lists both).
-app.command("stats", help="Dataset statistics of paper §3.3 for a manifest (alias of `perr build stats`).")(build_stats_cmd)
+app.command("stats", help="Dataset statistics of paper §3.3 for a manifest (alias of `perr build stats`).")(
+    build_stats_cmd
+)
 
 
 _SET_HELP = "Override one config key, e.g. --set epochs=5 --set model=lstm (repeatable). Keys: see `perr train --help`."
@@ -62,11 +72,17 @@ def _console():
 def train_cmd(
     store: str = typer.Argument(..., help="Feature store root (folders train/ [val/] [test/])."),
     out: str = typer.Option(..., "--out", "-o", help="Run folder; re-running on the same folder resumes."),
-    config: str | None = typer.Option(None, "--config", "-c", help="YAML file of config keys (dataclass defaults ← file ← --set)."),
+    config: str | None = typer.Option(
+        None, "--config", "-c", help="YAML file of config keys (dataclass defaults ← file ← --set)."
+    ),
     set_: list[str] = typer.Option([], "--set", help=_SET_HELP),
     model: str | None = typer.Option(None, "--model", "-m", help="Model name (see `perr models`)."),
-    task: str | None = typer.Option(None, "--task", "-t", help="Task: 5 (fine) or 3 (coarse); a store may define others."),
-    seeds: str = typer.Option("0", "--seeds", "-s", help="Comma-separated seeds; one sub-run each, mean ± std in summary.json."),
+    task: str | None = typer.Option(
+        None, "--task", "-t", help="Task: 5 (fine) or 3 (coarse); a store may define others."
+    ),
+    seeds: str = typer.Option(
+        "0", "--seeds", "-s", help="Comma-separated seeds; one sub-run each, mean ± std in summary.json."
+    ),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda[:N] | mps"),
 ) -> None:
     """Train one model with the paper's protocol (Adam 5e-3, StepLR ×0.1/15 ep, 50 epochs, batch 16).
@@ -77,7 +93,9 @@ def train_cmd(
 
     cfg = _config(config, set_, model=model, task=task, device=device)
     console = _console()
-    summary = train_seeds(store, cfg, _seeds(seeds), out, progress=lambda msg, i, n: console.print(msg, highlight=False))
+    summary = train_seeds(
+        store, cfg, _seeds(seeds), out, progress=lambda msg, i, n: console.print(msg, highlight=False)
+    )
     n = len(summary.get("seeds", []))
     for t, entry in summary.items():
         if isinstance(entry, dict) and "micro_f1_mean" in entry:
@@ -109,7 +127,10 @@ def evaluate_cmd(
         raise typer.Exit(2) from None
     tag = " (SYNTHETIC data)" if result["synthetic"] else ""
     for t, m in result["metrics"].items():
-        console.print(f"task {t}: Micro-F1 {100 * m['micro_f1']:.2f}  Macro-F1 {100 * m['macro_f1']:.2f}  (n={m['n']}){tag}", highlight=False)
+        console.print(
+            f"task {t}: Micro-F1 {100 * m['micro_f1']:.2f}  Macro-F1 {100 * m['macro_f1']:.2f}  (n={m['n']}){tag}",
+            highlight=False,
+        )
 
 
 @app.command("models")
@@ -123,18 +144,40 @@ def models_cmd() -> None:
 
 @app.command("benchmark")
 def benchmark_cmd(
-    out: str = typer.Option(..., "--out", "-o", help="Output folder: results.csv, results.json, table.md, PNG figures, runs/."),
-    dataset: str = typer.Option("synthetic", "--dataset", "-d", help="synthetic | meld | a dialogue CSV | a feature-store path."),
-    models: str = typer.Option("all", "--models", help="Comma-separated model names, or 'all' (Table 3 order)."),
+    out: str = typer.Option(
+        ..., "--out", "-o", help="Output folder: results.csv, results.json, table.md, PNG figures, runs/."
+    ),
+    dataset: str = typer.Option(
+        "synthetic", "--dataset", "-d", help="synthetic | meld | a dialogue CSV | a feature-store path."
+    ),
+    models: str = typer.Option(
+        "all", "--models", help="Comma-separated model names, or 'all' (Table 3 order)."
+    ),
     tasks: str = typer.Option("5,3", "--tasks", help="Comma-separated tasks (5,3 for PERR; 7,3 for MELD)."),
     seeds: str = typer.Option("0,1,2", "--seeds", "-s", help="Comma-separated seeds."),
-    drop: list[str] = typer.Option([], "--drop", help="Modality ablation like Table 4: person|background|audio|text (repeatable); adds rows with that group left out."),
+    drop: list[str] = typer.Option(
+        [],
+        "--drop",
+        help="Modality ablation like Table 4: person|background|audio|text (repeatable); adds rows with that group left out.",
+    ),
     config: str | None = typer.Option(None, "--config", "-c", help="YAML config for every run."),
     set_: list[str] = typer.Option([], "--set", help=_SET_HELP),
     device: str | None = typer.Option(None, "--device"),
-    figure_models: str | None = typer.Option(None, "--figure-models", help="Two models compared in the per-class F1 figure, e.g. lstm,smta-transformer."),
-    steps: int | None = typer.Option(None, "--T", help="Timesteps per clip when the dataset is built here (synthetic: 32; meld/CSV: dialogue context, 32)."),
-    target: bool = typer.Option(False, "--target", help="meld/CSV: add the 'target' modality (the classified utterance at every step)."),
+    figure_models: str | None = typer.Option(
+        None,
+        "--figure-models",
+        help="Two models compared in the per-class F1 figure, e.g. lstm,smta-transformer.",
+    ),
+    steps: int | None = typer.Option(
+        None,
+        "--T",
+        help="Timesteps per clip when the dataset is built here (synthetic: 32; meld/CSV: dialogue context, 32).",
+    ),
+    target: bool = typer.Option(
+        False,
+        "--target",
+        help="meld/CSV: add the 'target' modality (the classified utterance at every step).",
+    ),
 ) -> None:
     """Run models × tasks × seeds (× --drop ablations) and write Table-3/4-shaped results beside the paper's figures."""
     from pathlib import Path
@@ -155,19 +198,34 @@ def benchmark_cmd(
     store = resolve_dataset(dataset, Path(out) / "data", **options)
     drops: list[str | None] = [None, *drop]
     run_benchmark(
-        store, out, names, tasks=[t.strip() for t in tasks.split(",")], seeds=_seeds(seeds), drops=drops, base=cfg,
-        figure_models=pair, progress=lambda msg: console.print(msg, highlight=False),
+        store,
+        out,
+        names,
+        tasks=[t.strip() for t in tasks.split(",")],
+        seeds=_seeds(seeds),
+        drops=drops,
+        base=cfg,
+        figure_models=pair,
+        progress=lambda msg: console.print(msg, highlight=False),
     )
-    console.print(Path(out, "table.md").read_text(encoding="utf-8"), highlight=False, markup=False, soft_wrap=True)
+    console.print(
+        Path(out, "table.md").read_text(encoding="utf-8"), highlight=False, markup=False, soft_wrap=True
+    )
 
 
 @app.command("demo")
 def demo_cmd(
     out: str = typer.Option("runs/demo", "--out", "-o", help="Output folder."),
-    epochs: int = typer.Option(6, "--epochs", help="Reduced from the paper's 50 so the demo ends in minutes."),
+    epochs: int = typer.Option(
+        6, "--epochs", help="Reduced from the paper's 50 so the demo ends in minutes."
+    ),
     n: int = typer.Option(1500, "--n", help="Synthetic clips to generate."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds."),
-    lr: float = typer.Option(2e-3, "--lr", help="Paper: 5e-3. At 6 epochs the attention models collapse to the majority class with it."),
+    lr: float = typer.Option(
+        2e-3,
+        "--lr",
+        help="Paper: 5e-3. At 6 epochs the attention models collapse to the majority class with it.",
+    ),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] | mps"),
 ) -> None:
     """The main job on the embedded SYNTHETIC default: generate an ERATO-shaped feature set, train all nine
@@ -183,30 +241,70 @@ def demo_cmd(
     from perr.models import MODELS
 
     console = _console()
-    cfg = TrainConfig(epochs=epochs, lr=lr, lr_step=max(1, epochs - 1), d_model=64, stage2_hidden=64, ff_dim=128, threads=1,
-                      device=device)
-    note = (f"Demo settings: {epochs} epochs (paper 50), lr {lr:g} (paper 5e-3) with one ×0.1 step at epoch {cfg.lr_step}, "
-            f"d_model {cfg.d_model}, batch {cfg.batch_size}; SYNTHETIC data — the figures show the toolkit works, "
-            "they are not results on ERATO.")
-    console.print(f"[bold]perr demo[/bold]: SYNTHETIC ERATO-shaped data ({n} clips), nine models, tasks 5 and 3.\n{note}",
-                  highlight=False)
+    cfg = TrainConfig(
+        epochs=epochs,
+        lr=lr,
+        lr_step=max(1, epochs - 1),
+        d_model=64,
+        stage2_hidden=64,
+        ff_dim=128,
+        threads=1,
+        device=device,
+    )
+    note = (
+        f"Demo settings: {epochs} epochs (paper 50), lr {lr:g} (paper 5e-3) with one ×0.1 step at epoch {cfg.lr_step}, "
+        f"d_model {cfg.d_model}, batch {cfg.batch_size}; SYNTHETIC data — the figures show the toolkit works, "
+        "they are not results on ERATO."
+    )
+    console.print(
+        f"[bold]perr demo[/bold]: SYNTHETIC ERATO-shaped data ({n} clips), nine models, tasks 5 and 3.\n{note}",
+        highlight=False,
+    )
     store = ensure_synthetic(Path(out) / "data", n=n, like_extractors=True)
-    run_benchmark(store, out, MODELS.names(), tasks=("5", "3"), seeds=_seeds(seeds), base=cfg, note=note,
-                  progress=lambda msg: console.print(msg, highlight=False))
-    console.print(Path(out, "table.md").read_text(encoding="utf-8"), highlight=False, markup=False, soft_wrap=True)
-    console.print(f"Outputs in {out}: results.csv, results.json, table.md, fig6_per_class_f1.png, fig7_attention.png; "
-                  f"checkpoints under {out}/runs/<model>/task-<5|3>/all/seed-0/best.pt", highlight=False)
+    run_benchmark(
+        store,
+        out,
+        MODELS.names(),
+        tasks=("5", "3"),
+        seeds=_seeds(seeds),
+        base=cfg,
+        note=note,
+        progress=lambda msg: console.print(msg, highlight=False),
+    )
+    console.print(
+        Path(out, "table.md").read_text(encoding="utf-8"), highlight=False, markup=False, soft_wrap=True
+    )
+    console.print(
+        f"Outputs in {out}: results.csv, results.json, table.md, fig6_per_class_f1.png, fig7_attention.png; "
+        f"checkpoints under {out}/runs/<model>/task-<5|3>/all/seed-0/best.pt",
+        highlight=False,
+    )
 
 
 @app.command("predict")
 def predict_cmd(
     clips: list[str] = typer.Argument(..., help="Video files or folders of videos (each file is one clip)."),
-    checkpoint: str = typer.Option(..., "--checkpoint", "-k", help="A perr checkpoint (best.pt) trained on features from the same extractors."),
-    out: str = typer.Option("runs/predict", "--out", "-o", help="Output folder: <clip>/prediction.json and <clip>/report.html."),
-    pair: str | None = typer.Option(None, "--pair", help="The two characters: candidate numbers from the report (e.g. 1,3) or ids (c1,c3). Default: top-2."),
+    checkpoint: str = typer.Option(
+        ...,
+        "--checkpoint",
+        "-k",
+        help="A perr checkpoint (best.pt) trained on features from the same extractors.",
+    ),
+    out: str = typer.Option(
+        "runs/predict", "--out", "-o", help="Output folder: <clip>/prediction.json and <clip>/report.html."
+    ),
+    pair: str | None = typer.Option(
+        None,
+        "--pair",
+        help="The two characters: candidate numbers from the report (e.g. 1,3) or ids (c1,c3). Default: top-2.",
+    ),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] | mps"),
-    report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report with timeline and attention images."),
-    subtitles: str = typer.Option("auto", "--subtitles", help="auto (sidecar .srt / embedded stream, else OCR) | ocr | none"),
+    report: bool = typer.Option(
+        True, "--report/--no-report", help="Write the HTML report with timeline and attention images."
+    ),
+    subtitles: str = typer.Option(
+        "auto", "--subtitles", help="auto (sidecar .srt / embedded stream, else OCR) | ocr | none"
+    ),
 ) -> None:
     """What is the relationship between the two main characters of each clip? Writes prediction.json
     (fine and coarse class → probability, the pair, the model, missing modalities) and an HTML report.
@@ -220,13 +318,23 @@ def predict_cmd(
             r = p.result
             best = max(r["coarse"], key=r["coarse"].get)
             fine = f"{max(r['fine'], key=r['fine'].get)} / " if r["fine"] else ""
-            console.print(f"[green]✓[/green] {p.clip}: {fine}{best}  pair {r['pair']}  → {p.out}", highlight=False)
+            console.print(
+                f"[green]✓[/green] {p.clip}: {fine}{best}  pair {r['pair']}  → {p.out}", highlight=False
+            )
         else:
             console.print(f"[red]✗[/red] {p.clip}: {p.error}", highlight=False)
 
     try:
-        results = predict(clips, checkpoint, out=out, pair=pair, device=device, report=report, on_clip=show,
-                          subtitles=subtitles)
+        results = predict(
+            clips,
+            checkpoint,
+            out=out,
+            pair=pair,
+            device=device,
+            report=report,
+            on_clip=show,
+            subtitles=subtitles,
+        )
     except Exception as e:  # a checkpoint/extractor mismatch or no inputs: nothing to do
         console.print(f"[red]error:[/red] {e}", highlight=False)
         raise typer.Exit(2) from None

@@ -53,7 +53,9 @@ class TrainConfig:
     patience: int = 0  # epochs without improvement before stopping; 0 = never stop early
     # runtime
     device: str = "auto"
-    bf16: bool = False  # bfloat16 autocast of forward passes (CPU with AVX512-BF16/AMX, or CUDA): the one switch
+    bf16: bool = (
+        False  # bfloat16 autocast of forward passes (CPU with AVX512-BF16/AMX, or CUDA): the one switch
+    )
     threads: int = 0  # torch intra-op threads; 0 = torch default
 
     def validate(self) -> None:
@@ -135,7 +137,9 @@ def parse_set(items: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = (), base: TrainConfig | None = None) -> TrainConfig:
+def load_config(
+    path: str | Path | None = None, overrides: Iterable[str] = (), base: TrainConfig | None = None
+) -> TrainConfig:
     """defaults (or `base`) ← YAML file ← `--set key=value` items."""
     cfg = dataclasses.replace(base) if base is not None else TrainConfig()
     if path is not None:

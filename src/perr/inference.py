@@ -68,7 +68,9 @@ def parse_pair(text: str | None, clip: Clip) -> tuple[str, str] | None:
         if p.isdigit():
             k = int(p)
             if not 1 <= k <= len(order):
-                raise PredictError(f"--pair {text!r}: candidate #{k} does not exist (this clip has {len(order)})")
+                raise PredictError(
+                    f"--pair {text!r}: candidate #{k} does not exist (this clip has {len(order)})"
+                )
             ids.append(order[k - 1])
         elif p in {c.id for c in clip.characters}:
             ids.append(p)
@@ -93,7 +95,7 @@ def analyse_clip(path: Path, work: Path, **build_options: Any) -> Clip:
     if not clips:
         raise PredictError(f"{path}: no clip could be formed (is the video empty?)")
     write_thumbnails(vb.proposals.thumbnails, work)
-    clip = max(clips, key=lambda c: (c.duration or 0.0))
+    clip = max(clips, key=lambda c: c.duration or 0.0)
     return clip.model_copy(update={"clip_id": key, "status": "predict", "video": str(path.resolve())})
 
 
@@ -101,12 +103,18 @@ def _feature_header(specs: Sequence[Any], T: int) -> StoreHeader:
     return StoreHeader(modalities=list(specs), T=T, n=1)
 
 
-def missing_modalities(masks: dict[str, np.ndarray], clip: Clip, pair: tuple[str | None, str | None]) -> dict[str, str]:
+def missing_modalities(
+    masks: dict[str, np.ndarray], clip: Clip, pair: tuple[str | None, str | None]
+) -> dict[str, str]:
     """Which modalities carry no evidence at all, and why (stated in prediction.json)."""
     reasons: dict[str, str] = {}
     for role, (m, cid) in enumerate(zip(("person_a", "person_b"), pair, strict=True)):
         if m in masks and not masks[m].any():
-            reasons[m] = "no character for this role (fewer than two characters)" if cid is None else f"character {cid} not seen at the sampled times"
+            reasons[m] = (
+                "no character for this role (fewer than two characters)"
+                if cid is None
+                else f"character {cid} not seen at the sampled times"
+            )
         del role
     if "background" in masks and not masks["background"].any():
         reasons["background"] = "no decodable frame"
@@ -141,21 +149,27 @@ class Predictor:
         self.modalities = self.ckpt.modalities
         self.cfg = ExtractConfig(T=self.ckpt.T, modalities=tuple(self.modalities), **extract_options)
         self.extractors = build_extractors(self.cfg)
-        self.ckpt.check_features(_feature_header(modality_specs(self.extractors), self.cfg.T),
-                                 f"features for {self.checkpoint.name}")
+        self.ckpt.check_features(
+            _feature_header(modality_specs(self.extractors), self.cfg.T),
+            f"features for {self.checkpoint.name}",
+        )
 
     @torch.no_grad()
     def run(self, clip: Clip, base: Path) -> dict[str, Any]:
         feats = extract_clip(clip, base, self.cfg, self.extractors)
         x = {m: torch.from_numpy(feats.features[m][None]).float().to(self.device) for m in self.modalities}
-        mask = {m: torch.from_numpy(feats.masks[m][None].astype(bool)).to(self.device) for m in self.modalities}
+        mask = {
+            m: torch.from_numpy(feats.masks[m][None].astype(bool)).to(self.device) for m in self.modalities
+        }
         out = self.model(x, mask)
         probs = torch.softmax(out.logits.float(), -1)[0].cpu().numpy()
         fine, coarse = _distributions(probs, self.task)
         a, b = ClipContext(clip, base, sampling=self.cfg.sampling).pair
         pair = (a.id if a else None, b.id if b else None)
         missing = missing_modalities(feats.masks, clip, pair)
-        attention = attention_timeline(out, self.modalities)[0].cpu().numpy() if out.attention is not None else None
+        attention = (
+            attention_timeline(out, self.modalities)[0].cpu().numpy() if out.attention is not None else None
+        )
         return {
             "fine": fine,
             "coarse": coarse,
@@ -210,14 +224,31 @@ def predict(
             result = {"clip": str(path), **result}
             write_json(folder / "prediction.json", result)
             if report:
-                warnings = ["This checkpoint was trained on SYNTHETIC data: the prediction demonstrates the pipeline, "
-                            "it is not a meaningful judgement."] if result["trained_on_synthetic"] else []
-                write_report(ReportData(
-                    clip=clip, model=result["model"], fine=result["fine"] or {}, coarse=result["coarse"],
-                    pair=[p for p in result["pair"] if p], missing=[f"{k} ({v})" for k, v in result["missing_modalities"].items()],
-                    attention=attention, attention_masks=masks, modalities=predictor.modalities, times=result["times"],
-                    warnings=warnings,
-                ), folder, base=work)
+                warnings = (
+                    [
+                        "This checkpoint was trained on SYNTHETIC data: the prediction demonstrates the pipeline, "
+                        "it is not a meaningful judgement."
+                    ]
+                    if result["trained_on_synthetic"]
+                    else []
+                )
+                write_report(
+                    ReportData(
+                        clip=clip,
+                        model=result["model"],
+                        fine=result["fine"] or {},
+                        coarse=result["coarse"],
+                        pair=[p for p in result["pair"] if p],
+                        missing=[f"{k} ({v})" for k, v in result["missing_modalities"].items()],
+                        attention=attention,
+                        attention_masks=masks,
+                        modalities=predictor.modalities,
+                        times=result["times"],
+                        warnings=warnings,
+                    ),
+                    folder,
+                    base=work,
+                )
             pred = Prediction(str(path), True, folder, result)
         except Exception as e:  # per-clip isolation: record the reason, go on with the batch
             reason = str(e) if isinstance(e, PredictError) else f"{type(e).__name__}: {e}"

@@ -65,7 +65,9 @@ class Clip(_Record):
     """One clip: a video (file, or a folder of frames) with an interval, its characters and label."""
 
     clip_id: str = Field(min_length=1)
-    video: str = Field(min_length=1, description="video file or frames folder; relative paths are relative to the manifest")
+    video: str = Field(
+        min_length=1, description="video file or frames folder; relative paths are relative to the manifest"
+    )
     audio: str | None = Field(default=None, description="separate audio file (ERATO ships mp3 beside frames)")
     fps: float | None = Field(default=None, gt=0, description="frame rate of a frames folder")
     drama: str | None = None
@@ -80,7 +82,9 @@ class Clip(_Record):
     subtitles: list[SubtitleEvent] = Field(default_factory=list)
     label: str | None = None
     split: Split | None = None
-    status: str | None = Field(default=None, description="e.g. 'proposal', 'annotated', 'discarded', 'review'")
+    status: str | None = Field(
+        default=None, description="e.g. 'proposal', 'annotated', 'discarded', 'review'"
+    )
     notes: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
@@ -171,9 +175,7 @@ def _pydantic_errors(row: int, clip_id: str | None, exc: ValidationError) -> lis
     return out
 
 
-def parse_manifest(
-    path: str | os.PathLike, check_files: bool = False
-) -> tuple[list[Clip], list[RowError]]:
+def parse_manifest(path: str | os.PathLike, check_files: bool = False) -> tuple[list[Clip], list[RowError]]:
     """Read a JSONL manifest, returning the valid clips and every problem found (never raises on rows)."""
     path = Path(path)
     clips: list[Clip] = []
@@ -200,7 +202,12 @@ def parse_manifest(
                 continue
             if clip.clip_id in seen:
                 errors.append(
-                    RowError(row, clip.clip_id, "clip_id", f"duplicate clip id (first seen in row {seen[clip.clip_id]})")
+                    RowError(
+                        row,
+                        clip.clip_id,
+                        "clip_id",
+                        f"duplicate clip id (first seen in row {seen[clip.clip_id]})",
+                    )
                 )
                 continue
             seen[clip.clip_id] = row

@@ -10,7 +10,9 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
 
 
-def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]) -> dict[str, Any]:
+def classification_metrics(
+    y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]
+) -> dict[str, Any]:
     """All figures for one task. Classes absent from both truth and prediction get F1 = 0 (sklearn
     zero_division=0) but still count in Macro-F1, as in the paper's per-class reading."""
     labels = list(range(len(classes)))

@@ -96,19 +96,31 @@ def config_options(config_cls: type, param: str = "config", exclude: Sequence[st
     """Decorate a typer command: every CLI field of `config_cls` becomes an option, and the command
     receives the built config as keyword `param` (a bound or choice violation is a usage error)."""
     hints = typing.get_type_hints(config_cls)
-    fields = [f for f in dataclasses.fields(config_cls) if f.init and f.metadata.get("cli", True) and f.name not in exclude]
+    fields = [
+        f
+        for f in dataclasses.fields(config_cls)
+        if f.init and f.metadata.get("cli", True) and f.name not in exclude
+    ]
 
     def deco(fn: Callable) -> Callable:
         sig = inspect.signature(fn)
         own_hints = typing.get_type_hints(fn)
-        own = [p.replace(annotation=own_hints.get(p.name, p.annotation)) for p in sig.parameters.values() if p.name != param]
+        own = [
+            p.replace(annotation=own_hints.get(p.name, p.annotation))
+            for p in sig.parameters.values()
+            if p.name != param
+        ]
         taken = {p.name for p in own}
         clash = [f.name for f in fields if f.name in taken]
         if clash:
             raise TypeError(f"{fn.__name__}: parameters {clash} clash with {config_cls.__name__} fields")
         extra = [
-            inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=_option(f, hints[f.name]),
-                              annotation=hints[f.name])
+            inspect.Parameter(
+                f.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=_option(f, hints[f.name]),
+                annotation=hints[f.name],
+            )
             for f in fields
         ]
 

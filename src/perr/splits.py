@@ -26,7 +26,9 @@ def check_fractions(test_fraction: float, val_fraction: float) -> None:
 
 
 def stratified_split(
-    labels: Sequence[Hashable], fractions: Mapping[str, float], seed: Seed,
+    labels: Sequence[Hashable],
+    fractions: Mapping[str, float],
+    seed: Seed,
     classes: Sequence[Hashable] | None = None,
 ) -> list[str]:
     """The split of each item (same order as `labels`); items not drawn stay in ``"train"``.
@@ -55,7 +57,9 @@ def stratified_split(
     return out
 
 
-def group_split(groups: Sequence[Hashable], fractions: Mapping[str, float], seed: Seed, noun: str = "group") -> list[str]:
+def group_split(
+    groups: Sequence[Hashable], fractions: Mapping[str, float], seed: Seed, noun: str = "group"
+) -> list[str]:
     """The split of each item such that every group (drama) lies in exactly one split.
 
     Groups are drawn in seeded random order (`noun` names them in errors, e.g. "drama"); each split of `fractions` takes whole groups while that

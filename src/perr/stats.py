@@ -108,8 +108,13 @@ def _summary(x: list[float]) -> dict[str, float | int | None]:
     if not x:
         return {"n": 0, "mean": None, "median": None, "min": None, "max": None}
     a = np.asarray(x, dtype=float)
-    return {"n": int(a.size), "mean": float(a.mean()), "median": float(np.median(a)),
-            "min": float(a.min()), "max": float(a.max())}
+    return {
+        "n": int(a.size),
+        "mean": float(a.mean()),
+        "median": float(np.median(a)),
+        "min": float(a.min()),
+        "max": float(a.max()),
+    }
 
 
 def _hist(x: list[float], edges: np.ndarray) -> dict[str, list[float]]:
@@ -149,15 +154,20 @@ def compute_stats(clips: Sequence[Clip]) -> dict[str, Any]:
         "dramas": len({c.drama for c in clips if c.drama}),
         "status": dict(Counter(c.status or "unset" for c in clips)),
         "duration": {**_summary(durations), "hist": _hist(durations, np.arange(0, 36, 1.0))},
-        "shots_per_clip": {**_summary([float(s) for s in shots]),
-                           "hist": _hist([float(s) for s in shots], np.arange(0.5, max(max_shots, 25) + 1.5, 1.0))},
+        "shots_per_clip": {
+            **_summary([float(s) for s in shots]),
+            "hist": _hist([float(s) for s in shots], np.arange(0.5, max(max_shots, 25) + 1.5, 1.0)),
+        },
         "appearance_ratio": {**_summary(ratios), "hist": _hist(ratios, np.linspace(0, 1, 11))},
         "interaction_mode": {
             "n": n_modes,
             "counts": {m: modes.get(m, 0) for m in IOM_MODES},
             "ratios": {m: (modes.get(m, 0) / n_modes if n_modes else None) for m in IOM_MODES},
         },
-        "subtitle_ratio": {**_summary(subs), "hist": _hist(subs, np.linspace(0, 1, 11)),
-                           "no_subtitle_share": (sum(r == 0 for r in subs) / len(subs)) if subs else None},
+        "subtitle_ratio": {
+            **_summary(subs),
+            "hist": _hist(subs, np.linspace(0, 1, 11)),
+            "no_subtitle_share": (sum(r == 0 for r in subs) / len(subs)) if subs else None,
+        },
         "classes": class_table(clips),
     }

@@ -45,7 +45,12 @@ class ModalitySpec:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ModalitySpec:
-        return cls(name=d["name"], dim=int(d["dim"]), extractor=d.get("extractor", ""), version=str(d.get("version", "")))
+        return cls(
+            name=d["name"],
+            dim=int(d["dim"]),
+            extractor=d.get("extractor", ""),
+            version=str(d.get("version", "")),
+        )
 
 
 @dataclass
@@ -209,7 +214,9 @@ class FeatureStore:
         self.root = Path(root)
         if not self.root.is_dir():
             raise StoreError(f"{self.root}: feature store folder not found")
-        self.splits = {s: FeatureSplit(self.root / s) for s in SPLITS if (self.root / s / "header.json").exists()}
+        self.splits = {
+            s: FeatureSplit(self.root / s) for s in SPLITS if (self.root / s / "header.json").exists()
+        }
         if not self.splits:
             raise StoreError(f"{self.root}: no split folders ({', '.join(SPLITS)}) with a header.json")
         first = next(iter(self.splits.values())).header

@@ -70,5 +70,7 @@ def validate_split(folder: str | os.PathLike, modalities: Sequence[str] | None =
                     for r in np.flatnonzero(bad.any(axis=(1, 2))):
                         steps = int(bad[r].any(axis=-1).sum())
                         row = start + int(r)
-                        problems.append(f"row {row} (clip {ids[row] if row < len(ids) else '?'}): {spec.name}: NaN/inf at {steps} step(s)")
+                        problems.append(
+                            f"row {row} (clip {ids[row] if row < len(ids) else '?'}): {spec.name}: NaN/inf at {steps} step(s)"
+                        )
     return problems

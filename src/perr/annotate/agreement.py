@@ -140,7 +140,9 @@ def _period(t: datetime, by: str) -> str:
 
 def trend(items: Sequence[Item], by: str | int = "week") -> list[dict]:
     """Percent agreement per time group (items with ≥ 2 labels and a timestamp), in time order."""
-    timed = sorted((it for it in items if it.time is not None and len(it.labels) >= 2), key=lambda it: it.time)
+    timed = sorted(
+        (it for it in items if it.time is not None and len(it.labels) >= 2), key=lambda it: it.time
+    )
     groups: dict[str, list[Item]] = defaultdict(list)
     if isinstance(by, int) or str(by).isdigit():
         size = int(by)

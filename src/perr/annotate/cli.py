@@ -28,7 +28,9 @@ def export_cmd(
     manifest: Path = typer.Argument(..., exists=True, dir_okay=False, help="clip proposals (JSONL manifest)"),
     out: Path = typer.Option(..., "--out", help="folder for labeling_config.xml and tasks.json"),
     document_root: Path | None = typer.Option(
-        None, "--document-root", file_okay=False,
+        None,
+        "--document-root",
+        file_okay=False,
         help="serve media from this folder via Label Studio local files (LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)",
     ),
     url_prefix: str = typer.Option(
@@ -51,7 +53,9 @@ def export_cmd(
 @app.command("import")
 def import_cmd(
     export: Path = typer.Argument(..., exists=True, dir_okay=False, help="Label Studio JSON export"),
-    manifest: Path = typer.Option(..., "--manifest", exists=True, dir_okay=False, help="the exported manifest"),
+    manifest: Path = typer.Option(
+        ..., "--manifest", exists=True, dir_okay=False, help="the exported manifest"
+    ),
     out: Path = typer.Option(..., "--out", help="final manifest (JSONL)"),
     problems_out: Path | None = typer.Option(None, "--problems", help="also write the problems as JSON"),
 ) -> None:
@@ -77,7 +81,10 @@ def agreement_cmd(
     export: Path = typer.Argument(..., exists=True, dir_okay=False, help="Label Studio JSON export"),
     out: Path | None = typer.Option(None, "--out", help="write the figures as JSON"),
     users: Path | None = typer.Option(
-        None, "--users", exists=True, dir_okay=False,
+        None,
+        "--users",
+        exists=True,
+        dir_okay=False,
         help='annotator names: JSON {"<id>": "name"} or Label Studio users list',
     ),
     by: str = typer.Option("week", "--by", help="trend grouping: week, day, or N (windows of N items)"),
@@ -101,21 +108,27 @@ def agreement_cmd(
     def f(x, pct=False):
         return "–" if x is None else (f"{100 * x:.1f}%" if pct else f"{x:.3f}")
 
-    t = Table(title=f"Agreement: {report['n_items_multi']} item(s) with ≥2 labels, {len(report['annotators'])} annotator(s)")
+    t = Table(
+        title=f"Agreement: {report['n_items_multi']} item(s) with ≥2 labels, {len(report['annotators'])} annotator(s)"
+    )
     for col in ("measure", "coarse (3)", "fine (5)"):
         t.add_column(col)
     pa, fk = report["percent_agreement"], report["fleiss_kappa"]
     t.add_row("percent agreement", f(pa["coarse"], True), f(pa["fine"], True))
     t.add_row("Fleiss' kappa", f(fk["coarse"]), f(fk["fine"]))
     for r in report["cohen_kappa"]:
-        t.add_row(f"Cohen's kappa {r['a']} × {r['b']} (n={r['n_items']})", f(r["kappa_coarse"]), f(r["kappa_fine"]))
+        t.add_row(
+            f"Cohen's kappa {r['a']} × {r['b']} (n={r['n_items']})", f(r["kappa_coarse"]), f(r["kappa_fine"])
+        )
     con.print(t)
     if report["trend"]:
         tt = Table(title=f"Percent agreement over time (by {by})")
         for col in ("period", "items", "coarse", "fine"):
             tt.add_column(col)
         for r in report["trend"]:
-            tt.add_row(r["period"], str(r["n_items"]), f(r["percent_coarse"], True), f(r["percent_fine"], True))
+            tt.add_row(
+                r["period"], str(r["n_items"]), f(r["percent_coarse"], True), f(r["percent_fine"], True)
+            )
         con.print(tt)
     if out is not None:
         write_json(out, report)
@@ -127,11 +140,25 @@ def split_cmd(
     manifest: Path = typer.Argument(..., exists=True, dir_okay=False, help="final (labelled) manifest"),
     out: Path = typer.Option(..., "--out", help="manifest with the split field set"),
     seed: int = typer.Option(0, "--seed"),
-    mode: str = typer.Option("stratified", "--mode", help="stratified (paper: 20% per class) or drama (disjoint)"),
-    test_fraction: float = typer.Option(0.2, "--test-fraction", "--test-frac", min=0.0, max=0.95,
-                                        help="share of each class (or of the clips, by drama) in test"),
-    val_fraction: float = typer.Option(0.0, "--val-fraction", "--val-frac", min=0.0, max=0.95,
-                                       help="share of each class (or of the clips, by drama) in val"),
+    mode: str = typer.Option(
+        "stratified", "--mode", help="stratified (paper: 20% per class) or drama (disjoint)"
+    ),
+    test_fraction: float = typer.Option(
+        0.2,
+        "--test-fraction",
+        "--test-frac",
+        min=0.0,
+        max=0.95,
+        help="share of each class (or of the clips, by drama) in test",
+    ),
+    val_fraction: float = typer.Option(
+        0.0,
+        "--val-fraction",
+        "--val-frac",
+        min=0.0,
+        max=0.95,
+        help="share of each class (or of the clips, by drama) in val",
+    ),
 ) -> None:
     """Seeded train/val/test split written into each clip's `split` field."""
     from rich.table import Table

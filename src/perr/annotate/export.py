@@ -54,7 +54,7 @@ def labeling_config() -> str:
         f"      <Choice value={quoteattr(c)} hint={quoteattr(DEFINITIONS[c])}/>" for c in FINE
     )
     definitions = "\n".join(
-        f"      <Header size=\"6\" value={quoteattr(f'{c} ({FINE_TO_COARSE[c]}): {DEFINITIONS[c]}')}/>"
+        f'      <Header size="6" value={quoteattr(f"{c} ({FINE_TO_COARSE[c]}): {DEFINITIONS[c]}")}/>'
         for c in FINE
     )
     v = schema.VIDEO
@@ -146,8 +146,10 @@ def clip_task(
     where = " · ".join(x for x in (clip.drama, clip.episode) if x)
     offset = clip.start if cut_video is not None else 0.0
     video = url(str(cut_video)) if cut_video is not None else url(clip.video) + _time_fragment(clip)
-    shifted = [e.model_copy(update={"start": max(0.0, e.start - offset), "end": max(0.0, e.end - offset)})
-               for e in clip.subtitles]
+    shifted = [
+        e.model_copy(update={"start": max(0.0, e.start - offset), "end": max(0.0, e.end - offset)})
+        for e in clip.subtitles
+    ]
     options = []
     for cid in clip.candidates:
         thumb = next((c.thumbnail for c in clip.characters if c.id == cid), None)
@@ -158,9 +160,13 @@ def clip_task(
         "data": {
             "clip_id": clip.clip_id,
             "video": video,
-            "info": f"clip {clip.clip_id}" + (f" · {where}" if where else "")
-            + (f" · cut from {span} of the episode; subtitle times are within the clip" if cut_video is not None
-               else f" · watch {span}"),
+            "info": f"clip {clip.clip_id}"
+            + (f" · {where}" if where else "")
+            + (
+                f" · cut from {span} of the episode; subtitle times are within the clip"
+                if cut_video is not None
+                else f" · watch {span}"
+            ),
             "time_offset": offset,
             "start": clip.start,
             "end": clip.end,
@@ -192,9 +198,17 @@ def _check(clip: Clip, base: Path) -> list[ExportProblem]:
     out = []
     video = clip.resolve(clip.video, base)
     if not clip.video.startswith(_URL_SCHEMES) and video is not None and video.is_dir():
-        out.append(ExportProblem(clip.clip_id, "video", f"{video} is a frames folder; Label Studio needs a video file"))
+        out.append(
+            ExportProblem(
+                clip.clip_id, "video", f"{video} is a frames folder; Label Studio needs a video file"
+            )
+        )
     if len(clip.candidates) < 2:
-        out.append(ExportProblem(clip.clip_id, "candidates", f"needs at least 2 candidates, has {len(clip.candidates)}"))
+        out.append(
+            ExportProblem(
+                clip.clip_id, "candidates", f"needs at least 2 candidates, has {len(clip.candidates)}"
+            )
+        )
     return out
 
 
@@ -209,9 +223,36 @@ def cut_clip(src: Path, start: float, end: float, dest: Path) -> Path:
         raise RuntimeError("ffmpeg not found on PATH (Debian package `ffmpeg`)")
     with atomic_path(dest) as tmp:
         cmd = [
-            "ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-ss", f"{start:.3f}", "-i", str(src),
-            "-t", f"{end - start:.3f}", "-map", "0:v:0", "-map", "0:a:0?", "-c:v", "libx264", "-preset", "veryfast",
-            "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart", "-f", "mp4", str(tmp),
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-ss",
+            f"{start:.3f}",
+            "-i",
+            str(src),
+            "-t",
+            f"{end - start:.3f}",
+            "-map",
+            "0:v:0",
+            "-map",
+            "0:a:0?",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(tmp),
         ]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
@@ -246,8 +287,13 @@ def export_tasks(
     for clip in track(clips, description="cutting clips" if cut else "tasks", disable=not show_progress):
         bad = _check(clip, base)
         if cut and not bad and (clip.end is None or clip.video.startswith(_URL_SCHEMES)):
-            bad = [ExportProblem(clip.clip_id, "end" if clip.end is None else "video",
-                                 "cutting needs a local video file and an end time")]
+            bad = [
+                ExportProblem(
+                    clip.clip_id,
+                    "end" if clip.end is None else "video",
+                    "cutting needs a local video file and an end time",
+                )
+            ]
         if not bad:
             try:
                 cut_video = None

@@ -61,8 +61,10 @@ def adjudicate(clip: Clip, task: TaskVotes) -> Clip:
     update: dict = {"label": None, "pair": None}
     if len(discards) > len(keepers):
         reasons = sorted({v.discard_reason for v in discards if v.discard_reason})
-        update.update(status="discarded", notes=f"discarded by {len(discards)}/{n}" + (
-            f": {'; '.join(reasons)}" if reasons else ""))
+        update.update(
+            status="discarded",
+            notes=f"discarded by {len(discards)}/{n}" + (f": {'; '.join(reasons)}" if reasons else ""),
+        )
         return clip.model_copy(update={**update, "extra": {**clip.extra, "annotation": provenance}})
     if discards:
         review.append(f"discard tie {len(discards)}/{n}")
@@ -90,13 +92,16 @@ def adjudicate(clip: Clip, task: TaskVotes) -> Clip:
 
 def apply_votes(clips: Sequence[Clip], parsed: ParsedExport) -> tuple[list[Clip], ImportReport]:
     """Adjudicate every task onto its clip; clips without votes pass through unchanged."""
-    report = ImportReport(out=None, n_tasks=parsed.n_tasks, problems=list(parsed.problems),
-                          n_cancelled=parsed.n_cancelled)
+    report = ImportReport(
+        out=None, n_tasks=parsed.n_tasks, problems=list(parsed.problems), n_cancelled=parsed.n_cancelled
+    )
     by_id = {c.clip_id: i for i, c in enumerate(clips)}
     out = list(clips)
     for task in parsed.tasks:
         if task.clip_id not in by_id:
-            report.problems.append(Problem(task.task_id, "data.clip_id", f"clip {task.clip_id!r} is not in the manifest"))
+            report.problems.append(
+                Problem(task.task_id, "data.clip_id", f"clip {task.clip_id!r} is not in the manifest")
+            )
             continue
         if not task.votes:
             continue

@@ -36,7 +36,12 @@ class Problem:
         return f"task {self.task_id}{ann}: {self.field}: {self.message}"
 
     def to_json(self) -> dict:
-        return {"task_id": self.task_id, "annotation_id": self.annotation_id, "field": self.field, "message": self.message}
+        return {
+            "task_id": self.task_id,
+            "annotation_id": self.annotation_id,
+            "field": self.field,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True)
@@ -161,8 +166,14 @@ def parse_annotation(
             for n, line in enumerate(lines, start=1):
                 try:
                     ev = schema.parse_subtitle_line(line)
-                    events.append(ev.model_copy(update={"start": round(ev.start + time_offset, 3),
-                                                        "end": round(ev.end + time_offset, 3)}))
+                    events.append(
+                        ev.model_copy(
+                            update={
+                                "start": round(ev.start + time_offset, 3),
+                                "end": round(ev.end + time_offset, 3),
+                            }
+                        )
+                    )
                 except ValueError as e:
                     bad(schema.SUBTITLES, f"line {n}: {e}")
             subs = tuple(sorted(events, key=lambda ev: (ev.start, ev.end)))
@@ -205,7 +216,9 @@ def parse_annotation(
 def parse_export(tasks: Any) -> ParsedExport:
     """Parse an already-loaded export; never raises on content, reports it instead."""
     if not isinstance(tasks, list):
-        raise ValueError("a Label Studio JSON export is a list of tasks (use the 'JSON' export, not 'JSON_MIN')")
+        raise ValueError(
+            "a Label Studio JSON export is a list of tasks (use the 'JSON' export, not 'JSON_MIN')"
+        )
     out = ParsedExport(tasks=[], problems=[], n_tasks=len(tasks))
     for i, task in enumerate(tasks, start=1):  # "#i": 1-based position in the file when a task has no id
         if not isinstance(task, Mapping):
@@ -215,13 +228,17 @@ def parse_export(tasks: Any) -> ParsedExport:
         data = task.get("data")
         clip_id = data.get("clip_id") if isinstance(data, Mapping) else None
         if not isinstance(clip_id, str) or not clip_id:
-            out.problems.append(Problem(tid, "data.clip_id", "missing (was the task made by `perr annotate export`?)"))
+            out.problems.append(
+                Problem(tid, "data.clip_id", "missing (was the task made by `perr annotate export`?)")
+            )
             continue
         cands = data.get("candidates") or []
         candidates = tuple(str(c) for c in cands) if isinstance(cands, list) else ()
         offset = data.get("time_offset") or 0.0
         if not isinstance(offset, (int, float)) or isinstance(offset, bool) or offset < 0:
-            out.problems.append(Problem(tid, "data.time_offset", f"must be a number of seconds >= 0, got {offset!r}"))
+            out.problems.append(
+                Problem(tid, "data.time_offset", f"must be a number of seconds >= 0, got {offset!r}")
+            )
             continue
         anns = task.get("annotations")
         if not isinstance(anns, list):
@@ -241,8 +258,12 @@ def parse_export(tasks: Any) -> ParsedExport:
             if prev is not None:
                 keep, drop = (vote, prev) if vote.order > prev.order else (prev, vote)
                 out.problems.append(
-                    Problem(tid, "completed_by", f"annotator {vote.annotator} annotated twice; "
-                            f"kept annotation {keep.annotation_id}", drop.annotation_id)
+                    Problem(
+                        tid,
+                        "completed_by",
+                        f"annotator {vote.annotator} annotated twice; kept annotation {keep.annotation_id}",
+                        drop.annotation_id,
+                    )
                 )
                 vote = keep
             latest[vote.annotator] = vote

@@ -28,30 +28,39 @@ def eligible(clip: Clip) -> bool:
     return clip.label is not None and clip.status not in ("discarded", "review")
 
 
-def stratified_assignment(clips: Sequence[Clip], seed: int, test_fraction: float = 0.2,
-                          val_fraction: float = 0.0) -> dict[str, str]:
+def stratified_assignment(
+    clips: Sequence[Clip], seed: int, test_fraction: float = 0.2, val_fraction: float = 0.0
+) -> dict[str, str]:
     """clip_id → split: `round(n_c * fraction)` clips of every class c drawn at random (clips sorted by id
     first, so the result does not depend on the manifest's row order)."""
     check_fractions(test_fraction, val_fraction)
     pool = sorted((c for c in clips if eligible(c)), key=lambda c: c.clip_id)
-    splits = stratified_split([c.label for c in pool], {"test": test_fraction, "val": val_fraction}, seed, classes=FINE)
+    splits = stratified_split(
+        [c.label for c in pool], {"test": test_fraction, "val": val_fraction}, seed, classes=FINE
+    )
     return {c.clip_id: s for c, s in zip(pool, splits, strict=True)}
 
 
-def drama_assignment(clips: Sequence[Clip], seed: int, test_fraction: float = 0.2,
-                     val_fraction: float = 0.0) -> dict[str, str]:
+def drama_assignment(
+    clips: Sequence[Clip], seed: int, test_fraction: float = 0.2, val_fraction: float = 0.0
+) -> dict[str, str]:
     """clip_id → split with every drama in exactly one split; raises naming clips without a drama."""
     check_fractions(test_fraction, val_fraction)
     pool = [c for c in clips if eligible(c)]
     missing = [c.clip_id for c in pool if not c.drama]
     if missing:
-        raise ValueError(f"drama split needs a drama for every clip; missing for {len(missing)}: {missing[:10]}")
-    splits = group_split([c.drama for c in pool], {"test": test_fraction, "val": val_fraction}, seed, noun="drama")
+        raise ValueError(
+            f"drama split needs a drama for every clip; missing for {len(missing)}: {missing[:10]}"
+        )
+    splits = group_split(
+        [c.drama for c in pool], {"test": test_fraction, "val": val_fraction}, seed, noun="drama"
+    )
     return {c.clip_id: s for c, s in zip(pool, splits, strict=True)}
 
 
-def split_clips(clips: Sequence[Clip], mode: str, seed: int, test_fraction: float = 0.2,
-                val_fraction: float = 0.0) -> list[Clip]:
+def split_clips(
+    clips: Sequence[Clip], mode: str, seed: int, test_fraction: float = 0.2, val_fraction: float = 0.0
+) -> list[Clip]:
     """Clips with `split` set by `mode` (ineligible clips get None)."""
     if mode not in MODES:
         raise ValueError(f"unknown split mode {mode!r}; expected one of {', '.join(MODES)}")

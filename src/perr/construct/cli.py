@@ -18,11 +18,17 @@ app = typer.Typer(help="build stage (see README).", no_args_is_help=True)
 @config_options(BuildConfig)
 def run_cmd(
     config: BuildConfig,
-    inputs: list[str] = typer.Argument(..., help="video files, folders (searched recursively) or glob patterns"),
-    out: Path = typer.Option(..., "--out", "-o", help="output folder (resumable: finished videos are skipped)"),
+    inputs: list[str] = typer.Argument(
+        ..., help="video files, folders (searched recursively) or glob patterns"
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="output folder (resumable: finished videos are skipped)"
+    ),
     force: bool = typer.Option(False, help="redo videos that are already finished"),
     jobs: int = typer.Option(
-        0, min=0, help="videos built at once in worker processes (0 = one per core, at most 4; 1 = in this process)"
+        0,
+        min=0,
+        help="videos built at once in worker processes (0 = one per core, at most 4; 1 = in this process)",
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bars"),
 ) -> None:
@@ -34,7 +40,9 @@ def run_cmd(
     from perr.construct.workers import default_jobs
 
     try:
-        report = build(inputs, out, config, force=force, show_progress=not no_progress, jobs=jobs or default_jobs())
+        report = build(
+            inputs, out, config, force=force, show_progress=not no_progress, jobs=jobs or default_jobs()
+        )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
     print_report(report)
@@ -58,7 +66,9 @@ def shots_cmd(
     from perr.video import VideoError, iter_video_files
 
     if detector not in SHOT_DETECTORS:
-        raise typer.BadParameter(f"unknown detector {detector!r}; choose one of: {', '.join(SHOT_DETECTORS.names())}")
+        raise typer.BadParameter(
+            f"unknown detector {detector!r}; choose one of: {', '.join(SHOT_DETECTORS.names())}"
+        )
     console = Console(stderr=True)
     files = iter_video_files(inputs)
     if not files:

@@ -27,26 +27,36 @@ class BuildConfig:
     detector: str = setting("content", _detector_help(), choices=SHOT_DETECTORS.names)
     threshold: float | None = setting(None, "detector threshold (default: the detector's own)")
     min_scene_len: int = setting(15, "shortest shot in frames", min=1)
-    fps: float = setting(3.0, "sampled frames per second for faces, subtitle band and shot looks", min=0.5, max=30)
+    fps: float = setting(
+        3.0, "sampled frames per second for faces, subtitle band and shot looks", min=0.5, max=30
+    )
     max_side: int = setting(720, "long side of sampled frames (px)", min=160)
     face_detector: str = setting("mediapipe", "face detector", choices=FACE_DETECTORS.names)
     face_min_confidence: float = setting(0.5, "face detector confidence floor", min=0.0, max=1.0)
     min_face: float = setting(24.0, "smaller faces (px at --max-side) are ignored", min=0.0)
     embeddings_per_track: int = setting(2, "dlib descriptors per face track (~55 ms each)", min=1, max=10)
-    cluster_threshold: float = setting(0.5, "dlib distance joining face tracks into one character", min=0.1, max=1.5)
+    cluster_threshold: float = setting(
+        0.5, "dlib distance joining face tracks into one character", min=0.1, max=1.5
+    )
     min_occurrences: int = setting(2, "sampled frames a character needs inside a clip", min=1)
     max_characters: int = setting(6, "drop windows with more characters than this (paper: 6)", min=2)
     n_candidates: int = setting(3, "pair candidates per clip (paper: top 3)", min=2)
     min_clip: float = setting(5.0, "shortest clip proposal (s)", min=0.5)
     max_clip: float = setting(35.0, "longest clip proposal (s)", min=1.0)
     segment_similarity: float = setting(
-        0.5, "histogram intersection a shot needs with a recent shot to join its story segment (-1: one segment)",
-        min=-1.0, max=1.0)
+        0.5,
+        "histogram intersection a shot needs with a recent shot to join its story segment (-1: one segment)",
+        min=-1.0,
+        max=1.0,
+    )
     segment_lookback: float = setting(30.0, "seconds back a shot may resemble to join a segment", min=0.0)
-    subtitles: str = setting("auto", "auto (sidecar .srt / embedded stream, else OCR) | ocr | none",
-                             choices=SUBTITLE_MODES)
+    subtitles: str = setting(
+        "auto", "auto (sidecar .srt / embedded stream, else OCR) | ocr | none", choices=SUBTITLE_MODES
+    )
     ocr_engine: str = setting("rapidocr", "OCR engine", choices=OCR_ENGINES.names)
-    band_top: float = setting(0.70, "top of the subtitle band, as a fraction of the frame height", min=0.0, max=0.95)
+    band_top: float = setting(
+        0.70, "top of the subtitle band, as a fraction of the frame height", min=0.0, max=0.95
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -54,8 +54,13 @@ class RapidOcrEngine(OcrEngine):
 
     name = "rapidocr"
 
-    def __init__(self, det_side: int = 640, min_score: float = 0.5, threads: int | None = None,
-                 params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        det_side: int = 640,
+        min_score: float = 0.5,
+        threads: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
         from rapidocr import RapidOCR
 
         p: dict[str, Any] = {
@@ -147,7 +152,7 @@ class SubtitleSampler:
 
     def band(self, image: np.ndarray) -> np.ndarray:
         h = image.shape[0]
-        return image[int(h * self.cfg.top): int(h * self.cfg.bottom)]
+        return image[int(h * self.cfg.top) : int(h * self.cfg.bottom)]
 
     def _ocr(self, band: np.ndarray) -> tuple[str, float]:
         import cv2
@@ -155,8 +160,11 @@ class SubtitleSampler:
         w = band.shape[1]
         if w != self.cfg.ocr_width:  # small text is read far better upscaled (measured on 360p)
             s = self.cfg.ocr_width / w
-            band = cv2.resize(band, (self.cfg.ocr_width, max(1, round(band.shape[0] * s))),
-                              interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+            band = cv2.resize(
+                band,
+                (self.cfg.ocr_width, max(1, round(band.shape[0] * s))),
+                interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC,
+            )
         pad = max(16, band.shape[0] // 4)
         band = cv2.copyMakeBorder(band, pad, pad, 8, 8, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         self.ocr_calls += 1
@@ -227,7 +235,11 @@ def merge_adjacent(cues: list[Cue], min_similarity: float = 0.8, max_gap: float 
     """Merge neighbouring cues with near-identical text (OCR flicker around one subtitle)."""
     out: list[Cue] = []
     for c in sorted(cues, key=lambda c: c.start):
-        if out and c.start - out[-1].end <= max_gap and text_similarity(out[-1].text, c.text) >= min_similarity:
+        if (
+            out
+            and c.start - out[-1].end <= max_gap
+            and text_similarity(out[-1].text, c.text) >= min_similarity
+        ):
             prev = out[-1]
             if c.score > prev.score:
                 prev.text, prev.score = c.text, c.score

@@ -71,8 +71,14 @@ def finished_result(out: Path, path: Path, key: str, config_digest: str) -> Vide
     prev = read_json(done)
     if prev.get("config") != config_digest:
         return None
-    return VideoResult(str(path), key, "skipped", duration=prev.get("duration", 0.0), clips=prev.get("clips", 0),
-                       dropped=prev.get("dropped", 0))
+    return VideoResult(
+        str(path),
+        key,
+        "skipped",
+        duration=prev.get("duration", 0.0),
+        clips=prev.get("clips", 0),
+        dropped=prev.get("dropped", 0),
+    )
 
 
 def collect_manifest(out: Path, keys: Iterable[str]) -> Path:
@@ -89,7 +95,11 @@ def collect_manifest(out: Path, keys: Iterable[str]) -> Path:
 
 
 def build_video(
-    path: Path, key: str, out: Path, cfg: BuildConfig, detectors: Detectors,
+    path: Path,
+    key: str,
+    out: Path,
+    cfg: BuildConfig,
+    detectors: Detectors,
     progress: Callable[[float], None] | None = None,
 ) -> VideoResult:
     """One video start to finish: build it in memory, write its files. Any error becomes a failed

@@ -66,7 +66,9 @@ class Detectors:
     """The build's models (face detector, OCR engine), created once per run and shared by its videos."""
 
     def __init__(self, cfg: BuildConfig, decode_threading: str = "AUTO") -> None:
-        self.face: FaceDetector = make_face_detector(cfg.face_detector, min_confidence=cfg.face_min_confidence)
+        self.face: FaceDetector = make_face_detector(
+            cfg.face_detector, min_confidence=cfg.face_min_confidence
+        )
         self._ocr: OcrEngine | None = None
         self._cfg = cfg
         self.decode_threading = decode_threading  # see scan.ShotScan
@@ -110,7 +112,11 @@ class SampledPass:
 
 
 def _sampled_pass(
-    frames: Iterable[tuple[Frame, int]], cfg: BuildConfig, detectors: Detectors, ocr: bool, timer: _Timer,
+    frames: Iterable[tuple[Frame, int]],
+    cfg: BuildConfig,
+    detectors: Detectors,
+    ocr: bool,
+    timer: _Timer,
     progress: Callable[[float], None] | None,
 ) -> SampledPass:
     """Faces + tracking, shot looks and the subtitle band over (frame, shot index) pairs."""
@@ -157,7 +163,11 @@ def _pair_tracks(tracks: list[Track], windows: Iterable[Any]) -> list[Track]:
 
 
 def process_video(
-    path: Path, key: str, base: Path, cfg: BuildConfig, detectors: Detectors,
+    path: Path,
+    key: str,
+    base: Path,
+    cfg: BuildConfig,
+    detectors: Detectors,
     progress: Callable[[float], None] | None = None,
 ) -> VideoBuild:
     """All stages for one video, in memory. `base` is the folder the proposals' paths are relative to."""
@@ -179,16 +189,24 @@ def process_video(
                 subs_source, ocr = f"ocr:{cfg.ocr_engine}", True
         timer.add("subtitles", t0)
         # 2. one decode: PySceneDetect's shot pass in the background, sampled frames handed to us
-        scan = ShotScan(path, cfg.detector, cfg.threshold, cfg.min_scene_len, cfg.fps, cfg.max_side,
-                        threading_mode=detectors.decode_threading)
+        scan = ShotScan(
+            path,
+            cfg.detector,
+            cfg.threshold,
+            cfg.min_scene_len,
+            cfg.fps,
+            cfg.max_side,
+            threading_mode=detectors.decode_threading,
+        )
         sampled = _sampled_pass(scan, cfg, detectors, ocr, timer, progress)
         shots = scan.shots
         starts = [s.start for s in shots]
         if not scan.consistent():  # a cut reported too late for a frame already tracked: redo exactly
             res.counts["resampled"] = True
             frames = reader.frames(fps=cfg.fps, max_side=cfg.max_side)
-            sampled = _sampled_pass(((f, shot_index(starts, f.time)) for f in frames), cfg, detectors, ocr, timer,
-                                    progress)
+            sampled = _sampled_pass(
+                ((f, shot_index(starts, f.time)) for f in frames), cfg, detectors, ocr, timer, progress
+            )
         t0 = time.perf_counter()
         if sampled.subtitles is not None:
             cues = sampled.subtitles.finish(max(info.duration, sampled.last_time))
@@ -205,10 +223,19 @@ def process_video(
         t0 = timer.add("embed", t0)
         # 5. characters per segment → proposals (and dropped windows, with the reason)
         proposals = make_proposals(
-            key=key, video=os.path.relpath(path.resolve(), base.resolve()), plan=plan, tracks=tracks, cues=cues,
-            cuts=starts[1:], sample_step=1.0 / cfg.fps, rules=ProposalRules(
-                cluster_threshold=cfg.cluster_threshold, min_occurrences=cfg.min_occurrences,
-                max_characters=cfg.max_characters, n_candidates=cfg.n_candidates),
+            key=key,
+            video=os.path.relpath(path.resolve(), base.resolve()),
+            plan=plan,
+            tracks=tracks,
+            cues=cues,
+            cuts=starts[1:],
+            sample_step=1.0 / cfg.fps,
+            rules=ProposalRules(
+                cluster_threshold=cfg.cluster_threshold,
+                min_occurrences=cfg.min_occurrences,
+                max_characters=cfg.max_characters,
+                n_candidates=cfg.n_candidates,
+            ),
             extra={"subtitle_source": subs_source},
         )
         timer.add("clips", t0)
@@ -216,6 +243,13 @@ def process_video(
     res.clips, res.dropped = len(proposals.clips), len(proposals.dropped)
     res.stage_seconds = {k: round(v, 4) for k, v in timer.s.items()}
     res.stage_cpu_seconds = {k: round(v, 4) for k, v in timer.cpu.items()}
-    res.counts.update(shots=len(shots), segments=len(segments), sampled_frames=sampled.frames, faces=sampled.faces,
-                      tracks=len(tracks), embedded_tracks=len(needed), subtitle_events=len(cues))
+    res.counts.update(
+        shots=len(shots),
+        segments=len(segments),
+        sampled_frames=sampled.frames,
+        faces=sampled.faces,
+        tracks=len(tracks),
+        embedded_tracks=len(needed),
+        subtitle_events=len(cues),
+    )
     return VideoBuild(res, proposals, shots, (scan.scenes, scan.cuts), cues, subs_source)

@@ -79,8 +79,11 @@ def make_proposals(
         first, last = seg.shots[0].index, seg.shots[-1].index
         groups = cluster_tracks([t for t in tracks if first <= t.shot <= last], rules.cluster_threshold)
         for w in windows:
-            chars = [c for c in summarise(groups, w.start, w.end, sample_step, cuts)
-                     if c.occurrences >= rules.min_occurrences]
+            chars = [
+                c
+                for c in summarise(groups, w.start, w.end, sample_step, cuts)
+                if c.occurrences >= rules.min_occurrences
+            ]
             cid = next_id()
             reason = drop_reason(len(chars), rules.max_characters)
             characters = []
@@ -92,18 +95,26 @@ def make_proposals(
                     if k <= rules.n_candidates and c.thumbnail is not None:
                         thumb = (Path("thumbnails") / cid / f"c{k}.jpg").as_posix()
                         out.thumbnails[thumb] = c.thumbnail
-                characters.append(Character(
-                    id=f"c{k}", spans=[TimeSpan(start=_ms(a), end=_ms(b)) for a, b in c.spans],
-                    occurrences=c.occurrences, thumbnail=thumb,
-                ))
+                characters.append(
+                    Character(
+                        id=f"c{k}",
+                        spans=[TimeSpan(start=_ms(a), end=_ms(b)) for a, b in c.spans],
+                        occurrences=c.occurrences,
+                        thumbnail=thumb,
+                    )
+                )
             clip = Clip(
-                clip_id=cid, video=video, start=_ms(w.start), end=_ms(w.end),
+                clip_id=cid,
+                video=video,
+                start=_ms(w.start),
+                end=_ms(w.end),
                 shots=[TimeSpan(start=_ms(s.start), end=_ms(s.end)) for s in w.shots],
                 characters=characters,
                 candidates=[c.id for c in characters[: rules.n_candidates]] if reason is None else [],
                 subtitles=[
                     SubtitleEvent(start=_ms(max(c.start, w.start)), end=_ms(min(c.end, w.end)), text=c.text)
-                    for c in cues if c.end > w.start and c.start < w.end and c.text.strip()
+                    for c in cues
+                    if c.end > w.start and c.start < w.end and c.text.strip()
                 ],
                 status="proposal" if reason is None else "discarded",
                 notes=reason,
@@ -111,6 +122,15 @@ def make_proposals(
             )
             (clips if reason is None else dropped).append(clip)
         for a, b, why in rejects:
-            dropped.append(Clip(clip_id=next_id(), video=video, start=_ms(a), end=_ms(max(b, a + 1e-3)),
-                                status="discarded", notes=why, extra={"segment": seg.index}))
+            dropped.append(
+                Clip(
+                    clip_id=next_id(),
+                    video=video,
+                    start=_ms(a),
+                    end=_ms(max(b, a + 1e-3)),
+                    status="discarded",
+                    notes=why,
+                    extra={"segment": seg.index},
+                )
+            )
     return out

@@ -89,8 +89,13 @@ def build(
         else:
             todo.append((path, keys[path]))
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, disable=not show_progress, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show_progress,
+        transient=False,
     ) as bar:
         overall = bar.add_task("videos", total=len(files), completed=len(by_key))
 
@@ -116,11 +121,15 @@ def build(
     results = [by_key[keys[p]] for p in files]
     # Only this run's finished videos: a video that failed now keeps no stale proposals from before.
     manifest = collect_manifest(out, [r.key for r in results if r.status != "failed"])
-    write_json(out / "failures.json", [{"video": r.video, "error": r.error} for r in results if r.status == "failed"])
+    write_json(
+        out / "failures.json", [{"video": r.video, "error": r.error} for r in results if r.status == "failed"]
+    )
     return BuildReport(out, results, manifest)
 
 
-def _build_in_process(path: Path, key: str, out: Path, cfg: BuildConfig, detectors: Detectors, bar: Any) -> VideoResult:
+def _build_in_process(
+    path: Path, key: str, out: Path, cfg: BuildConfig, detectors: Detectors, bar: Any
+) -> VideoResult:
     """One video in this process, with its own progress bar over the video's seconds."""
     task = bar.add_task(path.name[:40], total=None)
     try:
@@ -129,7 +138,9 @@ def _build_in_process(path: Path, key: str, out: Path, cfg: BuildConfig, detecto
                 bar.update(task, total=round(r.info.duration, 1))
         except VideoError as e:
             return VideoResult(str(path), key, "failed", error=e.reason)
-        return build_video(path, key, out, cfg, detectors, progress=lambda t: bar.update(task, completed=round(t, 1)))
+        return build_video(
+            path, key, out, cfg, detectors, progress=lambda t: bar.update(task, completed=round(t, 1))
+        )
     finally:
         bar.remove_task(task)
 

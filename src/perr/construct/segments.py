@@ -121,7 +121,9 @@ class Window:
         return self.end - self.start
 
 
-def clip_windows(segment: Segment, min_len: float = 5.0, max_len: float = 35.0) -> tuple[list[Window], list[tuple[float, float, str]]]:
+def clip_windows(
+    segment: Segment, min_len: float = 5.0, max_len: float = 35.0
+) -> tuple[list[Window], list[tuple[float, float, str]]]:
     """Split a segment into windows of at most `max_len` s at shot boundaries (a shot longer than
     `max_len` is cut inside); windows shorter than `min_len` are returned as rejects with a reason."""
     if min_len <= 0 or max_len < min_len:

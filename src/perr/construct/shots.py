@@ -42,9 +42,33 @@ class DetectorSpec:
 
 SHOT_DETECTORS: Registry[DetectorSpec] = Registry("shot detector")
 for _spec in (
-    DetectorSpec("content", "ContentDetector", "threshold", 27.0, 0.0, 255.0, "HSV+edge change between frames (fast cuts)"),
-    DetectorSpec("adaptive", "AdaptiveDetector", "adaptive_threshold", 3.0, 0.0, 255.0, "content score vs its rolling average (camera motion)"),
-    DetectorSpec("threshold", "ThresholdDetector", "threshold", 12.0, 0.0, 255.0, "fades to/from black by mean brightness"),
+    DetectorSpec(
+        "content",
+        "ContentDetector",
+        "threshold",
+        27.0,
+        0.0,
+        255.0,
+        "HSV+edge change between frames (fast cuts)",
+    ),
+    DetectorSpec(
+        "adaptive",
+        "AdaptiveDetector",
+        "adaptive_threshold",
+        3.0,
+        0.0,
+        255.0,
+        "content score vs its rolling average (camera motion)",
+    ),
+    DetectorSpec(
+        "threshold",
+        "ThresholdDetector",
+        "threshold",
+        12.0,
+        0.0,
+        255.0,
+        "fades to/from black by mean brightness",
+    ),
     DetectorSpec("histogram", "HistogramDetector", "threshold", 0.2, 0.0, 1.0, "YUV histogram correlation"),
     DetectorSpec("hash", "HashDetector", "threshold", 0.35, 0.0, 1.0, "perceptual hash distance"),
 ):
@@ -148,8 +172,9 @@ def write_shots_csv(path: str | os.PathLike, scenes: list[Any], cuts: list[Any])
         write_scene_list(fh, scenes, include_cut_list=True, cut_list=cuts or None)
 
 
-def cut_frames(path: str | os.PathLike, detector: str = "content", threshold: float | None = None,
-               backend: str = "pyav") -> list[int]:
+def cut_frames(
+    path: str | os.PathLike, detector: str = "content", threshold: float | None = None, backend: str = "pyav"
+) -> list[int]:
     """Cut positions as PySceneDetect frame numbers (the form its golden files use)."""
     scenes, _ = _scene_list(path, detector, threshold, 15, backend)
     return [int(s.frame_num) for s, _ in scenes[1:]]

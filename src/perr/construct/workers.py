@@ -45,7 +45,9 @@ def _init_worker(cfg: BuildConfig, warmup: str | None) -> None:
     if warmup:  # first-call costs (ONNX graph init, lazy imports) paid before any timed work
         _ = _DETECTORS.ocr
         with tempfile.TemporaryDirectory() as tmp, contextlib.suppress(Exception):
-            process_video(Path(warmup), "warmup", Path(tmp), cfg, _DETECTORS)  # a bad warm-up file only costs time
+            process_video(
+                Path(warmup), "warmup", Path(tmp), cfg, _DETECTORS
+            )  # a bad warm-up file only costs time
 
 
 def _ping(seconds: float) -> int:
@@ -69,7 +71,10 @@ class BuildPool:
 
     def _new(self, jobs: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(self.cfg, self._warmup)
+            jobs,
+            mp_context=mp.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.cfg, self._warmup),
         )
 
     def wait_ready(self, timeout: float = 300.0) -> None:
@@ -80,7 +85,10 @@ class BuildPool:
             pids.update(f.result() for f in [self._ex.submit(_ping, 0.5) for _ in range(self.jobs)])
 
     def map_videos(
-        self, todo: Iterable[tuple[Path, str]], out: Path, on_done: Callable[[VideoResult], None] | None = None
+        self,
+        todo: Iterable[tuple[Path, str]],
+        out: Path,
+        on_done: Callable[[VideoResult], None] | None = None,
     ) -> list[VideoResult]:
         """Build every (path, key), longest files first; results in completion order."""
         todo = sorted(todo, key=lambda pk: -_size(pk[0]))

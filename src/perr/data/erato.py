@@ -95,7 +95,9 @@ class EratoImport:
         return "\n".join(lines)
 
 
-def scan_erato(root: str | os.PathLike, fps: float | None = None, relative_to: str | os.PathLike | None = None) -> EratoImport:
+def scan_erato(
+    root: str | os.PathLike, fps: float | None = None, relative_to: str | os.PathLike | None = None
+) -> EratoImport:
     """Read an ERATO-layout folder into clip records (paths relative to `relative_to` when given).
 
     An unknown class folder raises EratoError; a broken clip (no frames, no fps) is skipped and listed.
@@ -103,7 +105,9 @@ def scan_erato(root: str | os.PathLike, fps: float | None = None, relative_to: s
     root = Path(root)
     img = root / "img"
     if not img.is_dir():
-        raise EratoError(f"{root}: no img/ folder — expected ROOT/img/<class>/<clip>/000001.jpg (see `perr data import-erato --help`)")
+        raise EratoError(
+            f"{root}: no img/ folder — expected ROOT/img/<class>/<clip>/000001.jpg (see `perr data import-erato --help`)"
+        )
     class_dirs = sorted((d for d in img.iterdir() if d.is_dir()), key=lambda d: d.name.lower())
     if not class_dirs:
         raise EratoError(f"{img}: no class folders")
@@ -129,11 +133,17 @@ def scan_erato(root: str | os.PathLike, fps: float | None = None, relative_to: s
             rate = fps
             if rate is None:
                 if not mp3.exists():
-                    result.problems.append(f"{clip_dir}: no {mp3.name} to infer the frame rate from; pass --fps")
+                    result.problems.append(
+                        f"{clip_dir}: no {mp3.name} to infer the frame rate from; pass --fps"
+                    )
                     continue
                 rate = n_frames / audio_duration(mp3)
             try:
-                subs = [SubtitleEvent(start=c.start, end=c.end, text=c.text) for c in read_srt(srt)] if srt.exists() else []
+                subs = (
+                    [SubtitleEvent(start=c.start, end=c.end, text=c.text) for c in read_srt(srt)]
+                    if srt.exists()
+                    else []
+                )
             except ValueError as e:
                 result.problems.append(f"{srt}: {e}")
                 continue

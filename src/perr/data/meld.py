@@ -31,20 +31,48 @@ MELD_EMOTIONS: tuple[str, ...] = ("neutral", "surprise", "fear", "sadness", "joy
 MELD_SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
 #: MELD split file stem → generic split name (MELD "dev" is our "val").
 SPLIT_FILES: dict[str, str] = {"train": "train", "dev": "val", "test": "test"}
-MELD_COLUMNS = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID", "StartTime", "EndTime")
+MELD_COLUMNS = (
+    "Utterance",
+    "Speaker",
+    "Emotion",
+    "Sentiment",
+    "Dialogue_ID",
+    "Utterance_ID",
+    "StartTime",
+    "EndTime",
+)
+
 
 def meld_tasks() -> dict[str, Task]:
     """The two MELD tasks: 7-class emotion (column `label`) and 3-class sentiment (column `sentiment`)."""
-    return {"7": Task("7", MELD_EMOTIONS, column="label"), "3": Task("3", MELD_SENTIMENTS, column="sentiment")}
+    return {
+        "7": Task("7", MELD_EMOTIONS, column="label"),
+        "3": Task("3", MELD_SENTIMENTS, column="sentiment"),
+    }
 
 
 # cp1252 bytes 0x80-0x9F that MELD text carries as C1 control characters, and the curly punctuation.
 _CHAR_MAP = str.maketrans(
     {
-        "\x91": "'", "\x92": "'", "\x93": '"', "\x94": '"', "\x96": "-", "\x97": "-", "\x85": "...",
-        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
-        "\u201c": '"', "\u201d": '"', "\u201e": '"',
-        "\u2013": "-", "\u2014": "-", "\u2026": "...", "\u00a0": " ",
+        "\x91": "'",
+        "\x92": "'",
+        "\x93": '"',
+        "\x94": '"',
+        "\x96": "-",
+        "\x97": "-",
+        "\x85": "...",
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2026": "...",
+        "\u00a0": " ",
     }
 )
 # A UTF-8 lead byte (0xC2-0xF4) followed by continuation bytes (0x80-0xBF), each shown as its cp1252
@@ -103,7 +131,9 @@ def read_meld(meld_dir: str | os.PathLike) -> list[dict[str, object]]:
     for stem, split in SPLIT_FILES.items():
         path = meld_dir / f"{stem}_sent_emo.csv"
         if not path.exists():
-            problems.append(f"{path}: missing (expected MELD's {', '.join(f'{s}_sent_emo.csv' for s in SPLIT_FILES)})")
+            problems.append(
+                f"{path}: missing (expected MELD's {', '.join(f'{s}_sent_emo.csv' for s in SPLIT_FILES)})"
+            )
             continue
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
@@ -116,13 +146,19 @@ def read_meld(meld_dir: str | os.PathLike) -> list[dict[str, object]]:
                 try:
                     did, uid = int(r["Dialogue_ID"]), int(r["Utterance_ID"])
                 except ValueError:
-                    problems.append(f"{where}: Dialogue_ID/Utterance_ID not integers ({r['Dialogue_ID']!r}, {r['Utterance_ID']!r})")
+                    problems.append(
+                        f"{where}: Dialogue_ID/Utterance_ID not integers ({r['Dialogue_ID']!r}, {r['Utterance_ID']!r})"
+                    )
                     continue
                 emotion, sentiment = r["Emotion"].strip().lower(), r["Sentiment"].strip().lower()
                 if emotion not in MELD_EMOTIONS:
-                    problems.append(f"{where}: Emotion {r['Emotion']!r} not one of {', '.join(MELD_EMOTIONS)}")
+                    problems.append(
+                        f"{where}: Emotion {r['Emotion']!r} not one of {', '.join(MELD_EMOTIONS)}"
+                    )
                 if sentiment not in MELD_SENTIMENTS:
-                    problems.append(f"{where}: Sentiment {r['Sentiment']!r} not one of {', '.join(MELD_SENTIMENTS)}")
+                    problems.append(
+                        f"{where}: Sentiment {r['Sentiment']!r} not one of {', '.join(MELD_SENTIMENTS)}"
+                    )
                 try:
                     start, end = parse_time(r["StartTime"]), parse_time(r["EndTime"])
                 except ValueError as e:

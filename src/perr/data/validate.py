@@ -27,7 +27,9 @@ def validate_path(path: str | os.PathLike) -> list[str]:
         return validate_split(path)
     splits = [s for s in SPLITS if (path / s).is_dir()]
     if not splits:
-        return [f"{path}: neither a manifest (.jsonl) nor a feature store (no header.json, no {'/'.join(SPLITS)} folders)"]
+        return [
+            f"{path}: neither a manifest (.jsonl) nor a feature store (no header.json, no {'/'.join(SPLITS)} folders)"
+        ]
     problems: list[str] = []
     signatures = {}
     for s in splits:

@@ -34,8 +34,12 @@ class FaceBox:
 
     def clip(self, width: int, height: int) -> FaceBox:
         return FaceBox(
-            max(0.0, self.x0), max(0.0, self.y0), min(float(width), self.x1), min(float(height), self.y1),
-            self.score, self.keypoints,
+            max(0.0, self.x0),
+            max(0.0, self.y0),
+            min(float(width), self.x1),
+            min(float(height), self.y1),
+            self.score,
+            self.keypoints,
         )
 
     def scaled(self, sx: float, sy: float) -> FaceBox:

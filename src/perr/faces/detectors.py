@@ -55,8 +55,14 @@ class MediapipeFaceDetector(FaceDetector):
         for d in res.detections or []:
             bb = d.location_data.relative_bounding_box
             kps = tuple((k.x * w, k.y * h) for k in d.location_data.relative_keypoints)
-            box = FaceBox(bb.xmin * w, bb.ymin * h, (bb.xmin + bb.width) * w, (bb.ymin + bb.height) * h,
-                          float(d.score[0]), kps).clip(w, h)
+            box = FaceBox(
+                bb.xmin * w,
+                bb.ymin * h,
+                (bb.xmin + bb.width) * w,
+                (bb.ymin + bb.height) * h,
+                float(d.score[0]),
+                kps,
+            ).clip(w, h)
             if box.area > 0:
                 out.append(box)
         return out

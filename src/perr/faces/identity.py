@@ -77,8 +77,9 @@ def embed_faces(image: np.ndarray, boxes: list[FaceBox], embedder: FaceEmbedder 
     return (embedder or default_embedder()).embed(image, boxes)
 
 
-def embed_image(image: np.ndarray, detector: FaceDetector | None = None,
-                embedder: FaceEmbedder | None = None) -> np.ndarray:
+def embed_image(
+    image: np.ndarray, detector: FaceDetector | None = None, embedder: FaceEmbedder | None = None
+) -> np.ndarray:
     """Descriptor of the largest face in a (reference) photo. Raises ValueError if none is found."""
     own = detector is None
     det = detector or make_face_detector("mediapipe")

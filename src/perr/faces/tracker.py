@@ -36,7 +36,9 @@ class Track:
     id: int
     shot: int
     faces: list[TrackedFace] = field(default_factory=list)
-    crops: list[tuple[float, np.ndarray, FaceBox]] = field(default_factory=list)  # (quality, crop, box in crop)
+    crops: list[tuple[float, np.ndarray, FaceBox]] = field(
+        default_factory=list
+    )  # (quality, crop, box in crop)
     embedding: np.ndarray | None = None
 
     @property
@@ -69,8 +71,15 @@ class FaceTracker:
     track are kept for its identity descriptor (0: none, and `update` needs no image).
     """
 
-    def __init__(self, min_iou: float = 0.2, max_center_shift: float | None = 0.6, max_gap: float = 1.0,
-                 min_faces: int = 2, min_size: float = 24.0, crops: int = CROPS_PER_TRACK) -> None:
+    def __init__(
+        self,
+        min_iou: float = 0.2,
+        max_center_shift: float | None = 0.6,
+        max_gap: float = 1.0,
+        min_faces: int = 2,
+        min_size: float = 24.0,
+        crops: int = CROPS_PER_TRACK,
+    ) -> None:
         self.min_iou = min_iou
         self.max_center_shift = max_center_shift
         self.max_gap = max_gap
@@ -109,7 +118,11 @@ class FaceTracker:
             self.active = [t for t in self.active if t not in stale]
         kept = [(i, b) for i, b in enumerate(boxes) if min(b.x1 - b.x0, b.y1 - b.y0) >= self.min_size]
         pairs = sorted(
-            ((self._affinity(t, b), ti, bi) for ti, t in enumerate(self.active) for bi, (_, b) in enumerate(kept)),
+            (
+                (self._affinity(t, b), ti, bi)
+                for ti, t in enumerate(self.active)
+                for bi, (_, b) in enumerate(kept)
+            ),
             reverse=True,
         )
         used_t: set[int] = set()
@@ -136,7 +149,7 @@ class FaceTracker:
             crop, local = _crop_with_box(image, box)
             track.crops.append((q, crop, local))
             track.crops.sort(key=lambda c: -c[0])
-            del track.crops[self.crops:]
+            del track.crops[self.crops :]
 
     def finish(self) -> list[Track]:
         """Close every open track; the tracks kept, in the order they ended."""

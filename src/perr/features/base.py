@@ -16,18 +16,16 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
+from perr.features.config import ExtractConfig
 from perr.features.sampling import Sampling
 from perr.manifest import Character, Clip
 from perr.registry import Registry
 from perr.store import ModalitySpec
 from perr.video import source_audio, source_duration, source_frames_at
-
-if TYPE_CHECKING:
-    from perr.features.config import ExtractConfig
 
 
 @dataclass
@@ -48,7 +46,9 @@ class ClipContext:
             raise FileNotFoundError(f"clip {self.clip.clip_id}: video not found: {self.video_path}")
         self.audio_path = self.clip.resolve(self.clip.audio, self.base) or self.video_path
         self.start = self.clip.start
-        self.end = self.clip.end if self.clip.end is not None else source_duration(self.video_path, self.clip.fps)
+        self.end = (
+            self.clip.end if self.clip.end is not None else source_duration(self.video_path, self.clip.fps)
+        )
         self.times, self.valid = self.sampling.times(self.start, self.end)
 
     @property
@@ -59,7 +59,9 @@ class ClipContext:
     def frames(self) -> np.ndarray:
         """RGB uint8 [T, H, W, 3], decoded once per clip (the video is read a single time)."""
         if "frames" not in self.cache:
-            self.cache["frames"] = source_frames_at(self.video_path, self.times, self.clip.fps, self.frame_max_side)
+            self.cache["frames"] = source_frames_at(
+                self.video_path, self.times, self.clip.fps, self.frame_max_side
+            )
         return self.cache["frames"]
 
     @property
@@ -81,7 +83,10 @@ class ClipContext:
         if not self.clip.characters:
             return None, None
         a, b = self.clip.pair_ids()
-        return (self.clip.character(a) if a is not None else None, self.clip.character(b) if b is not None else None)
+        return (
+            self.clip.character(a) if a is not None else None,
+            self.clip.character(b) if b is not None else None,
+        )
 
     def on_screen(self, character: Character | None) -> np.ndarray:
         """[T] bool: the character is on screen at each sampled time per its manifest spans."""

@@ -12,7 +12,9 @@ import typer
 from perr.features.config import DEFAULT_EXTRACTORS, ExtractConfig
 from perr.settings import config_options
 
-app = typer.Typer(help="Per-timestep multimodal features: extract per clip, pack a store.", no_args_is_help=True)
+app = typer.Typer(
+    help="Per-timestep multimodal features: extract per clip, pack a store.", no_args_is_help=True
+)
 
 
 class BackendChoice(StrEnum):
@@ -25,16 +27,30 @@ class BackendChoice(StrEnum):
 def extract_cmd(
     config: ExtractConfig,
     manifest: Path = typer.Argument(..., exists=True, dir_okay=False, help="clip manifest (JSONL)"),
-    out: Path = typer.Option(..., "--out", "-o", help="output folder (one .npz per clip; re-runs skip finished clips)"),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="output folder (one .npz per clip; re-runs skip finished clips)"
+    ),
     modalities: str = typer.Option(",".join(DEFAULT_EXTRACTORS), help="comma-separated subset"),
     extractor: list[str] = typer.Option(
-        [], "--extractor", help="MODALITY=NAME: the registered extractor of one modality (repeatable)"),
-    backend: BackendChoice = typer.Option(BackendChoice.local, help="local: this process; ray: one Ray task per clip"),
-    address: str | None = typer.Option(None, help="Ray cluster address to join (default: a local Ray instance)"),
+        [], "--extractor", help="MODALITY=NAME: the registered extractor of one modality (repeatable)"
+    ),
+    backend: BackendChoice = typer.Option(
+        BackendChoice.local, help="local: this process; ray: one Ray task per clip"
+    ),
+    address: str | None = typer.Option(
+        None, help="Ray cluster address to join (default: a local Ray instance)"
+    ),
     num_cpus: int | None = typer.Option(None, help="CPUs of the local Ray instance (default: all)"),
-    threads: int | None = typer.Option(None, min=1, help="torch threads (local backend; default 1 with 2 lanes)"),
-    lanes: int | None = typer.Option(None, min=1, max=2, help="2: background network beside the other extractors "
-                                     "in a second thread (default on ≥ 2 cores); 1: one after another"),
+    threads: int | None = typer.Option(
+        None, min=1, help="torch threads (local backend; default 1 with 2 lanes)"
+    ),
+    lanes: int | None = typer.Option(
+        None,
+        min=1,
+        max=2,
+        help="2: background network beside the other extractors "
+        "in a second thread (default on ≥ 2 cores); 1: one after another",
+    ),
 ) -> None:
     """Extract person_a, person_b, background, audio and text features for every clip of MANIFEST."""
     from perr.features.extract import extract_manifest
@@ -48,9 +64,18 @@ def extract_cmd(
         chosen[name.strip()] = value.strip()
     try:
         cfg = dataclasses.replace(
-            config, modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()), extractors=chosen)
-        summary = extract_manifest(manifest, out, cfg, backend=backend.value, address=address, num_cpus=num_cpus,
-                                   threads=threads, lanes=lanes)
+            config, modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()), extractors=chosen
+        )
+        summary = extract_manifest(
+            manifest,
+            out,
+            cfg,
+            backend=backend.value,
+            address=address,
+            num_cpus=num_cpus,
+            threads=threads,
+            lanes=lanes,
+        )
     except (ManifestError, ValueError) as e:  # bad manifest, bad option, another config in OUT
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -61,10 +86,16 @@ def extract_cmd(
 
 @app.command("pack")
 def pack_cmd(
-    features_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="output folder of `perr features extract`"),
-    manifest: Path = typer.Option(..., "--manifest", "-m", exists=True, dir_okay=False, help="manifest with split (and label)"),
+    features_dir: Path = typer.Argument(
+        ..., exists=True, file_okay=False, help="output folder of `perr features extract`"
+    ),
+    manifest: Path = typer.Option(
+        ..., "--manifest", "-m", exists=True, dir_okay=False, help="manifest with split (and label)"
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="feature store folder (train/ val/ test/)"),
-    default_split: str | None = typer.Option(None, help="split for clips whose record has none (else they are left out)"),
+    default_split: str | None = typer.Option(
+        None, help="split for clips whose record has none (else they are left out)"
+    ),
     dataset: str = typer.Option("", help="dataset name for the store header (default: manifest file name)"),
 ) -> None:
     """Pack per-clip features into the store `perr train` reads, one folder per manifest split."""
@@ -72,7 +103,9 @@ def pack_cmd(
     from perr.manifest import ManifestError
 
     try:
-        typer.echo(str(pack_features(features_dir, manifest, out, default_split=default_split, dataset=dataset)))
+        typer.echo(
+            str(pack_features(features_dir, manifest, out, default_split=default_split, dataset=dataset))
+        )
     except (ManifestError, PackError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

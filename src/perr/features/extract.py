@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from perr.features import extractors as _extractors  # noqa: F401  (registers every extractor)
 from perr.features.base import EXTRACTORS, ClipContext, Extractor
 from perr.features.config import ExtractConfig
 from perr.features.files import FORMAT, ClipFeatures, clip_filename, write_clip_file
@@ -78,7 +79,9 @@ def extract_clip(
             ex = extractors[m]
             x, k = timed(m, lambda ex=ex: ex.extract(ctx))
             if x.shape != (ctx.T, ex.dim) or k.shape != (ctx.T,):
-                raise RuntimeError(f"extractor {ex.extractor_id} returned {x.shape}/{k.shape}, expected {(ctx.T, ex.dim)}/{(ctx.T,)}")
+                raise RuntimeError(
+                    f"extractor {ex.extractor_id} returned {x.shape}/{k.shape}, expected {(ctx.T, ex.dim)}/{(ctx.T,)}"
+                )
             feats[m], masks[m] = x, k
 
     if any(m in cfg.modalities for m in ("person_a", "person_b", "background")):
@@ -114,7 +117,12 @@ def _worker_extractors(cfg: ExtractConfig) -> dict[str, Extractor]:
 
 
 def process_clip(
-    clip_json: str, base: str, cfg_json: dict[str, Any], out_dir: str, threads: int | None = None, lanes: int = 1
+    clip_json: str,
+    base: str,
+    cfg_json: dict[str, Any],
+    out_dir: str,
+    threads: int | None = None,
+    lanes: int = 1,
 ) -> dict[str, Any]:
     """Extract one clip and write its file (or its error file). Never raises: returns a status dict."""
     if threads is not None:
@@ -132,11 +140,29 @@ def process_clip(
         cf = extract_clip(clip, Path(base), cfg, extractors, lanes=lanes)
         write_clip_file(out / "clips" / name, cf, modality_specs(extractors), cfg)
     except Exception as e:  # isolate: one broken clip never stops the batch
-        write_json(err_path, {"clip_id": clip.clip_id, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
-        return {"clip_id": clip.clip_id, "ok": False, "error": f"{type(e).__name__}: {e}", "wall": time.perf_counter() - t0}
+        write_json(
+            err_path,
+            {
+                "clip_id": clip.clip_id,
+                "error": f"{type(e).__name__}: {e}",
+                "traceback": traceback.format_exc(),
+            },
+        )
+        return {
+            "clip_id": clip.clip_id,
+            "ok": False,
+            "error": f"{type(e).__name__}: {e}",
+            "wall": time.perf_counter() - t0,
+        }
     if err_path.exists():
         err_path.unlink()
-    return {"clip_id": clip.clip_id, "ok": True, "seconds": cf.seconds, "duration": cf.duration, "wall": time.perf_counter() - t0}
+    return {
+        "clip_id": clip.clip_id,
+        "ok": True,
+        "seconds": cf.seconds,
+        "duration": cf.duration,
+        "wall": time.perf_counter() - t0,
+    }
 
 
 # -- the batch ---------------------------------------------------------------------------------------
@@ -149,7 +175,9 @@ class ExtractSummary:
     results: list[dict[str, Any]] = field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = [f"{len(self.done)} extracted, {len(self.skipped)} already done, {len(self.failed)} failed → {self.out}"]
+        lines = [
+            f"{len(self.done)} extracted, {len(self.skipped)} already done, {len(self.failed)} failed → {self.out}"
+        ]
         lines += [f"  FAILED {cid}: {msg}" for cid, msg in self.failed.items()]
         return "\n".join(lines)
 
@@ -248,13 +276,22 @@ def _progress(enabled: bool):
     )
 
     return Progress(
-        TextColumn("[bold]features"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        TextColumn("{task.description}"), disable=not enabled, transient=False,
+        TextColumn("[bold]features"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        disable=not enabled,
+        transient=False,
     )
 
 
 def _run_local(
-    args: list[tuple[str, str, dict[str, Any], str]], progress: bool, threads: int | None = None, lanes: int = 1
+    args: list[tuple[str, str, dict[str, Any], str]],
+    progress: bool,
+    threads: int | None = None,
+    lanes: int = 1,
 ) -> list[dict[str, Any]]:
     import torch
 
@@ -273,7 +310,11 @@ def _run_local(
 
 
 def _run_ray(
-    args: list[tuple[str, str, dict[str, Any], str]], out: Path, address: str | None, num_cpus: int | None, progress: bool
+    args: list[tuple[str, str, dict[str, Any], str]],
+    out: Path,
+    address: str | None,
+    num_cpus: int | None,
+    progress: bool,
 ) -> list[dict[str, Any]]:
     import ray
 
@@ -294,8 +335,12 @@ def _run_ray(
                 if not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH"):
                     os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
                 os.environ["RAY_TMPDIR"] = str(tmp)
-                ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, _temp_dir=str(tmp),
-                         log_to_driver=False)
+                ray.init(
+                    num_cpus=num_cpus or os.cpu_count() or 1,
+                    include_dashboard=False,
+                    _temp_dir=str(tmp),
+                    log_to_driver=False,
+                )
         remote = ray.remote(num_cpus=1, max_retries=1)(process_clip)
         ids = {remote.remote(*a, 1): Clip.model_validate_json(a[0]).clip_id for a in args}
         pending = list(ids)
@@ -308,7 +353,11 @@ def _run_ray(
                     try:
                         r = ray.get(ref)
                     except Exception as e:  # a worker died (e.g. out of memory): record, go on
-                        r = {"clip_id": ids[ref], "ok": False, "error": f"ray task failed: {type(e).__name__}: {e}"}
+                        r = {
+                            "clip_id": ids[ref],
+                            "ok": False,
+                            "error": f"ray task failed: {type(e).__name__}: {e}",
+                        }
                     results.append(r)
                     bar.update(task, advance=1)
         return results

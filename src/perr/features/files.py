@@ -64,7 +64,9 @@ def write_clip_file(path: Path, cf: ClipFeatures, specs: Sequence[ModalitySpec],
         os.fsync(fh.fileno())
 
 
-def read_clip_file(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+def read_clip_file(
+    path: str | os.PathLike,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
     """(features, masks, meta) of one clip file."""
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))

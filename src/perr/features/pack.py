@@ -38,9 +38,13 @@ class PackSummary:
         parts = ", ".join(f"{s}: {n}" for s, n in self.counts.items()) or "nothing"
         lines = [f"packed {parts} → {self.out}"]
         if self.missing:
-            lines.append(f"  {len(self.missing)} clip(s) without features left out: {', '.join(self.missing[:20])}")
+            lines.append(
+                f"  {len(self.missing)} clip(s) without features left out: {', '.join(self.missing[:20])}"
+            )
         if self.unsplit:
-            lines.append(f"  {len(self.unsplit)} clip(s) without a split left out: {', '.join(self.unsplit[:20])}")
+            lines.append(
+                f"  {len(self.unsplit)} clip(s) without a split left out: {', '.join(self.unsplit[:20])}"
+            )
         return "\n".join(lines)
 
 
@@ -103,7 +107,9 @@ def pack_features(
             x, m, meta = read_clip_file(f)
             got = [ModalitySpec.from_json(d) for d in meta["modalities"]]
             if got != specs:
-                raise PackError(f"{f}: modalities {got} differ from {rec_path} ({specs}); re-extract this clip")
+                raise PackError(
+                    f"{f}: modalities {got} differ from {rec_path} ({specs}); re-extract this clip"
+                )
             for s in specs:
                 if x[s.name].shape != (T, s.dim):
                     raise PackError(f"{f}: {s.name} has shape {x[s.name].shape}, expected {(T, s.dim)}")
@@ -125,5 +131,7 @@ def pack_features(
         write_split(out / split, header, feats, masks, [index_row(c) | {"split": split} for c, _ in items])
         summary.counts[split] = n
     if not summary.counts:
-        raise PackError(f"{features_dir}: no clip of {manifest} has both features and a split; nothing packed")
+        raise PackError(
+            f"{features_dir}: no clip of {manifest} has both features and a split; nothing packed"
+        )
     return summary

@@ -32,8 +32,15 @@ def save_figures(stats: dict[str, Any], clips: list[Clip], out: Path, title: str
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     _plot_hist(axes[0, 0], stats["duration"]["hist"], "(a) clip duration", "seconds")
     _plot_hist(axes[0, 1], stats["shots_per_clip"]["hist"], "(b) shots per clip", "shots")
-    _plot_hist(axes[1, 0], stats["appearance_ratio"]["hist"], "(c) appearance ratio of the pair", "min/max seconds on screen")
-    _plot_hist(axes[1, 1], stats["subtitle_ratio"]["hist"], "(d) subtitle ratio", "subtitle seconds / clip length")
+    _plot_hist(
+        axes[1, 0],
+        stats["appearance_ratio"]["hist"],
+        "(c) appearance ratio of the pair",
+        "min/max seconds on screen",
+    )
+    _plot_hist(
+        axes[1, 1], stats["subtitle_ratio"]["hist"], "(d) subtitle ratio", "subtitle seconds / clip length"
+    )
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -50,7 +57,9 @@ def save_figures(stats: dict[str, Any], clips: list[Clip], out: Path, title: str
             examples[t.mode] = c
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.2), gridspec_kw={"width_ratios": [1.2, 1, 1, 1]})
     ratios = stats["interaction_mode"]["ratios"]
-    axes[0].bar(range(3), [100 * (ratios[m] or 0) for m in IOM_MODES], color=["#C44E52", "#8172B2", "#55A868"])
+    axes[0].bar(
+        range(3), [100 * (ratios[m] or 0) for m in IOM_MODES], color=["#C44E52", "#8172B2", "#55A868"]
+    )
     axes[0].set_xticks(range(3), IOM_MODES)
     axes[0].set_ylabel("% of clips")
     axes[0].set_title("interaction mode")

@@ -26,7 +26,9 @@ def _save(fig: plt.Figure, path: str | os.PathLike) -> Path:
 
 
 def per_class_f1_figure(
-    per_class: Mapping[str, Mapping[str, Mapping[str, float]]], models: Sequence[str], path: str | os.PathLike,
+    per_class: Mapping[str, Mapping[str, Mapping[str, float]]],
+    models: Sequence[str],
+    path: str | os.PathLike,
     title_suffix: str = "",
 ) -> Path:
     """Fig. 6: grouped bars of per-class F1, one panel per task. per_class[task][model][class] = F1."""
@@ -50,14 +52,20 @@ def per_class_f1_figure(
 
 
 def attention_timeline_figure(
-    weights: np.ndarray, modalities: Sequence[str], path: str | os.PathLike, masks: np.ndarray | None = None,
-    times: Sequence[float] | None = None, title: str = "",
+    weights: np.ndarray,
+    modalities: Sequence[str],
+    path: str | os.PathLike,
+    masks: np.ndarray | None = None,
+    times: Sequence[float] | None = None,
+    title: str = "",
 ) -> Path:
     """Fig. 7: per-modality attention weight over time for one clip. weights [T, M]; masks [T, M] shade
     the steps where a modality had no evidence."""
     T, M = weights.shape
     t = np.asarray(times) if times is not None else np.arange(T)
-    fig, (ax_line, ax_heat) = plt.subplots(2, 1, figsize=(9, 5), sharex=False, gridspec_kw={"height_ratios": [2, 1]})
+    fig, (ax_line, ax_heat) = plt.subplots(
+        2, 1, figsize=(9, 5), sharex=False, gridspec_kw={"height_ratios": [2, 1]}
+    )
     for m in range(M):
         ax_line.plot(t, weights[:, m], marker="o", ms=3, label=modalities[m])
     ax_line.set_ylabel("attention weight")

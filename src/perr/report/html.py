@@ -84,14 +84,26 @@ def write_report(data: ReportData, folder: str | os.PathLike, base: Path) -> Pat
     attention_html = "<p>This model has no attention (LSTM baseline).</p>"
     if data.attention is not None:
         attention_timeline_figure(
-            np.asarray(data.attention), list(data.modalities), folder / "attention.png", masks=data.attention_masks,
-            times=data.times, title=f"{data.model}: attention weight per modality over time",
+            np.asarray(data.attention),
+            list(data.modalities),
+            folder / "attention.png",
+            masks=data.attention_masks,
+            times=data.times,
+            title=f"{data.model}: attention weight per modality over time",
         )
-        attention_html = '<img id="attention" src="attention.png" alt="attention weights per modality over time">'
+        attention_html = (
+            '<img id="attention" src="attention.png" alt="attention weights per modality over time">'
+        )
     thumbs = []
     for rank, cid in enumerate(clip.candidates or [c.id for c in clip.characters], start=1):
         char = clip.character(cid)
-        role = "person A" if cid == data.pair[0] else "person B" if len(data.pair) > 1 and cid == data.pair[1] else "candidate"
+        role = (
+            "person A"
+            if cid == data.pair[0]
+            else "person B"
+            if len(data.pair) > 1 and cid == data.pair[1]
+            else "candidate"
+        )
         img = ""
         src = clip.resolve(char.thumbnail, base) if char.thumbnail else None
         if src is not None and src.exists():
@@ -102,9 +114,13 @@ def write_report(data: ReportData, folder: str | os.PathLike, base: Path) -> Pat
             f'<figure class="{"pair" if role != "candidate" else ""}">{img}<figcaption>#{rank} {html.escape(cid)} — {role}'
             f"<br>{char.seconds_on_screen:.1f} s on screen, {char.occurrences} detections</figcaption></figure>"
         )
-    subs = "".join(
-        f"<tr><td>{s.start:.2f}–{s.end:.2f} s</td><td>{html.escape(s.text)}</td></tr>" for s in clip.subtitles
-    ) or "<tr><td colspan=2>no subtitles</td></tr>"
+    subs = (
+        "".join(
+            f"<tr><td>{s.start:.2f}–{s.end:.2f} s</td><td>{html.escape(s.text)}</td></tr>"
+            for s in clip.subtitles
+        )
+        or "<tr><td colspan=2>no subtitles</td></tr>"
+    )
     coarse_best = max(data.coarse, key=data.coarse.get)
     fine_best = max(data.fine, key=data.fine.get) if data.fine else coarse_best
     missing = ", ".join(data.missing) if data.missing else "none"

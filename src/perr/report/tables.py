@@ -12,8 +12,17 @@ from perr.io import atomic_open
 from perr.report.paper import DISPLAY, MELD_PUBLISHED, TABLE3, TABLE4
 
 RESULT_COLUMNS = (
-    "dataset", "model", "task", "drop", "seeds",
-    "micro_f1_mean", "micro_f1_std", "macro_f1_mean", "macro_f1_std", "weighted_f1_mean", "weighted_f1_std",
+    "dataset",
+    "model",
+    "task",
+    "drop",
+    "seeds",
+    "micro_f1_mean",
+    "micro_f1_std",
+    "macro_f1_mean",
+    "macro_f1_std",
+    "weighted_f1_mean",
+    "weighted_f1_std",
 )
 
 
@@ -57,12 +66,19 @@ def table3_markdown(
             if r is None:
                 cells += ["—", "—"]
             else:
-                cells += [_pct(r["micro_f1_mean"], r["micro_f1_std"]), _pct(r["macro_f1_mean"], r["macro_f1_std"])]
+                cells += [
+                    _pct(r["micro_f1_mean"], r["micro_f1_std"]),
+                    _pct(r["macro_f1_mean"], r["macro_f1_std"]),
+                ]
             if paper:
                 cells.append(f"{published[0]:.2f} / {published[1]:.2f}" if published else "—")
         lines.append("| " + " | ".join(cells) + " |")
     seeds = sorted({int(r["seeds"]) for r in rows}) if rows else []
-    spread = "one run (n = 1, no std)" if seeds == [1] else f"mean ± std over n = {', '.join(map(str, seeds))} seeds"
+    spread = (
+        "one run (n = 1, no std)"
+        if seeds == [1]
+        else f"mean ± std over n = {', '.join(map(str, seeds))} seeds"
+    )
     lines += ["", f"Ours: {spread}, percent. {note}".rstrip()]
     return "\n".join(lines) + "\n"
 
@@ -71,8 +87,15 @@ def table4_markdown(rows: Sequence[Mapping[str, Any]], dataset: str, synthetic: 
     """Table-4-shaped modality ablation: one row per dropped group, ours beside the paper's."""
     label = f"{dataset} (SYNTHETIC data)" if synthetic else dataset
     tasks = sorted({str(r["task"]) for r in rows}, key=lambda t: -int(t) if t.isdigit() else 0)
-    head = ["Left out"] + [f"{t}-cls Micro / Macro (ours)" for t in tasks] + [f"{t}-cls (paper)" for t in tasks]
-    lines = [f"### Table 4 shaped (modality ablation): {label}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = (
+        ["Left out"] + [f"{t}-cls Micro / Macro (ours)" for t in tasks] + [f"{t}-cls (paper)" for t in tasks]
+    )
+    lines = [
+        f"### Table 4 shaped (modality ablation): {label}",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     by_drop: dict[str, dict[str, Mapping[str, Any]]] = {}
     for r in rows:
         by_drop.setdefault(r.get("drop") or "none", {})[str(r["task"])] = r
@@ -93,8 +116,12 @@ def meld_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     tasks = sorted({str(r["task"]) for r in rows}, key=lambda t: -int(t))
     names = {"7": "emotion (7)", "3": "sentiment (3)"}
     head = ["Method"] + [f"{names.get(t, t)} W-F1 / Micro / Macro" for t in tasks]
-    lines = ["### MELD test (real data; ours reads past and current utterances only)", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        "### MELD test (real data; ours reads past and current utterances only)",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     by_model: dict[str, dict[str, Mapping[str, Any]]] = {}
     for r in rows:
         by_model.setdefault(r["model"], {})[str(r["task"])] = r
@@ -104,11 +131,14 @@ def meld_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
             r = per_task.get(t)
             cells.append(
                 f"{_pct(r['weighted_f1_mean'], r['weighted_f1_std'])} / {100 * r['micro_f1_mean']:.2f} / {100 * r['macro_f1_mean']:.2f}"
-                if r else "—"
+                if r
+                else "—"
             )
         lines.append("| " + " | ".join(cells) + " |")
     for name, figs in MELD_PUBLISHED.items():
-        cells = [f"{name} (published; uses future context)"] + [f"{figs[t]:.2f} / — / —" if t in figs else "—" for t in tasks]
+        cells = [f"{name} (published; uses future context)"] + [
+            f"{figs[t]:.2f} / — / —" if t in figs else "—" for t in tasks
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

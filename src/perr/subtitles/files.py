@@ -43,7 +43,7 @@ def read_srt(path: str | os.PathLike) -> list[Cue]:
         if i >= len(lines) or "-->" not in lines[i]:
             raise ValueError(f"{path}: block {n}: no 'start --> end' line")
         a, b = lines[i].split("-->", 1)
-        cues.append(Cue(_srt_seconds(a), _srt_seconds(b), "\n".join(lines[i + 1:])))
+        cues.append(Cue(_srt_seconds(a), _srt_seconds(b), "\n".join(lines[i + 1 :])))
     return cues
 
 

@@ -57,15 +57,22 @@ class SubtitleScore:
     end_error_max: float
 
 
-def score_cues(reference: Sequence[Cue], hypothesis: Sequence[Cue], duration: float | None = None,
-               min_similarity: float = 0.5) -> SubtitleScore:
+def score_cues(
+    reference: Sequence[Cue],
+    hypothesis: Sequence[Cue],
+    duration: float | None = None,
+    min_similarity: float = 0.5,
+) -> SubtitleScore:
     """Match each reference cue to the best hypothesis by text similarity among those overlapping it
     in time; CER is over all reference characters (a missed cue counts fully). Reference cues that
     start after `duration` (the video's end) are ignored; ends are clipped to it."""
     from rapidfuzz.distance import Levenshtein
 
-    refs = [Cue(c.start, min(c.end, duration) if duration else c.end, c.text) for c in reference
-            if duration is None or c.start < duration]
+    refs = [
+        Cue(c.start, min(c.end, duration) if duration else c.end, c.text)
+        for c in reference
+        if duration is None or c.start < duration
+    ]
     used: set[int] = set()
     edits = chars = 0
     starts: list[float] = []
@@ -99,6 +106,8 @@ def score_cues(reference: Sequence[Cue], hypothesis: Sequence[Cue], duration: fl
         matched=len(starts),
         missed=missed,
         extra=len(hypothesis) - len(used),
-        start_error_mean=_m(starts, np.mean), start_error_max=_m(starts, np.max),
-        end_error_mean=_m(ends, np.mean), end_error_max=_m(ends, np.max),
+        start_error_mean=_m(starts, np.mean),
+        start_error_max=_m(starts, np.max),
+        end_error_mean=_m(ends, np.mean),
+        end_error_max=_m(ends, np.max),
     )

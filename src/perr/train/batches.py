@@ -28,13 +28,23 @@ class Batches:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def tensors(self, rows: np.ndarray, device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def tensors(
+        self, rows: np.ndarray, device: torch.device
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         rows = np.sort(rows)  # sorted reads are sequential on the memmap
-        x = {m: torch.from_numpy(np.asarray(self.split.features(m)[rows], dtype=np.float32)).to(device) for m in self.modalities}
-        mask = {m: torch.from_numpy(np.asarray(self.split.mask(m)[rows]).astype(bool)).to(device) for m in self.modalities}
+        x = {
+            m: torch.from_numpy(np.asarray(self.split.features(m)[rows], dtype=np.float32)).to(device)
+            for m in self.modalities
+        }
+        mask = {
+            m: torch.from_numpy(np.asarray(self.split.mask(m)[rows]).astype(bool)).to(device)
+            for m in self.modalities
+        }
         return x, mask
 
-    def iterate(self, batch_size: int, device: torch.device, order: np.ndarray | None = None) -> Iterator[Batch]:
+    def iterate(
+        self, batch_size: int, device: torch.device, order: np.ndarray | None = None
+    ) -> Iterator[Batch]:
         rows = self.rows if order is None else self.rows[order]
         for i in range(0, len(rows), batch_size):
             chunk = np.sort(rows[i : i + batch_size])
@@ -54,5 +64,7 @@ def check_data(split: FeatureSplit, modalities: Sequence[str], task: Task) -> No
     problems = validate_split(split.folder, modalities=modalities)
     if problems:
         lines = "\n".join(f"  {p}" for p in problems[:20])
-        raise StoreError(f"{split.folder}: refusing to train on invalid data ({len(problems)} problem(s)):\n{lines}")
+        raise StoreError(
+            f"{split.folder}: refusing to train on invalid data ({len(problems)} problem(s)):\n{lines}"
+        )
     split.targets(task.name)  # raises with the bad label named

@@ -20,7 +20,10 @@ from perr.train.evaluation import evaluate_split
 
 
 def evaluate(
-    checkpoint: str | os.PathLike, store: str | os.PathLike, split: str = "test", out: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike,
+    store: str | os.PathLike,
+    split: str = "test",
+    out: str | os.PathLike | None = None,
     device: str = "auto",
 ) -> dict[str, Any]:
     dev = resolve_device(device)
@@ -31,8 +34,14 @@ def evaluate(
     check_data(data_split, ckpt.modalities, task)
     metrics, _, pred = evaluate_split(ckpt.build_model(dev), data_split, ckpt.modalities, task, dev)
     result = {
-        "checkpoint": str(checkpoint), "store": str(store), "split": split, "model": ckpt.model_name,
-        "task": task.name, "dataset": data_split.header.dataset, "synthetic": data_split.header.synthetic, "metrics": metrics,
+        "checkpoint": str(checkpoint),
+        "store": str(store),
+        "split": split,
+        "model": ckpt.model_name,
+        "task": task.name,
+        "dataset": data_split.header.dataset,
+        "synthetic": data_split.header.synthetic,
+        "metrics": metrics,
     }
     if out is not None:
         out = Path(out)
@@ -41,6 +50,12 @@ def evaluate(
             w = csv.writer(fh)
             w.writerow(["clip_id", "true", "pred", *[f"p_{c}" for c in task.classes]])
             for r, p in zip(pred["rows"], pred["probs"], strict=True):
-                w.writerow([data_split.index[r].get("clip_id"), task.target(data_split.index[r][task.column]),
-                            task.classes[int(p.argmax())], *[f"{v:.6f}" for v in p]])
+                w.writerow(
+                    [
+                        data_split.index[r].get("clip_id"),
+                        task.target(data_split.index[r][task.column]),
+                        task.classes[int(p.argmax())],
+                        *[f"{v:.6f}" for v in p],
+                    ]
+                )
     return result

@@ -17,7 +17,11 @@ from perr.train.batches import Batches
 
 @torch.no_grad()
 def predict_batches(
-    model: torch.nn.Module, data: Batches, device: torch.device, batch_size: int = 64, bf16: bool = False,
+    model: torch.nn.Module,
+    data: Batches,
+    device: torch.device,
+    batch_size: int = 64,
+    bf16: bool = False,
     keep_attention: bool = False,
 ) -> dict[str, np.ndarray]:
     """Class probabilities (and optionally per-step attention) for every row of `data`, in row order."""
@@ -37,7 +41,9 @@ def predict_batches(
     return result
 
 
-def task_metrics(probs: np.ndarray, stored_labels: Sequence[str], task: Task, tasks: dict[str, Task]) -> dict[str, Any]:
+def task_metrics(
+    probs: np.ndarray, stored_labels: Sequence[str], task: Task, tasks: dict[str, Task]
+) -> dict[str, Any]:
     """Metrics of `task`, plus every coarser task derivable from it (5-class run → 3-class figures too)."""
     y_pred = probs.argmax(-1)
     y_true = np.asarray(task.encode(stored_labels))
@@ -48,14 +54,21 @@ def task_metrics(probs: np.ndarray, stored_labels: Sequence[str], task: Task, ta
         if not all(c in other.mapping for c in task.classes):
             continue
         coarse_pred = np.asarray([other.classes.index(other.mapping[task.classes[i]]) for i in y_pred])
-        out[other.name] = classification_metrics(np.asarray(other.encode(stored_labels)), coarse_pred, other.classes)
+        out[other.name] = classification_metrics(
+            np.asarray(other.encode(stored_labels)), coarse_pred, other.classes
+        )
         out[other.name]["derived_from"] = task.name
     return out
 
 
 def evaluate_split(
-    model: torch.nn.Module, split: FeatureSplit, modalities: list[str], task: Task, device: torch.device,
-    rows: np.ndarray | None = None, bf16: bool = False,
+    model: torch.nn.Module,
+    split: FeatureSplit,
+    modalities: list[str],
+    task: Task,
+    device: torch.device,
+    rows: np.ndarray | None = None,
+    bf16: bool = False,
 ) -> tuple[dict[str, Any], float, dict[str, np.ndarray]]:
     """(metrics per task, mean loss, the predictions) on a split or a subset of its rows."""
     targets = split.targets(task.name)

@@ -49,8 +49,14 @@ def model_args_for(cfg: TrainConfig, header: StoreHeader, task: Task) -> ModelAr
     if not dims:
         raise ValueError("drop: every modality was dropped")
     return ModelArgs(
-        name=cfg.model, input_dims=dims, n_classes=task.n_classes, d_model=cfg.d_model,
-        stage2_hidden=cfg.stage2_hidden, heads=cfg.heads, ff_dim=cfg.ff_dim, dropout=cfg.dropout,
+        name=cfg.model,
+        input_dims=dims,
+        n_classes=task.n_classes,
+        d_model=cfg.d_model,
+        stage2_hidden=cfg.stage2_hidden,
+        heads=cfg.heads,
+        ff_dim=cfg.ff_dim,
+        dropout=cfg.dropout,
         aux_weight=cfg.aux_weight,
     )
 
@@ -88,7 +94,11 @@ def _prepare_data(fs: FeatureStore, cfg: TrainConfig, task: Task, modalities: li
 
 
 def _train_epoch(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: Batches, cfg: TrainConfig, device: torch.device,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: Batches,
+    cfg: TrainConfig,
+    device: torch.device,
     epoch: int,
 ) -> float:
     """One pass over the training rows in the epoch's shuffle order; the mean training loss."""
@@ -138,8 +148,15 @@ def train(
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     signature = [s for s in header.modalities if s.name in modalities]
-    ckpt = Checkpoint(model_args=args, config=cfg, task=task, features=signature, T=header.T,
-                      dataset=header.dataset, synthetic=header.synthetic)
+    ckpt = Checkpoint(
+        model_args=args,
+        config=cfg,
+        task=task,
+        features=signature,
+        T=header.T,
+        dataset=header.dataset,
+        synthetic=header.synthetic,
+    )
     ckpt_path, best_path = out / "checkpoint.pt", out / "best.pt"
     maximise = cfg.early_stop_metric != "loss"
     ckpt.best = {"value": -math.inf if maximise else math.inf, "epoch": -1}
@@ -150,8 +167,11 @@ def train(
 
     def snapshot(epoch: int, resume: bool) -> Checkpoint:
         ckpt.epoch, ckpt.model_state = epoch, model.state_dict()
-        ckpt.resume = ResumeState(optimizer.state_dict(), scheduler.state_dict(),
-                                  {"torch": torch.get_rng_state()}) if resume else None
+        ckpt.resume = (
+            ResumeState(optimizer.state_dict(), scheduler.state_dict(), {"torch": torch.get_rng_state()})
+            if resume
+            else None
+        )
         return ckpt
 
     epoch = start_epoch - 1
@@ -159,11 +179,20 @@ def train(
         t0 = time.perf_counter()
         train_loss = _train_epoch(model, optimizer, data.train, cfg, device, epoch)
         scheduler.step()
-        record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"],
-                                  "seconds": time.perf_counter() - t0}
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - t0,
+        }
         if data.val_split is not None:
-            vm, vloss, _ = evaluate_split(model, data.val_split, modalities, task, device, rows=data.val_rows, bf16=cfg.bf16)
-            record.update(val_loss=vloss, **{f"val_{k}": vm[task.name][k] for k in ("micro_f1", "macro_f1", "weighted_f1")})
+            vm, vloss, _ = evaluate_split(
+                model, data.val_split, modalities, task, device, rows=data.val_rows, bf16=cfg.bf16
+            )
+            record.update(
+                val_loss=vloss,
+                **{f"val_{k}": vm[task.name][k] for k in ("micro_f1", "macro_f1", "weighted_f1")},
+            )
             value = vloss if cfg.early_stop_metric == "loss" else vm[task.name][cfg.early_stop_metric]
             if (value > ckpt.best["value"]) if maximise else (value < ckpt.best["value"]):
                 ckpt.best = {"value": value, "epoch": epoch}
@@ -178,16 +207,26 @@ def train(
             return RunResult(out, {}, ckpt.best["epoch"], epoch + 1)
         if cfg.patience > 0 and data.val_split is not None and epoch - ckpt.best["epoch"] >= cfg.patience:
             break
-    return _finish(fs, cfg, ckpt, model, best_path, data.val_split is not None, max(epoch, 0), device, out,
-                   snapshot)
+    return _finish(
+        fs, cfg, ckpt, model, best_path, data.val_split is not None, max(epoch, 0), device, out, snapshot
+    )
 
 
-def _resume(path: Path, ckpt: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            scheduler: Any, device: torch.device, out: Path) -> int:
+def _resume(
+    path: Path,
+    ckpt: Checkpoint,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    device: torch.device,
+    out: Path,
+) -> int:
     """Restore a run folder's last complete epoch into `ckpt`, the model and the optimizer; the next epoch."""
     saved = Checkpoint.load(path, device)
     if saved.config.to_dict() != ckpt.config.to_dict() or saved.resume is None:
-        raise ValueError(f"{out}: holds a run with a different config; use a new --out folder or the same settings to resume")
+        raise ValueError(
+            f"{out}: holds a run with a different config; use a new --out folder or the same settings to resume"
+        )
     model.load_state_dict(saved.model_state)
     optimizer.load_state_dict(saved.resume.optimizer)
     scheduler.load_state_dict(saved.resume.scheduler)
@@ -197,8 +236,16 @@ def _resume(path: Path, ckpt: Checkpoint, model: torch.nn.Module, optimizer: tor
 
 
 def _finish(
-    fs: FeatureStore, cfg: TrainConfig, ckpt: Checkpoint, model: torch.nn.Module, best_path: Path, validated: bool,
-    last_epoch: int, device: torch.device, out: Path, snapshot: Callable[[int, bool], Checkpoint],
+    fs: FeatureStore,
+    cfg: TrainConfig,
+    ckpt: Checkpoint,
+    model: torch.nn.Module,
+    best_path: Path,
+    validated: bool,
+    last_epoch: int,
+    device: torch.device,
+    out: Path,
+    snapshot: Callable[[int, bool], Checkpoint],
 ) -> RunResult:
     """Keep the best validation weights (MMSA idiom), else the last ones; then test and write metrics.json."""
     if best_path.exists() and validated:
@@ -207,11 +254,19 @@ def _finish(
         snapshot(last_epoch, False).save(best_path)
     metrics: dict[str, Any] = {}
     if "test" in fs:
-        metrics, test_loss, _ = evaluate_split(model, fs["test"], ckpt.modalities, ckpt.task, device, bf16=cfg.bf16)
+        metrics, test_loss, _ = evaluate_split(
+            model, fs["test"], ckpt.modalities, ckpt.task, device, bf16=cfg.bf16
+        )
         metrics["loss"] = test_loss
     summary = {
-        "model": cfg.model, "task": cfg.task, "seed": cfg.seed, "dataset": ckpt.dataset, "synthetic": ckpt.synthetic,
-        "best_epoch": ckpt.best["epoch"], "epochs_run": len(ckpt.history), "test": metrics,
+        "model": cfg.model,
+        "task": cfg.task,
+        "seed": cfg.seed,
+        "dataset": ckpt.dataset,
+        "synthetic": ckpt.synthetic,
+        "best_epoch": ckpt.best["epoch"],
+        "epochs_run": len(ckpt.history),
+        "test": metrics,
     }
     write_json(out / "metrics.json", summary)
     return RunResult(out, metrics, ckpt.best["epoch"], len(ckpt.history))

@@ -16,16 +16,27 @@ from perr.train.loop import train
 
 
 def train_seeds(
-    store: str | os.PathLike, cfg: TrainConfig, seeds: Sequence[int], out: str | os.PathLike,
+    store: str | os.PathLike,
+    cfg: TrainConfig,
+    seeds: Sequence[int],
+    out: str | os.PathLike,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """One run per seed under `out/seed-N`, then mean ± std of the test metrics in `out/summary.json`."""
     fs = FeatureStore(store)
     out = Path(out)
-    results = [train(fs, dataclasses.replace(cfg, seed=int(seed)), out / f"seed-{seed}", progress=progress)
-               for seed in seeds]
+    results = [
+        train(fs, dataclasses.replace(cfg, seed=int(seed)), out / f"seed-{seed}", progress=progress)
+        for seed in seeds
+    ]
     summary = summarise_runs([r.metrics for r in results])
-    summary.update(model=cfg.model, task=cfg.task, seeds=list(seeds), dataset=fs.header.dataset, synthetic=fs.header.synthetic)
+    summary.update(
+        model=cfg.model,
+        task=cfg.task,
+        seeds=list(seeds),
+        dataset=fs.header.dataset,
+        synthetic=fs.header.synthetic,
+    )
     write_json(out / "summary.json", summary)
     return summary
 
@@ -45,6 +56,8 @@ def summarise_runs(metrics: Sequence[dict[str, Any]]) -> dict[str, Any]:
             entry[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else None
             entry[f"{key}_values"] = values
         classes = metrics[0][task_name]["classes"]
-        entry["per_class_f1_mean"] = {c: statistics.fmean(m[task_name]["per_class_f1"][c] for m in metrics) for c in classes}
+        entry["per_class_f1_mean"] = {
+            c: statistics.fmean(m[task_name]["per_class_f1"][c] for m in metrics) for c in classes
+        }
         out[task_name] = entry
     return out

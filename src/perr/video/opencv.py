@@ -53,8 +53,13 @@ class OpenCVBackend:
     def timestamps(self) -> np.ndarray:
         return np.array([f.time for f in self.raw(None, None, keep=lambda t: False)])
 
-    def raw(self, start: float | None, end: float | None, keep: Callable[[float], bool],
-            reference_only: bool = False) -> Iterator[RawFrame]:
+    def raw(
+        self,
+        start: float | None,
+        end: float | None,
+        keep: Callable[[float], bool],
+        reference_only: bool = False,
+    ) -> Iterator[RawFrame]:
         """Every frame from the beginning (OpenCV seeks are not frame-accurate); pixels are retrieved
         only where `keep(time)` says so."""
         import cv2

@@ -27,7 +27,9 @@ def open_container(path: Path) -> Any:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.error.FFmpegError as e:
-        raise VideoError(path, f"cannot open ({type(e).__name__}: {e}); the file may be truncated or not a video") from e
+        raise VideoError(
+            path, f"cannot open ({type(e).__name__}: {e}); the file may be truncated or not a video"
+        ) from e
     if not container.streams.video:
         container.close()
         raise VideoError(path, "no video stream")
@@ -95,8 +97,13 @@ class PyAVBackend:
         pts = [p.pts for p in c.demux(vs) if p.pts is not None and p.size > 0]
         return np.sort(np.asarray(pts, dtype=np.float64) * float(vs.time_base) - clock_origin(c))
 
-    def raw(self, start: float | None, end: float | None, keep: Callable[[float], bool],
-            reference_only: bool = False) -> Iterator[RawFrame]:
+    def raw(
+        self,
+        start: float | None,
+        end: float | None,
+        keep: Callable[[float], bool],
+        reference_only: bool = False,
+    ) -> Iterator[RawFrame]:
         """Frames from the keyframe before `start` (or the beginning) up to `end`, with repaired times.
         `keep` is unused here: PyAV converts lazily, so skipping costs nothing."""
         import av
@@ -136,7 +143,9 @@ class PyAVBackend:
             yield RawFrame(index, t, fr)
             index += 1
         if repair.shuffled:
-            self.problems.append("frame timestamps out of order (packed B-frames or a broken index); times were re-sorted")
+            self.problems.append(
+                "frame timestamps out of order (packed B-frames or a broken index); times were re-sorted"
+            )
         if bad_packets > 3:
             self.problems.append(f"{bad_packets} corrupt packets in total")
         if index == 0:

@@ -81,7 +81,9 @@ class VideoReader:
         return self.impl.timestamps()
 
     # -- decoding --------------------------------------------------------------------------------
-    def output_size(self, size: tuple[int, int] | None = None, max_side: int | None = None) -> tuple[int, int] | None:
+    def output_size(
+        self, size: tuple[int, int] | None = None, max_side: int | None = None
+    ) -> tuple[int, int] | None:
         """The (width, height) images will have; None means native. Even sizes keep swscale fast."""
         if size is not None:
             return size
@@ -148,7 +150,9 @@ class VideoReader:
             group = ts[lo:hi]
             t_first, t_last = float(group[0]), float(group[-1])
 
-            def keep(t: float, a: float = t_first, b: float = t_last) -> bool:  # OpenCV: retrieve near the span
+            def keep(
+                t: float, a: float = t_first, b: float = t_last
+            ) -> bool:  # OpenCV: retrieve near the span
                 return a - 1.0 <= t <= b + 1.0
 
             i, prev = 0, None
@@ -167,7 +171,11 @@ class VideoReader:
 
     # -- audio and subtitle streams --------------------------------------------------------------
     def audio(
-        self, sample_rate: int = 16000, mono: bool = True, start: float | None = None, end: float | None = None,
+        self,
+        sample_rate: int = 16000,
+        mono: bool = True,
+        start: float | None = None,
+        end: float | None = None,
     ) -> np.ndarray:
         """Decode the first audio stream, resampled, as float32 in [-1, 1].
 
@@ -188,7 +196,10 @@ def probe(path: str | os.PathLike, backend: VideoBackend = "auto") -> VideoInfo:
 
 
 def read_frames(
-    path: str | os.PathLike, fps: float | None = None, start: float | None = None, end: float | None = None,
+    path: str | os.PathLike,
+    fps: float | None = None,
+    start: float | None = None,
+    end: float | None = None,
     max_side: int | None = None,
 ) -> list[Frame]:
     """Convenience: all sampled frames of a file as a list (small clips only)."""
@@ -197,7 +208,10 @@ def read_frames(
 
 
 def read_audio(
-    path: str | os.PathLike, sample_rate: int = 16000, mono: bool = True, start: float | None = None,
+    path: str | os.PathLike,
+    sample_rate: int = 16000,
+    mono: bool = True,
+    start: float | None = None,
     end: float | None = None,
 ) -> np.ndarray:
     """Convenience: the audio of a file as float32 (see :meth:`VideoReader.audio`)."""

@@ -60,7 +60,9 @@ def _folder_frames_at(folder: Path, times: np.ndarray, fps: float | None, max_si
                 raise SourceError(f"{files[i]}: not a readable image")
             if max_side is not None and max(bgr.shape[:2]) > max_side:
                 s = max_side / max(bgr.shape[:2])
-                bgr = cv2.resize(bgr, (round(bgr.shape[1] * s), round(bgr.shape[0] * s)), interpolation=cv2.INTER_AREA)
+                bgr = cv2.resize(
+                    bgr, (round(bgr.shape[1] * s), round(bgr.shape[0] * s)), interpolation=cv2.INTER_AREA
+                )
             cache[i] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         out.append(cache[i])
     shapes = {f.shape for f in out}

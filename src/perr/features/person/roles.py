@@ -62,10 +62,14 @@ def runs(on: np.ndarray) -> list[tuple[int, int]]:
 
 def link_detections(steps: list[int], dets: Detections) -> list[StepTrack]:
     """Detections linked over consecutive steps (IoU ≥ TRACK_IOU), tracks in order of creation."""
-    tracker = FaceTracker(min_iou=TRACK_IOU, max_center_shift=None, max_gap=1.0, min_faces=1, min_size=0.0, crops=0)
+    tracker = FaceTracker(
+        min_iou=TRACK_IOU, max_center_shift=None, max_gap=1.0, min_faces=1, min_size=0.0, crops=0
+    )
     for t in steps:
         tracker.update(float(t), None, dets[t])
-    return [[(int(f.time), f.index) for f in tr.faces] for tr in sorted(tracker.finish(), key=lambda tr: tr.id)]
+    return [
+        [(int(f.time), f.index) for f in tr.faces] for tr in sorted(tracker.finish(), key=lambda tr: tr.id)
+    ]
 
 
 class RoleAssigner:
