@@ -13,7 +13,7 @@ NODEPS := fer==25.10.3 aisfx==0.1.2
 help:
 	@echo "make demo   — synthetic ERATO-shaped data, train all nine Table-3 models, print the comparison"
 	@echo "make test   — install everything (system packages, .venv, Label Studio venv) and run the test suite"
-	@echo "make lint   — ruff"
+	@echo "make lint   — layer contracts (lint-imports), ruff check, ruff format --check"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,11 +57,14 @@ system:
 demo: setup
 	$(BIN)/perr demo --out $(OUT)
 
-test: system setup-all ls-venv
+# Layer rules (import-linter contracts in pyproject.toml), lint and format first: a broken house fails fast.
+test: system setup-all ls-venv lint
 	$(BIN)/python -m pytest -q
 
 lint: setup
+	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 clean:
 	rm -rf $(VENV) $(LS_VENV) runs .pytest_cache

@@ -1,15 +1,30 @@
-"""Shared fixtures. Real data lives in ../shared/data (beside the repository); tests that need it skip
-with a clear reason when it is absent (a user's fresh clone)."""
+"""Shared fixtures and helpers. Real data lives in ../shared/data (beside the repository); tests that
+need it skip with a clear reason when it is absent (a user's fresh clone). Tests that need an optional
+extra (video, features, ray) or a system tool (ffmpeg, espeak-ng, chromium) skip naming what is missing,
+so a core-only install runs the rest.
+
+Markers (pyproject, strict): ``video`` — decodes real video or renders fixtures with ffmpeg;
+``services`` — starts a real external service (Label Studio, Ray, Chromium); ``slow`` — an end-to-end
+run of more than ~15 s on 2 cores.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("PERR_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+#: Optional extras, as arguments of pytest.importorskip: `pytest.importorskip(*VIDEO_EXTRA)` at the top of a
+#: test module skips it (naming the extra to install) on an install without that extra.
+VIDEO_EXTRA = ("mediapipe", None, "needs the video extra: pip install -e '.[video]'")
+FEATURES_EXTRA = ("keras", None, "needs the features extra: pip install -e '.[features]'")
+RAY_EXTRA = ("ray", None, "needs the ray extra: pip install -e '.[ray]'")
 
 
 def shared_file(rel: str) -> Path:
@@ -27,3 +42,43 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder not available: {SHARED_DATA}")
     return SHARED_DATA
+
+
+def tool(name: str) -> str:
+    """The path of a system tool, or skip naming the package that provides it (`make system` installs it)."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} not installed (make system installs it)")
+    return path
+
+
+def ffmpeg(*args: str, cwd: Path | None = None) -> None:
+    """Run ffmpeg quietly, overwriting outputs; skips the test when ffmpeg is absent."""
+    subprocess.run([tool("ffmpeg"), "-v", "error", "-y", *args], check=True, cwd=cwd)
+
+
+def speech_wav(text: str, out: Path) -> Path:
+    """Synthetic speech (espeak-ng) with a known script: ground truth for audio and OCR tests."""
+    subprocess.run([tool("espeak-ng"), "-w", str(out), text], check=True)
+    return out
+
+
+#: matplotlib's default colour cycle (C0, C1, …): what the figures draw their series in.
+MPL_CYCLE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
+
+
+def png_pixels(path: Path) -> object:
+    """The RGB pixels of a PNG (numpy [H, W, 3] uint8), read with matplotlib's own decoder."""
+    import matplotlib.image
+    import numpy as np
+
+    img = matplotlib.image.imread(path)
+    return (np.asarray(img)[..., :3] * 255).round().astype(np.uint8)
+
+
+def colour_share(pixels: object, rgb: tuple[int, int, int], tol: int = 6) -> float:
+    """The share of pixels within `tol` of a colour: how much of a plotted series is on the figure."""
+    import numpy as np
+
+    diff = np.abs(np.asarray(pixels, dtype=np.int16) - np.asarray(rgb, dtype=np.int16)).max(axis=-1)
+    return float((diff <= tol).mean())

@@ -6,11 +6,14 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import ffmpeg, shared_file
 from perr.annotate import schema
 from perr.annotate.export import export_tasks, labeling_config, media_url
+from perr.annotate.records import parse_export
 from perr.cli import app
 from perr.labels import DEFINITIONS, FINE
 from perr.manifest import Character, Clip, SubtitleEvent, write_manifest
@@ -121,53 +124,43 @@ def test_cli_export(tmp_path: Path) -> None:
     assert "predictions" not in task  # no OCR subtitles: nothing to prefill
 
 
+@pytest.mark.video
 def test_cut_clips_frame_accurate_and_subtitles_in_clip_time(tmp_path: Path) -> None:
     av = pytest.importorskip("av", reason="decoding the cut needs PyAV (perr[video])")
-    import subprocess
-
-    from perr.annotate.records import parse_export
-
     # Synthetic episode: red 0-2 s, green 2-4 s, blue 4-6 s, 25 fps, with a tone.
     src = tmp_path / "synthetic_colors.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=red:s=64x48:r=25:d=2",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=lime:s=64x48:r=25:d=2",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=blue:s=64x48:r=25:d=2",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=f=440:d=6",
-            "-filter_complex",
-            "[0:v][1:v][2:v]concat=n=3:v=1:a=0[v]",
-            "-map",
-            "[v]",
-            "-map",
-            "3:a",
-            "-c:v",
-            "libx264",
-            "-g",
-            "50",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            str(src),
-        ],
-        check=True,
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=red:s=64x48:r=25:d=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=lime:s=64x48:r=25:d=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=blue:s=64x48:r=25:d=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:d=6",
+        "-filter_complex",
+        "[0:v][1:v][2:v]concat=n=3:v=1:a=0[v]",
+        "-map",
+        "[v]",
+        "-map",
+        "3:a",
+        "-c:v",
+        "libx264",
+        "-g",
+        "50",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(src),
     )
     clip = Clip(
         clip_id="s1",
@@ -239,14 +232,11 @@ def test_cut_clips_frame_accurate_and_subtitles_in_clip_time(tmp_path: Path) -> 
     assert cut.stat().st_mtime_ns == before
 
 
+@pytest.mark.video
 def test_cut_real_clip_matches_source_frames(tmp_path: Path) -> None:
     """Cut 2.0–5.0 s of the real Megamind.avi (B-frames, times out of decode order): the cut holds
     3 s of frames and its first frame is the source frame at 2.0 s."""
     av = pytest.importorskip("av", reason="decoding needs PyAV (perr[video])")
-    import numpy as np
-
-    from conftest import shared_file
-
     src = shared_file("video/opencv/Megamind.avi")
 
     def frames(path: Path) -> list[tuple[float, np.ndarray]]:

@@ -19,26 +19,23 @@ from pathlib import Path
 import pytest
 
 from cdp import Browser, chromium_binary
+from conftest import ffmpeg
 from labelstudio import require_label_studio, start_label_studio
 from perr.annotate import schema
 from perr.labels import DEFINITIONS, FINE, FINE_TO_COARSE
 from perr.manifest import Character, Clip, SubtitleEvent, load_manifest, write_manifest
 
-pytestmark = [pytest.mark.services, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.services, pytest.mark.video, pytest.mark.slow, pytest.mark.timeout(600)]
 
 PERR = str(Path(sys.executable).with_name("perr"))
 A, B, C = "annotator1@perr.test", "annotator2@perr.test", "annotator3@perr.test"  # A is the preset admin
-
-
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", *args], check=True)
 
 
 def make_media(root: Path) -> None:
     """A synthetic episode and three synthetic face thumbnails."""
     media = root / "media"
     media.mkdir(parents=True)
-    _ffmpeg(
+    ffmpeg(
         "-f",
         "lavfi",
         "-i",
@@ -50,7 +47,7 @@ def make_media(root: Path) -> None:
         str(media / "synthetic_episode.mp4"),
     )
     for k, color in enumerate(("red", "green", "blue")):
-        _ffmpeg(
+        ffmpeg(
             "-f",
             "lavfi",
             "-i",

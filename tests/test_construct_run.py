@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED_DATA, shared_file
+from conftest import SHARED_DATA, VIDEO_EXTRA, ffmpeg, shared_file
 
-pytest.importorskip("mediapipe")
+pytest.importorskip(*VIDEO_EXTRA)
 
 from perr.cli import app
 from perr.construct.config import BuildConfig
@@ -27,6 +27,8 @@ from perr.faces import embed_image
 from perr.manifest import Clip, load_manifest
 from perr.stats import pair_timing
 from perr.subtitles import read_srt
+
+pytestmark = [pytest.mark.video, pytest.mark.slow]
 
 VIDEO = SHARED_DATA / "video"
 # Megamind.avi, by eye: shots 1 and 3 show the woman (a blurred man behind her), shots 2 and 4 the man.
@@ -180,28 +182,18 @@ def test_stats_on_the_built_manifest(built: dict, tmp_path: Path) -> None:
 
 def test_cli_build_run_on_a_faceless_clip(tmp_path: Path) -> None:
     """synthetic: a 6 s test pattern (no faces) and a missing file through the real CLI."""
-    import subprocess
 
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg not installed")
     clip = tmp_path / "synthetic_pattern.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=320x180:r=25:d=6",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            str(clip),
-        ],
-        check=True,
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x180:r=25:d=6",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(clip),
     )
     out = tmp_path / "out"
     args = [

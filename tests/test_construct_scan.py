@@ -8,13 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import shared_file
+from conftest import VIDEO_EXTRA, shared_file
 
-pytest.importorskip("scenedetect")
+pytest.importorskip(*VIDEO_EXTRA)
 
 from perr.construct.scan import ShotScan, shot_index
 from perr.construct.shots import detect_shots
 from perr.video import VideoError, VideoReader
+
+pytestmark = pytest.mark.video
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
+from conftest import VIDEO_EXTRA
+
+pytest.importorskip(*VIDEO_EXTRA)
+
 from perr.construct.segments import Segment, ShotLooks, clip_windows, segment_shots
 from perr.construct.shots import Shot
 

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED_DATA, shared_file
+from conftest import SHARED_DATA, VIDEO_EXTRA, ffmpeg, shared_file
 
-pytest.importorskip("scenedetect")
+pytest.importorskip(*VIDEO_EXTRA)
 
 from perr.cli import app
 from perr.construct.scan import ShotScan
 from perr.construct.shots import SHOT_DETECTORS, cut_frames, detect_shots, load_shots
+
+pytestmark = pytest.mark.video
 
 GOLDENS = SHARED_DATA / "video" / "pyscenedetect" / "goldens"
 CLASS_TO_NAME = {SHOT_DETECTORS.get(n).cls: n for n in SHOT_DETECTORS}
@@ -75,30 +75,13 @@ def test_megamind_cuts_near_documented_times(tmp_path: Path) -> None:
 @pytest.fixture(scope="session")
 def colour_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """synthetic: three moving test patterns with different hues, cut at 2.0 s and 3.6 s (25 fps)."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg not installed")
     out = tmp_path_factory.mktemp("shots") / "synthetic_cuts_2.0_3.6.mp4"
     src = (
         "testsrc2=s=320x180:r=25:d=2,hue=h=0[a];"
         "testsrc2=s=320x180:r=25:d=1.6,hue=h=120,negate[b];"
         "color=c=0x2050a0:s=320x180:r=25:d=2.4[c];[a][b][c]concat=n=3:v=1:a=0"
     )
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-filter_complex",
-            src,
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            str(out),
-        ],
-        check=True,
-    )
+    ffmpeg("-filter_complex", src, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(out))
     return out
 
 

@@ -231,6 +231,7 @@ def test_ensure_store_is_reused_and_keyed_by_content(tmp_path):
 
 
 # --------------------------------------------------------------------------------------- end to end
+@pytest.mark.slow
 def test_meld_subset_end_to_end_through_benchmark(tmp_path):
     """A few real MELD dialogues per split → generic CSV → store → `perr benchmark` (tasks 7 and 3)."""
     rows = read_meld(shared_file(MELD))

@@ -5,32 +5,28 @@ goes through feature extraction, so the frames-folder source is exercised for re
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import FEATURES_EXTRA, VIDEO_EXTRA, ffmpeg, speech_wav
+
+pytest.importorskip(*VIDEO_EXTRA)
+pytest.importorskip(*FEATURES_EXTRA)
+
 from perr.data.erato import EratoError, erato_label, import_erato, scan_erato
 from perr.manifest import load_manifest
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("ffmpeg") is None or shutil.which("espeak-ng") is None,
-    reason="needs ffmpeg and espeak-ng (make system)",
-)
+pytestmark = pytest.mark.video
 SPEECH = "I never want to see you again. Get out of my house."
 FPS = 10
 SECONDS = 4.0
 
 
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", *args], check=True)
-
-
 def _frames(folder: Path, source: list[str]) -> None:
     folder.mkdir(parents=True)
-    _ffmpeg(*source, "-t", str(SECONDS), "-vf", f"fps={FPS}", "-q:v", "4", str(folder / "%06d.jpg"))
+    ffmpeg(*source, "-t", str(SECONDS), "-vf", f"fps={FPS}", "-q:v", "4", str(folder / "%06d.jpg"))
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +35,10 @@ def erato_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Class "Hostile" (capitalised as in the release): frames, speech mp3 and a subtitle.
     _frames(root / "img" / "Hostile" / "1", ["-f", "lavfi", "-i", f"testsrc=size=320x240:rate={FPS}"])
     wav = root / "speech.wav"
-    subprocess.run(["espeak-ng", "-w", str(wav), SPEECH], check=True)
+    speech_wav(SPEECH, wav)
     (root / "mp3" / "Hostile").mkdir(parents=True)
     # 1 s of silence, the speech, then silence up to exactly SECONDS.
-    _ffmpeg(
+    ffmpeg(
         "-i",
         str(wav),
         "-af",

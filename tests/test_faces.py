@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import shared_file
+from conftest import VIDEO_EXTRA, shared_file
 
-pytest.importorskip("mediapipe")
-pytest.importorskip("dlib")
+pytest.importorskip(*VIDEO_EXTRA)
 
 from perr.faces import (
     FACE_DETECTORS,
@@ -22,6 +21,8 @@ from perr.faces import (
     iou,
     make_face_detector,
 )
+
+pytestmark = pytest.mark.video
 
 
 def _rgb(name: str) -> np.ndarray:

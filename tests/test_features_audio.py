@@ -5,33 +5,28 @@ track must give zeros with mask 0."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
+
+from conftest import FEATURES_EXTRA, VIDEO_EXTRA, ffmpeg, speech_wav
+
+pytest.importorskip(*VIDEO_EXTRA)
+pytest.importorskip(*FEATURES_EXTRA)
 
 from perr.features.base import ClipContext
 from perr.features.extractors.audio import AUDIO_BACKENDS, AudioExtractor
 from perr.features.sampling import Sampling
 from perr.manifest import Clip
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("ffmpeg") is None or shutil.which("espeak-ng") is None,
-    reason="needs ffmpeg and espeak-ng (make system)",
-)
+pytestmark = pytest.mark.video
 T = 8  # steps at 0.25, 0.75, ..., 3.75 s
-
-
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", *args], check=True)
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ClipContext]:
     d = tmp_path_factory.mktemp("audio")
-    subprocess.run(["espeak-ng", "-w", str(d / "s.wav"), "Where were you last night? Answer me!"], check=True)
-    _ffmpeg(
+    speech_wav("Where were you last night? Answer me!", d / "s.wav")
+    ffmpeg(
         "-f",
         "lavfi",
         "-i",
@@ -49,7 +44,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ClipContext]:
         "-shortest",
         str(d / "talk.mp4"),
     )
-    _ffmpeg(
+    ffmpeg(
         "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-t", "4", "-c:v", "mpeg4", str(d / "mute.mp4")
     )
     out = {}

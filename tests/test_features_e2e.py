@@ -13,15 +13,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import shared_file
+from conftest import FEATURES_EXTRA, VIDEO_EXTRA, shared_file
+
+pytest.importorskip(*VIDEO_EXTRA)
+pytest.importorskip(*FEATURES_EXTRA)
+
+from perr.config import TrainConfig
+from perr.construct.run import build
+from perr.data.synth import SynthConfig, write_synthetic
+from perr.features.config import ExtractConfig
+from perr.features.extract import extract_manifest
+from perr.features.files import clip_filename, read_clip_file
+from perr.features.pack import pack_features
 from perr.manifest import load_manifest, write_manifest
+from perr.store import FeatureStore, StoreError
+from perr.train import evaluate, train
+
+pytestmark = [pytest.mark.video, pytest.mark.slow]
 
 T = 16
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from perr.construct.run import build
 
     video = shared_file("video/opencv/Megamind.avi")
     out = tmp_path_factory.mktemp("e2e") / "build"
@@ -32,10 +46,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def pipeline(built: Path) -> dict:
-    from perr.features.config import ExtractConfig
-    from perr.features.extract import extract_manifest
-    from perr.features.files import clip_filename, read_clip_file
-    from perr.features.pack import pack_features
 
     clips = load_manifest(built)
     assert clips, "the build proposed no clip for Megamind.avi"
@@ -76,10 +86,6 @@ def test_person_features_exist_exactly_where_the_character_is_on_screen(pipeline
 def test_store_from_real_video_loads_and_a_synthetic_checkpoint_refuses_it(
     pipeline: dict, tmp_path: Path
 ) -> None:
-    from perr.config import TrainConfig
-    from perr.data.synth import SynthConfig, write_synthetic
-    from perr.store import FeatureStore, StoreError
-    from perr.train import evaluate, train
 
     store = FeatureStore(pipeline["store"])
     header = store.header
@@ -104,9 +110,6 @@ def test_checkpoint_trained_on_the_embedded_default_evaluates_the_real_store(
     """Issue 6 point 6: Megamind → build → pair → features → store → evaluate with a checkpoint trained on
     the embedded (SYNTHETIC) default laid out like the real extractors. The figure itself means nothing
     (one clip, placeholder label); what is checked is that the real store and that checkpoint fit."""
-    from perr.config import TrainConfig
-    from perr.data.synth import SynthConfig, write_synthetic
-    from perr.train import evaluate, train
 
     synth = write_synthetic(tmp_path / "synth", SynthConfig(n=60, T=T, like_extractors=True))
     run = tmp_path / "run"

@@ -8,21 +8,27 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import shared_file
+from conftest import FEATURES_EXTRA, VIDEO_EXTRA, shared_file
+
+pytest.importorskip(*VIDEO_EXTRA)
+pytest.importorskip(*FEATURES_EXTRA)
+
 from perr.features.config import ExtractConfig
 from perr.features.extract import ConfigMismatch, extract_manifest, planned_specs
 from perr.features.files import clip_filename, read_clip_file
 from perr.features.pack import pack_features
 from perr.features.person import person_slices
 from perr.manifest import Character, Clip, SubtitleEvent, TimeSpan, write_manifest
+from perr.modalities import DEFAULT_SIGNATURE
 from perr.store import FeatureStore
 
+pytestmark = pytest.mark.video
+PERR = [sys.executable, "-m", "perr"]
 T = 8
 CFG = ExtractConfig(T=T)
 # Megamind.avi: shot / reverse shot with cuts near 4.13, 6.47 and 8.38 s (the woman first).
@@ -132,8 +138,9 @@ def test_rerun_skips_finished_clips_and_refuses_another_config(
 
 
 def test_killed_cli_run_resumes_without_losing_work(tmp_path: Path) -> None:
-    """SIGKILL a CLI run after its first clip file appears, resume it, and get the arrays of an
-    uninterrupted run. A light configuration (background + text) keeps the extra process cheap."""
+    """A CLI run SIGKILLs itself right after its second clip file is written (PERR_KILL_AT, deterministic);
+    the resumed run redoes nothing finished and ends with the arrays of an uninterrupted run. A light
+    configuration (background + text) keeps the extra process cheap."""
     video = shared_file("video/opencv/Megamind.avi")
     clips = [
         Clip(
@@ -150,36 +157,37 @@ def test_killed_cli_run_resumes_without_losing_work(tmp_path: Path) -> None:
     light = ExtractConfig(T=4, modalities=("background", "text"))
     out = tmp_path / "killed"
     cmd = [
-        sys.executable,
-        "-m",
-        "perr",
+        *PERR,
         "features",
         "extract",
         str(manifest),
         "--out",
         str(out),
-        "-T",
+        "--T",
         "4",
         "--modalities",
         "background,text",
         "--threads",
         "1",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline and not list((out / "clips").glob("*.npz")) and proc.poll() is None:
-            time.sleep(0.05)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PERR_KILL_AT": "features.clip:2"},
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     first = {p.name for p in (out / "clips").glob("*.npz")}
-    assert first, "the CLI run wrote no clip before it was killed"
+    assert first == {"seg0.npz", "seg1.npz"} and not list(out.rglob("*.tmp"))
     resumed = extract_manifest(manifest, out, light, progress=False, threads=1)
-    assert {clip_filename(c) for c in resumed.skipped} == first
-    assert resumed.done, "the kill came after the last clip: nothing was left to resume"
-    assert len(resumed.skipped) + len(resumed.done) == 6 and not resumed.failed
+    assert sorted(resumed.skipped) == ["seg0", "seg1"] and sorted(resumed.done) == [
+        "seg2",
+        "seg3",
+        "seg4",
+        "seg5",
+    ]
+    assert not resumed.failed
     ref = extract_manifest(manifest, tmp_path / "uninterrupted", light, progress=False, threads=1)
     assert len(ref.done) == 6
     for c in clips:  # the same arrays as an uninterrupted run
@@ -231,3 +239,9 @@ def test_ray_backend_gives_the_local_features(
         for k in rx:
             np.testing.assert_array_equal(m[k], rm[k], err_msg=f"{name}:{k}")
             np.testing.assert_allclose(x[k], rx[k], atol=2e-3, err_msg=f"{name}:{k}")
+
+
+def test_default_extractors_match_the_signature_the_synthetic_default_copies() -> None:
+    """`perr data synth --like-extractors` lays values out as perr.modalities.DEFAULT_SIGNATURE says; the
+    default extractors must produce exactly that (names, dims, extractor ids, versions)."""
+    assert planned_specs(ExtractConfig()) == list(DEFAULT_SIGNATURE)

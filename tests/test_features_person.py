@@ -9,6 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import VIDEO_EXTRA
+
+pytest.importorskip(*VIDEO_EXTRA)
+
 from perr.faces import FaceBox as Box
 from perr.features.person import (
     PERSON_DIM,

@@ -5,20 +5,32 @@ output (test-only), so the assertions are about the pipeline, never about the pr
 """
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 import perr
-from conftest import shared_file
+from conftest import (
+    FEATURES_EXTRA,
+    MPL_CYCLE,
+    VIDEO_EXTRA,
+    colour_share,
+    ffmpeg,
+    png_pixels,
+    shared_file,
+    tool,
+)
 from perr.config import load_config
 from perr.train import train
 from toydata import TINY, make_toy_store
 
-pytest.importorskip("mediapipe", reason="predict needs the video/features extras")
+pytestmark = [pytest.mark.video, pytest.mark.slow]
+
+pytest.importorskip(*VIDEO_EXTRA)
+pytest.importorskip(*FEATURES_EXTRA)
 PERR = [sys.executable, "-m", "perr"]
 
 
@@ -43,25 +55,8 @@ def one_person_clip(tmp_path_factory) -> Path:
     """A 6 s silent clip of one face (a still of a reference photo): fewer than two characters, no audio."""
     png = shared_file("video/face_recognition/lin-manuel-miranda.png")
     out = tmp_path_factory.mktemp("fixture") / "one_person.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-loop",
-            "1",
-            "-i",
-            str(png),
-            "-t",
-            "6",
-            "-r",
-            "10",
-            "-vf",
-            "scale=640:-2,format=yuv420p",
-            str(out),
-        ],
-        check=True,
+    ffmpeg(
+        "-loop", "1", "-i", str(png), "-t", "6", "-r", "10", "-vf", "scale=640:-2,format=yuv420p", str(out)
     )
     return out
 
@@ -122,11 +117,10 @@ def test_prediction_json(batch):
     assert "audio" in bugy["missing_modalities"]  # the corrupted copy has no audio track
 
 
+@pytest.mark.services
 def test_report_renders_in_headless_chromium(batch, tmp_path):
     _, out = batch
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium not installed (make test installs it)")
+    chromium = tool("chromium")
     page = out / "Megamind" / "report.html"
     flags = [
         "--headless",
@@ -146,16 +140,19 @@ def test_report_renders_in_headless_chromium(batch, tmp_path):
     assert f'<h1 id="verdict">{verdict}</h1>' in dom
     assert '<span id="pair">c1 &amp; c2</span>' in dom and "person A" in dom and "person B" in dom
     assert "SYNTHETIC" in dom and 'src="attention.png"' in dom and 'src="timeline.png"' in dom
-    for img in ("attention.png", "timeline.png", "thumb_1.jpg", "thumb_2.jpg"):
-        assert (page.parent / img).stat().st_size > 1000
+    attention = png_pixels(page.parent / "attention.png")  # one line per modality of the model
+    assert all(colour_share(attention, c, tol=20) > 0.0005 for c in MPL_CYCLE[:5])
+    timeline = png_pixels(page.parent / "timeline.png")
+    assert timeline.shape[0] > 100 and timeline.std() > 10  # drawn, not blank
+    for thumb in ("thumb_1.jpg", "thumb_2.jpg"):  # the candidates' face crops as JPEG images
+        with Image.open(page.parent / thumb) as im:
+            assert im.format == "JPEG" and min(im.size) >= 24
     shot = tmp_path / "shot.png"
     subprocess.run(
         [chromium, *flags, "--window-size=1100,1600", f"--screenshot={shot}", page.as_uri()],
         capture_output=True,
         timeout=120,
     )
-    from PIL import Image
-
     pixels = Image.open(shot).convert("L").resize((64, 96))
     assert len(set(pixels.getdata())) > 30  # images and text rendered, not a blank page
 

@@ -10,14 +10,13 @@ punctuation slips while a lost or garbled line (12–70 characters here) fails. 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import shared_file
+from conftest import VIDEO_EXTRA, ffmpeg, shared_file
 
-pytest.importorskip("rapidocr")
+pytest.importorskip(*VIDEO_EXTRA)
 
 from perr.construct.ocr import RapidOcrEngine, merge_adjacent, ocr_subtitles
 from perr.subtitles import (
@@ -33,6 +32,8 @@ from perr.subtitles import (
 )
 from perr.subtitles.streams import existing_subtitles
 from perr.video import VideoReader
+
+pytestmark = pytest.mark.video
 
 CER_MAX = 0.05
 TIMING_MAX = 0.5
@@ -65,52 +66,36 @@ def engine() -> RapidOcrEngine:
 def burned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """synthetic: a 10 s test pattern with ZH_SRT burned in by ffmpeg/libass (WenQuanYi Micro Hei),
     and the same pattern without subtitles."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg not installed")
     d = tmp_path_factory.mktemp("subs")
     srt = d / "truth.srt"
     srt.write_text(ZH_SRT, encoding="utf-8")
     out = d / "synthetic_burned_zh.mp4"
     plain = d / "synthetic_no_subtitles.mp4"
     style = "FontName=WenQuanYi Micro Hei,FontSize=22"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=640x360:r=25:d=10",
-            "-vf",
-            f"subtitles={srt.name}:force_style='{style}'",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            out.name,
-        ],
-        check=True,
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=640x360:r=25:d=10",
+        "-vf",
+        f"subtitles={srt.name}:force_style='{style}'",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        out.name,
         cwd=d,
     )
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=640x360:r=25:d=6",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            str(plain),
-        ],
-        check=True,
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=640x360:r=25:d=6",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(plain),
     )
     return out, srt, plain
 
@@ -182,27 +167,8 @@ def test_existing_subtitles_are_preferred(tmp_path: Path, burned: tuple[Path, Pa
     src, cues = existing_subtitles(v)  # type: ignore[misc]
     assert src == "srt:episode.zh.srt" and len(cues) == 4
     mkv = tmp_path / "muxed.mkv"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-i",
-            str(plain),
-            "-i",
-            str(srt),
-            "-map",
-            "0",
-            "-map",
-            "1",
-            "-c:v",
-            "copy",
-            "-c:s",
-            "ass",
-            str(mkv),
-        ],
-        check=True,
+    ffmpeg(
+        "-i", str(plain), "-i", str(srt), "-map", "0", "-map", "1", "-c:v", "copy", "-c:s", "ass", str(mkv)
     )
     src, cues = existing_subtitles(mkv)  # type: ignore[misc]
     assert src.startswith("stream:1")

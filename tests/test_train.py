@@ -10,7 +10,7 @@ import torch
 
 from perr.checkpoint import Checkpoint
 from perr.config import load_config
-from perr.store import FeatureStore, ModalitySpec, StoreError, StoreHeader, write_split
+from perr.store import FeatureStore, ModalitySpec, StoreError, write_split
 from perr.train import evaluate, train
 from toydata import TINY, make_toy_store
 
@@ -120,4 +120,3 @@ def test_evaluate_refuses_store_from_other_extractors(store, tmp_path):
         StoreError, match="modality 'text': extractor is 'minilm', the checkpoint was trained with 'toy'"
     ):
         evaluate(tmp_path / "r" / "best.pt", other)
-    assert isinstance(header, StoreHeader)

@@ -6,25 +6,17 @@ ffmpeg renders with known frame rate, duration and tone.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import shared_file
+from conftest import VIDEO_EXTRA, ffmpeg, shared_file, tool
 
-pytest.importorskip("av")
+pytest.importorskip(*VIDEO_EXTRA)
 
 from perr.video import VideoError, VideoReader, is_vfr, iter_video_files, probe, read_audio
-
-FFMPEG = shutil.which("ffmpeg")
-needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg not installed (make system)")
-
-
-def _ffmpeg(*args: str) -> None:
-    subprocess.run([FFMPEG or "ffmpeg", "-v", "error", "-y", *args], check=True)
 
 
 def _ffprobe_times(path: Path) -> np.ndarray:
@@ -56,11 +48,9 @@ def _ffprobe_times(path: Path) -> np.ndarray:
 def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Rendered once per session: 25 fps 4 s clip with a 440 Hz tone, the same without audio,
     a truncated copy, garbage bytes, and an MKV carrying an SRT subtitle stream."""
-    if FFMPEG is None:
-        pytest.skip("ffmpeg not installed")
     d = tmp_path_factory.mktemp("video")
     av_clip = d / "synthetic_cfr25_tone440.mp4"
-    _ffmpeg(
+    ffmpeg(
         "-f",
         "lavfi",
         "-i",
@@ -79,7 +69,7 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         str(av_clip),
     )
     silent = d / "synthetic_noaudio.mp4"
-    _ffmpeg(
+    ffmpeg(
         "-f",
         "lavfi",
         "-i",
@@ -101,13 +91,12 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         encoding="utf-8",
     )
     mkv = d / "synthetic_with_subs.mkv"
-    _ffmpeg(
+    ffmpeg(
         "-i", str(silent), "-i", str(srt), "-map", "0", "-map", "1", "-c:v", "copy", "-c:s", "srt", str(mkv)
     )
     return {"av": av_clip, "silent": silent, "trunc": trunc, "garbage": garbage, "mkv": mkv}
 
 
-@needs_ffmpeg
 def test_probe_and_all_frames_of_a_known_clip(fixtures: dict[str, Path]) -> None:
     info = probe(fixtures["av"])
     assert (info.width, info.height) == (320, 240)
@@ -124,7 +113,6 @@ def test_probe_and_all_frames_of_a_known_clip(fixtures: dict[str, Path]) -> None
     assert frames[0].image.shape == (240, 320, 3) and frames[0].image.dtype == np.uint8
 
 
-@needs_ffmpeg
 def test_sampled_frames_follow_time_and_scale(fixtures: dict[str, Path]) -> None:
     with VideoReader(fixtures["av"]) as r:
         two = list(r.frames(fps=2))
@@ -141,12 +129,11 @@ def test_sampled_frames_follow_time_and_scale(fixtures: dict[str, Path]) -> None
     assert [f.index for f in at] == [75, 0, 37, 99]
 
 
-@needs_ffmpeg
-def test_sampled_frame_pixels_match_ffmpeg(fixtures: dict[str, Path]) -> None:
+def test_sampled_frame_pixels_matchffmpeg(fixtures: dict[str, Path]) -> None:
     """The image returned for t=2.0 is the frame ffmpeg itself decodes at that time (RGB order)."""
     raw = subprocess.run(
         [
-            FFMPEG or "ffmpeg",
+            tool("ffmpeg"),
             "-v",
             "error",
             "-i",
@@ -171,7 +158,6 @@ def test_sampled_frame_pixels_match_ffmpeg(fixtures: dict[str, Path]) -> None:
     assert np.abs(f.image.astype(int) - ref.astype(int)).mean() < 2.0
 
 
-@needs_ffmpeg
 def test_audio_is_the_rendered_tone(fixtures: dict[str, Path]) -> None:
     x = read_audio(fixtures["av"], sample_rate=16000)
     assert x.dtype == np.float32 and x.ndim == 1
@@ -183,7 +169,6 @@ def test_audio_is_the_rendered_tone(fixtures: dict[str, Path]) -> None:
     assert stereo.shape[1] == 8000
 
 
-@needs_ffmpeg
 @pytest.mark.parametrize(
     "name, message",
     [
@@ -199,10 +184,9 @@ def test_broken_files_raise_video_error_naming_the_file(
     assert str(fixtures[name]) in str(e.value)
 
 
-@needs_ffmpeg
 def test_audio_only_file_has_no_video_stream(tmp_path: Path) -> None:
     tone = tmp_path / "synthetic_tone.m4a"
-    _ffmpeg("-f", "lavfi", "-i", "sine=f=300:d=1", str(tone))
+    ffmpeg("-f", "lavfi", "-i", "sine=f=300:d=1", str(tone))
     with pytest.raises(VideoError, match="no video stream"):
         VideoReader(tone)
 
@@ -212,13 +196,11 @@ def test_missing_file() -> None:
         VideoReader("/nonexistent/perr-video.mp4")
 
 
-@needs_ffmpeg
 def test_audio_less_file(fixtures: dict[str, Path]) -> None:
     with pytest.raises(VideoError, match="no audio stream"):
         read_audio(fixtures["silent"])
 
 
-@needs_ffmpeg
 def test_embedded_subtitle_stream_events(fixtures: dict[str, Path]) -> None:
     with VideoReader(fixtures["mkv"]) as r:
         assert len(r.info.subtitle_streams) == 1
@@ -227,7 +209,6 @@ def test_embedded_subtitle_stream_events(fixtures: dict[str, Path]) -> None:
     np.testing.assert_allclose([(a, b) for a, b, _ in ev], [(0.5, 1.5), (2.0, 3.25)], atol=0.01)
 
 
-@needs_ffmpeg
 def test_opencv_backend_same_interface(fixtures: dict[str, Path]) -> None:
     with VideoReader(fixtures["silent"], backend="opencv") as r:
         assert r.info.backend == "opencv"

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from perr.intervals import merge_spans, overlap, total_length
 from perr.labels import COARSE, FINE, to_coarse
 from perr.manifest import Clip, TimeSpan
 
@@ -25,39 +26,10 @@ IOM_EPS = 1e-3
 IOM_MODES = ("IoM=0", "0<IoM<1", "IoM=1")
 
 
-def _union(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for s, e in sorted(spans):
-        if e <= s:
-            continue
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
-
-
 def clipped_spans(spans: Sequence[TimeSpan], start: float, end: float | None) -> list[tuple[float, float]]:
     """Spans cut to [start, end] and merged where they overlap."""
     hi = np.inf if end is None else end
-    return _union([(max(s.start, start), min(s.end, hi)) for s in spans])
-
-
-def _length(spans: list[tuple[float, float]]) -> float:
-    return float(sum(e - s for s, e in spans))
-
-
-def _intersection(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
-    total, i, j = 0.0, 0, 0
-    while i < len(a) and j < len(b):
-        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if hi > lo:
-            total += hi - lo
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return total
+    return merge_spans([(max(s.start, start), min(s.end, hi)) for s in spans])
 
 
 def pair_of(clip: Clip) -> tuple[str, str] | None:
@@ -92,16 +64,16 @@ def pair_timing(clip: Clip) -> PairTiming | None:
     except KeyError:
         return None
     sa, sb = clipped_spans(a.spans, clip.start, clip.end), clipped_spans(b.spans, clip.start, clip.end)
-    la, lb = _length(sa), _length(sb)
+    la, lb = total_length(sa), total_length(sb)
     ratio = (min(la, lb) / max(la, lb)) if max(la, lb) > 0 else None
-    iom = (_intersection(sa, sb) / min(la, lb)) if min(la, lb) > 0 else None
+    iom = (overlap(sa, sb) / min(la, lb)) if min(la, lb) > 0 else None
     return PairTiming((la, lb), ratio, iom)
 
 
 def subtitle_ratio(clip: Clip) -> float | None:
     if clip.duration is None or clip.duration <= 0:
         return None
-    return min(1.0, _length(clipped_spans(list(clip.subtitles), clip.start, clip.end)) / clip.duration)
+    return min(1.0, total_length(clipped_spans(list(clip.subtitles), clip.start, clip.end)) / clip.duration)
 
 
 def _summary(x: list[float]) -> dict[str, float | int | None]:

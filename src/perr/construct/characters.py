@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from perr.faces import Track
+from perr.intervals import merge_spans
 
 
 @dataclass
@@ -25,16 +26,6 @@ class CharacterSummary:
     @property
     def seconds(self) -> float:
         return sum(e - s for s, e in self.spans)
-
-
-def _merge_spans(spans: list[tuple[float, float]], gap: float) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for s, e in sorted(spans):
-        if out and s - out[-1][1] <= gap:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
 
 
 def summarise(
@@ -57,7 +48,7 @@ def summarise(
         times = sorted({f.time for t in g for f in t.faces if start <= f.time < end})
         if not times:
             continue
-        spans = _merge_spans([(t, stop(t)) for t in times], gap=0.5 * sample_step)
+        spans = merge_spans([(t, stop(t)) for t in times], gap=0.5 * sample_step)
         crops = sorted((c for t in g for c in t.crops), key=lambda c: -c[0])
         vecs = [t.embedding for t in g if t.embedding is not None]
         emb = np.mean(vecs, axis=0) if vecs else None

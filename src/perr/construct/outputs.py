@@ -26,6 +26,7 @@ import numpy as np
 from perr.construct.config import BuildConfig
 from perr.construct.pipeline import Detectors, VideoBuild, VideoResult, process_video
 from perr.construct.shots import write_shots_csv
+from perr.faults import checkpoint_reached
 from perr.io import atomic_open, read_json, write_json
 from perr.manifest import Clip, parse_manifest, write_manifest
 from perr.subtitles import write_cues_json, write_srt
@@ -107,8 +108,9 @@ def build_video(
     try:
         vb = process_video(path, key, out, cfg, detectors, progress=progress)
         write_video_outputs(vb, out, cfg.digest())
-        return vb.result
     except VideoError as e:
         return VideoResult(str(path), key, "failed", error=e.reason)
     except Exception as e:
         return VideoResult(str(path), key, "failed", error=f"{type(e).__name__}: {e}")
+    checkpoint_reached("build.video")
+    return vb.result

@@ -44,6 +44,7 @@ def extract_cmd(
     threads: int | None = typer.Option(
         None, min=1, help="torch threads (local backend; default 1 with 2 lanes)"
     ),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]: where the torch models run"),
     lanes: int | None = typer.Option(
         None,
         min=1,
@@ -75,6 +76,7 @@ def extract_cmd(
             num_cpus=num_cpus,
             threads=threads,
             lanes=lanes,
+            device=device,
         )
     except (ManifestError, ValueError) as e:  # bad manifest, bad option, another config in OUT
         typer.echo(f"error: {e}", err=True)

@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from perr.device import resolve_device
+from perr.faults import checkpoint_reached
 from perr.features import extractors as _extractors  # noqa: F401  (registers every extractor)
 from perr.features.base import EXTRACTORS, ClipContext, Extractor
 from perr.features.config import ExtractConfig
@@ -40,10 +42,10 @@ from perr.store import ModalitySpec
 ExecutionBackend = Literal["local", "ray"]
 
 
-def build_extractors(cfg: ExtractConfig) -> dict[str, Extractor]:
+def build_extractors(cfg: ExtractConfig, device: str = "cpu") -> dict[str, Extractor]:
     """modality name → extractor instance, each the registered extractor `cfg.extractors` names
-    (``person_a`` and ``person_b`` share one person pipeline)."""
-    shared: dict[str, Any] = {}
+    (``person_a`` and ``person_b`` share one person pipeline). Torch models run on `device`."""
+    shared: dict[str, Any] = {"device": device}
     return {m: EXTRACTORS.get(cfg.extractors[m]).create(cfg, m, shared) for m in cfg.modalities}
 
 
@@ -108,11 +110,11 @@ def extract_clip(
 _WORKER_EXTRACTORS: dict[str, dict[str, Extractor]] = {}
 
 
-def _worker_extractors(cfg: ExtractConfig) -> dict[str, Extractor]:
+def _worker_extractors(cfg: ExtractConfig, device: str = "cpu") -> dict[str, Extractor]:
     """Extractors of this process for `cfg`, loaded once and reused for every clip it handles."""
-    key = json.dumps(cfg.to_json(), sort_keys=True)
+    key = json.dumps([cfg.to_json(), device], sort_keys=True)
     if key not in _WORKER_EXTRACTORS:
-        _WORKER_EXTRACTORS[key] = build_extractors(cfg)
+        _WORKER_EXTRACTORS[key] = build_extractors(cfg, device)
     return _WORKER_EXTRACTORS[key]
 
 
@@ -123,6 +125,7 @@ def process_clip(
     out_dir: str,
     threads: int | None = None,
     lanes: int = 1,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Extract one clip and write its file (or its error file). Never raises: returns a status dict."""
     if threads is not None:
@@ -136,7 +139,7 @@ def process_clip(
     err_path = out / "errors" / (name[:-4] + ".json")
     t0 = time.perf_counter()
     try:
-        extractors = _worker_extractors(cfg)
+        extractors = _worker_extractors(cfg, device)
         cf = extract_clip(clip, Path(base), cfg, extractors, lanes=lanes)
         write_clip_file(out / "clips" / name, cf, modality_specs(extractors), cfg)
     except Exception as e:  # isolate: one broken clip never stops the batch
@@ -156,6 +159,7 @@ def process_clip(
         }
     if err_path.exists():
         err_path.unlink()
+    checkpoint_reached("features.clip")
     return {
         "clip_id": clip.clip_id,
         "ok": True,
@@ -221,9 +225,12 @@ def extract_manifest(
     progress: bool = True,
     threads: int | None = None,
     lanes: int | None = None,
+    device: str = "auto",
 ) -> ExtractSummary:
     """Extract every clip of a manifest into OUT (resumable; see module docstring).
 
+    `device` (auto | cpu | cuda[:N]) is where the torch models run (background network, expression CNN);
+    it changes speed, not the features beyond float rounding.
     Local backend: `lanes` (default 2 on a machine with ≥ 2 cores) runs the background network beside
     the other extractors in a second thread; `threads` is torch's intra-op thread count (default 1 when
     lanes > 1, else torch's choice). Ray tasks use one CPU, one thread and one lane each.
@@ -251,7 +258,7 @@ def extract_manifest(
         lanes = lanes if lanes is not None else (2 if (os.cpu_count() or 1) >= 2 else 1)
         if threads is None and lanes > 1:
             threads = 1
-        results = _run_local(args, progress, threads, lanes)
+        results = _run_local(args, progress, threads, lanes, str(resolve_device(device)))
     elif backend == "ray":
         results = _run_ray(args, out, address, num_cpus, progress)
     else:
@@ -292,6 +299,7 @@ def _run_local(
     progress: bool,
     threads: int | None = None,
     lanes: int = 1,
+    device: str = "cpu",
 ) -> list[dict[str, Any]]:
     import torch
 
@@ -301,7 +309,7 @@ def _run_local(
         with _progress(progress) as bar:
             task = bar.add_task("", total=len(args))
             for a in args:
-                r = process_clip(*a, threads, lanes)
+                r = process_clip(*a, threads, lanes, device)
                 results.append(r)
                 bar.update(task, advance=1, description=("" if r["ok"] else f"failed: {r['clip_id']}"))
     finally:

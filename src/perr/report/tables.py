@@ -35,6 +35,14 @@ def write_results_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]
             writer.writerow({k: r.get(k, "") for k in RESULT_COLUMNS})
 
 
+def _by_model(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Mapping[str, Any]]]:
+    """model → task → result row, in the rows' order."""
+    out: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["model"], {})[str(r["task"])] = r
+    return out
+
+
 def _pct(mean: float, std: float | None) -> str:
     """A percent figure with its std over seeds; one seed has no std (the table states n)."""
     if std is None or std == "":
@@ -55,10 +63,7 @@ def table3_markdown(
         if paper:
             head.append(f"{t}-cls Micro/Macro (paper, ERATO)")
     lines = [f"### Table 3 shaped: {label}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    by_model: dict[str, dict[str, Mapping[str, Any]]] = {}
-    for r in rows:
-        by_model.setdefault(r["model"], {})[str(r["task"])] = r
-    for model, per_task in by_model.items():
+    for model, per_task in _by_model(rows).items():
         cells = [DISPLAY.get(model, model)]
         for t in tasks:
             r = per_task.get(str(t))
@@ -122,10 +127,7 @@ def meld_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
-    by_model: dict[str, dict[str, Mapping[str, Any]]] = {}
-    for r in rows:
-        by_model.setdefault(r["model"], {})[str(r["task"])] = r
-    for model, per_task in by_model.items():
+    for model, per_task in _by_model(rows).items():
         cells = [DISPLAY.get(model, model)]
         for t in tasks:
             r = per_task.get(t)

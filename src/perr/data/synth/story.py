@@ -33,6 +33,7 @@ from perr.data.synth.world import (
     StoryCue,
     pick,
 )
+from perr.intervals import true_runs
 from perr.manifest import Character, Clip, SubtitleEvent, TimeSpan
 from perr.modalities import PERR_MODALITIES
 
@@ -327,25 +328,13 @@ class Story:
         }
 
 
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) step runs where flags is true."""
-    out, start = [], None
-    for t, f in enumerate([*list(flags), False]):
-        if f and start is None:
-            start = t
-        elif not f and start is not None:
-            out.append((start, t))
-            start = None
-    return out
-
-
 def clip_record(i: int, story: Story, drama: Drama, episode: int, start: float, mode: str) -> Clip:
     T = story.T
     bounds = [round(start + story.duration * t / T, 3) for t in range(T + 1)]
     end = bounds[-1]
 
     def spans(flags: np.ndarray) -> list[TimeSpan]:
-        return [TimeSpan(start=bounds[s], end=bounds[e]) for s, e in _runs(flags)]
+        return [TimeSpan(start=bounds[s], end=bounds[e]) for s, e in true_runs(flags)]
 
     characters = [
         Character(
@@ -353,7 +342,7 @@ def clip_record(i: int, story: Story, drama: Drama, episode: int, start: float, 
         )
         for who in "ab"
     ]
-    shots = [TimeSpan(start=bounds[s], end=bounds[e]) for s, e in _shot_runs(story.shot)]
+    shots = [TimeSpan(start=bounds[s], end=bounds[e]) for s, e in _shottrue_runs(story.shot)]
     subtitles = [
         SubtitleEvent(start=bounds[s], end=bounds[e], text=f"(synthetic subtitle {j + 1})")
         for j, (s, e) in enumerate(story.utts)
@@ -377,6 +366,6 @@ def clip_record(i: int, story: Story, drama: Drama, episode: int, start: float, 
     )
 
 
-def _shot_runs(shot: np.ndarray) -> list[tuple[int, int]]:
+def _shottrue_runs(shot: np.ndarray) -> list[tuple[int, int]]:
     cuts = [0, *[t for t in range(1, len(shot)) if shot[t] != shot[t - 1]], len(shot)]
     return list(itertools.pairwise(cuts))

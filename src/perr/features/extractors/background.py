@@ -37,15 +37,18 @@ class BackgroundExtractor(Extractor):
     name = "background"
     version = "1"
 
-    def __init__(self, image_size: int = 224, batch_size: int = 32, weights: str | None = None) -> None:
+    def __init__(
+        self, image_size: int = 224, batch_size: int = 32, weights: str | None = None, device: str = "cpu"
+    ) -> None:
         self.image_size = image_size
+        self.device = device
         self.batch_size = batch_size
         self.weights = weights
         self._model: Any = None
 
     @classmethod
     def create(cls, cfg: ExtractConfig, modality: str, shared: dict[str, Any]) -> BackgroundExtractor:
-        return cls(image_size=cfg.background_size)
+        return cls(image_size=cfg.background_size, device=shared.get("device", "cpu"))
 
     @property
     def dim(self) -> int:
@@ -65,7 +68,7 @@ class BackgroundExtractor(Extractor):
                     "efficientnet-lite0", weights_path=self.weights or efficientnet_lite0_weights()
                 )
             m.set_swish(memory_efficient=False)
-            self._model = m.eval().to(memory_format=torch.channels_last)
+            self._model = m.eval().to(self.device, memory_format=torch.channels_last)
         return self._model
 
     def embed(self, frames: np.ndarray) -> np.ndarray:
@@ -81,9 +84,14 @@ class BackgroundExtractor(Extractor):
                 [cv2.resize(f, (s, s), interpolation=cv2.INTER_AREA) for f in frames[i : i + self.batch_size]]
             )
             x = (batch.astype(np.float32) / 255.0 - _MEAN) / _STD
-            xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+            xt = (
+                torch.from_numpy(x)
+                .permute(0, 3, 1, 2)
+                .to(self.device)
+                .contiguous(memory_format=torch.channels_last)
+            )
             with torch.inference_mode():
-                out.append(model.extract_features(xt).mean(dim=(2, 3)).numpy())
+                out.append(model.extract_features(xt).mean(dim=(2, 3)).cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
     def extract(self, ctx: ClipContext) -> tuple[np.ndarray, np.ndarray]:

@@ -35,7 +35,9 @@ class PersonExtractor(Extractor):
     def create(cls, cfg: ExtractConfig, modality: str, shared: dict[str, Any]) -> PersonExtractor:
         if modality not in ROLES:
             raise ValueError(f"the person extractor fills {', '.join(ROLES)}, not {modality!r}")
-        pipeline = shared.setdefault("person", PersonPipeline(detector=cfg.face_detector, pose=cfg.pose))
+        if "person" not in shared:
+            shared["person"] = PersonPipeline(cfg.face_detector, cfg.pose, device=shared.get("device", "cpu"))
+        pipeline = shared["person"]
         return cls(role=ROLES[modality], pipeline=pipeline)
 
     @property

