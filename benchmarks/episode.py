@@ -47,12 +47,27 @@ def _run(cmd: list[str]) -> str:
 
 
 def _has_audio(path: Path) -> bool:
-    out = _run(["ffprobe", "-v", "error", "-select_streams", "a", "-show_entries", "stream=index", "-of", "csv=p=0", str(path)])
+    out = _run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "a",
+            "-show_entries",
+            "stream=index",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ]
+    )
     return bool(out.strip())
 
 
 def _duration(path: Path) -> float:
-    return float(_run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)]))
+    return float(
+        _run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)])
+    )
 
 
 def _part(src: Path, height: int, folder: Path) -> Path:
@@ -62,8 +77,10 @@ def _part(src: Path, height: int, folder: Path) -> Path:
     if out.exists():
         return out
     folder.mkdir(parents=True, exist_ok=True)
-    video = (f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
-             f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={FPS},format=yuv420p")
+    video = (
+        f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
+        f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={FPS},format=yuv420p"
+    )
     inputs = ["-i", str(src)]
     if _has_audio(src):
         audio_map = ["-map", "0:a:0"]
@@ -72,10 +89,42 @@ def _part(src: Path, height: int, folder: Path) -> Path:
         audio_map = ["-map", "1:a:0", "-shortest"]
     tmp = out.with_name(f".{out.name}.tmp.mp4")
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", *inputs, "-map", "0:v:0", *audio_map, "-vf", video,
-         "-c:v", "libx264", "-crf", "23", "-preset", "medium", "-c:a", "aac", "-b:a", "128k", "-ar", "48000",
-         "-ac", "2", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact",
-         "-map_metadata", "-1", "-sn", str(tmp)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            *inputs,
+            "-map",
+            "0:v:0",
+            *audio_map,
+            "-vf",
+            video,
+            "-c:v",
+            "libx264",
+            "-crf",
+            "23",
+            "-preset",
+            "medium",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-ar",
+            "48000",
+            "-ac",
+            "2",
+            "-fflags",
+            "+bitexact",
+            "-flags:v",
+            "+bitexact",
+            "-flags:a",
+            "+bitexact",
+            "-map_metadata",
+            "-1",
+            "-sn",
+            str(tmp),
+        ],
         check=True,
     )
     os.replace(tmp, out)
@@ -112,7 +161,9 @@ def make_episode(minutes: float, height: int, out: Path, cache: Path | None = No
         for src, part, d in zip(sources, parts, durations, strict=True):
             if t >= target:
                 break
-            plan.append({"source": str(src.relative_to(DATA)), "part": part.name, "start": round(t, 3), "duration": d})
+            plan.append(
+                {"source": str(src.relative_to(DATA)), "part": part.name, "start": round(t, 3), "duration": d}
+            )
             t += d
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -120,23 +171,53 @@ def make_episode(minutes: float, height: int, out: Path, cache: Path | None = No
         listing.write_text("".join(f"file '{cache / f'parts-{height}p' / p['part']}'\n" for p in plan))
         tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
         subprocess.run(
-            ["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
-             "-fflags", "+bitexact", "-map_metadata", "-1", str(tmp)],
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "concat",
+                "-safe",
+                "0",
+                "-i",
+                str(listing),
+                "-c",
+                "copy",
+                "-fflags",
+                "+bitexact",
+                "-map_metadata",
+                "-1",
+                str(tmp),
+            ],
             check=True,
         )
         os.replace(tmp, out)
-    meta = {"key": key, "minutes": minutes, "height": height, "fps": FPS, "seconds": round(t, 3), "parts": plan,
-            "synthetic_composition": "real clips re-encoded and concatenated; the episode itself is made here"}
+    meta = {
+        "key": key,
+        "minutes": minutes,
+        "height": height,
+        "fps": FPS,
+        "seconds": round(t, 3),
+        "parts": plan,
+        "synthetic_composition": "real clips re-encoded and concatenated; the episode itself is made here",
+    }
     meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--minutes", type=float, required=True, help="episode length in minutes (e.g. 2.5, 10, 20, 45)")
-    ap.add_argument("--height", type=int, default=720, choices=(360, 720, 1080), help="frame height (16:9, letterboxed)")
+    ap.add_argument(
+        "--minutes", type=float, required=True, help="episode length in minutes (e.g. 2.5, 10, 20, 45)"
+    )
+    ap.add_argument(
+        "--height", type=int, default=720, choices=(360, 720, 1080), help="frame height (16:9, letterboxed)"
+    )
     ap.add_argument("--out", type=Path, required=True, help="the episode file to write (.mp4)")
-    ap.add_argument("--cache", type=Path, default=None, help="folder for the re-encoded parts (default runs/episodes)")
+    ap.add_argument(
+        "--cache", type=Path, default=None, help="folder for the re-encoded parts (default runs/episodes)"
+    )
     args = ap.parse_args(argv)
     path = make_episode(args.minutes, args.height, args.out, args.cache)
     meta = json.loads(path.with_suffix(path.suffix + ".json").read_text())
