@@ -23,7 +23,7 @@ SHARED_DATA = Path(os.environ.get("PERR_SHARED_DATA", REPO.parent / "shared" / "
 #: Optional extras, as arguments of pytest.importorskip: `pytest.importorskip(*VIDEO_EXTRA)` at the top of a
 #: test module skips it (naming the extra to install) on an install without that extra.
 VIDEO_EXTRA = ("mediapipe", None, "needs the video extra: pip install -e '.[video]'")
-FEATURES_EXTRA = ("keras", None, "needs the features extra: pip install -e '.[features]'")
+FEATURES_EXTRA = ("efficientnet_lite_pytorch", None, "needs the features extra: pip install -e '.[features]'")
 RAY_EXTRA = ("ray", None, "needs the ray extra: pip install -e '.[ray]'")
 
 
@@ -82,3 +82,21 @@ def colour_share(pixels: object, rgb: tuple[int, int, int], tol: int = 6) -> flo
 
     diff = np.abs(np.asarray(pixels, dtype=np.int16) - np.asarray(rgb, dtype=np.int16)).max(axis=-1)
     return float((diff <= tol).mean())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With PERR_NO_SKIPS=1 (set by `make test`, which installs every extra and tool), a test skipped for a
+    missing extra or tool fails the run: such a skip would hide a broken install. Skips for missing real
+    data (../shared absent, as in a user's fresh clone) stay skips."""
+    if os.environ.get("PERR_NO_SKIPS") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    bad = []
+    for rep in reporter.stats.get("skipped", []) if reporter is not None else []:
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        if "real data not available" not in reason:
+            bad.append((rep.nodeid, reason))
+    for nodeid, reason in bad:
+        reporter.write_line(f"PERR_NO_SKIPS: {nodeid} was skipped: {reason}", red=True)
+    if bad:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
