@@ -2,8 +2,8 @@
 
     python benchmarks/episode.py --minutes 20 --height 720 --out runs/episodes/episode-20min-720p.mp4
 
-Each clip is re-encoded once to one size and frame rate — letterboxed to 16:9 at `--height`, 25 fps,
-H.264 CRF 23 with x264's default keyframe interval, AAC 48 kHz stereo (a silent track where the clip has
+Each clip is re-encoded once to one size and frame rate — letterboxed to 16:9 at `--height`, 25 fps, BT.709
+colours in every part (one set of stream parameters, so seeking into the episode is exact), H.264 CRF 23 with x264's default keyframe interval, AAC 48 kHz stereo (a silent track where the clip has
 none) — and the parts are concatenated (stream copy) and repeated until the episode is `--minutes` long.
 The output is deterministic (bit-exact flags, fixed part order) and cached: the parts live under
 `runs/episodes/parts-<height>p/`, and an existing episode with the same recipe is reused. Beside the
@@ -39,7 +39,7 @@ SOURCES = (
     "pyscenedetect/issue-236-split-copy.mkv",
 )
 FPS = 25
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 
 
 def _run(cmd: list[str]) -> str:
@@ -73,12 +73,12 @@ def _duration(path: Path) -> float:
 def _part(src: Path, height: int, folder: Path) -> Path:
     """One source clip at the episode's size, rate and codecs (cached)."""
     width = height * 16 // 9
-    out = folder / f"{src.stem}.mp4"
+    out = folder / f"{src.stem}.v{RECIPE_VERSION}.mp4"
     if out.exists():
         return out
     folder.mkdir(parents=True, exist_ok=True)
-    video = (
-        f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
+    video = (  # one colour description for every part: the concatenated stream has one set of parameters
+        f"scale={width}:{height}:force_original_aspect_ratio=decrease:out_color_matrix=bt709:out_range=tv,"
         f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={FPS},format=yuv420p"
     )
     inputs = ["-i", str(src)]
@@ -102,6 +102,14 @@ def _part(src: Path, height: int, folder: Path) -> Path:
             video,
             "-c:v",
             "libx264",
+            "-colorspace",
+            "bt709",
+            "-color_primaries",
+            "bt709",
+            "-color_trc",
+            "bt709",
+            "-color_range",
+            "tv",
             "-crf",
             "23",
             "-preset",

@@ -208,14 +208,16 @@ def test_cli_build_run_on_a_faceless_clip(tmp_path: Path) -> None:
         "--no-progress",
     ]
     res = CliRunner().invoke(app, args)
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # one input failed: the batch finishes, the status says so
     assert "1 of 2 file(s) failed" in res.output and "file not found" in res.output
     assert (out / "manifest.jsonl").read_text() == ""
     dropped = load_manifest(out / "dropped" / "synthetic_pattern.jsonl")
     assert [d.notes for d in dropped] == ["0 character(s): a pair needs two"]
     assert not (out / "subtitles").exists()
     res = CliRunner().invoke(app, [*args, "--max-clip", "2"])
-    assert res.exit_code != 0 and "shorter than min_clip" in res.output
+    assert res.exit_code == 2 and "shorter than min_clip" in res.output
+    ok = CliRunner().invoke(app, args[:3] + args[4:])  # only the good file: exit 0
+    assert ok.exit_code == 0, ok.output
 
 
 def _records(manifest: Path) -> dict[str, dict]:

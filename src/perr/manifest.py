@@ -54,7 +54,14 @@ class Character(_Record):
     spans: list[TimeSpan] = Field(default_factory=list)
     occurrences: int = Field(default=0, ge=0, description="number of sampled frames the face was detected in")
     thumbnail: str | None = None
-    boxes: str | None = Field(default=None, description="path to a per-frame box track (JSON) if saved")
+    boxes: str | None = Field(
+        default=None,
+        description="its face boxes over time (JSON; `path#key` picks one entry of a file), as `perr build` saw them",
+    )
+    descriptor: str | None = Field(
+        default=None,
+        description="its mean dlib identity descriptor (`file.npz#key`), as `perr build` computed it",
+    )
 
     @property
     def seconds_on_screen(self) -> float:

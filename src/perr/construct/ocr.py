@@ -135,6 +135,11 @@ class SubtitleSampler:
         self._open: Cue | None = None
         self._pending: tuple[float, np.ndarray] | None = None  # (start edge, band) awaiting a stable read
 
+    @property
+    def idle(self) -> bool:
+        """No subtitle on screen or waiting to be read: a chunk may stop feeding frames here."""
+        return self._open is None and self._pending is None and self._sig is None
+
     def _mask(self, band: np.ndarray) -> tuple[np.ndarray, float]:
         import cv2
 

@@ -6,6 +6,7 @@ Layout of ``--out DIR``::
     subtitles/<video>.srt|json timed subtitle events (sidecar, embedded stream, or OCR)
     thumbnails/<clip>/<c>.jpg  face crop of each pair candidate
     characters/<video>.npz     mean dlib identity descriptor per character, key "<clip_id>/<c>"
+    tracks/<video>.json        each character's face boxes over time (source pixels), key "<clip_id>/<c>"
     clips/<video>.jsonl        that video's proposals (Clip records)     ┐ written atomically, last:
     dropped/<video>.jsonl      windows dropped, with the reason in notes │ their presence means the
     done/<video>.json          stage timings, counts, config hash       ┘ video is finished
@@ -17,20 +18,17 @@ Paths inside every JSONL (video, thumbnails) are relative to DIR, where ``manife
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from perr.construct.config import BuildConfig
-from perr.construct.pipeline import Detectors, VideoBuild, VideoResult, process_video
+from perr.construct.pipeline import VideoBuild, VideoResult
 from perr.construct.shots import write_shots_csv
-from perr.faults import checkpoint_reached
 from perr.io import atomic_open, read_json, write_json
 from perr.manifest import Clip, parse_manifest, write_manifest
 from perr.subtitles import write_cues_json, write_srt
-from perr.video import VideoError
 
 
 def write_jpeg(path: Path, rgb: np.ndarray, quality: int = 90) -> None:
@@ -59,6 +57,7 @@ def write_video_outputs(vb: VideoBuild, out: Path, config_digest: str) -> None:
     write_thumbnails(vb.proposals.thumbnails, out)
     with atomic_open(out / "characters" / f"{key}.npz", "wb", encoding=None) as fh:
         np.savez(fh, **vb.proposals.embeddings)
+    write_json(out / "tracks" / f"{key}.json", vb.proposals.boxes, indent=0)
     write_manifest(out / "dropped" / f"{key}.jsonl", vb.proposals.dropped)
     write_manifest(out / "clips" / f"{key}.jsonl", vb.proposals.clips)
     write_json(out / "done" / f"{key}.json", {**asdict(vb.result), "config": config_digest})
@@ -93,24 +92,3 @@ def collect_manifest(out: Path, keys: Iterable[str]) -> Path:
                 raise ValueError(f"{p}: {len(errors)} bad record(s): {errors[0]}")
             clips.extend(got)
     return write_manifest(out / "manifest.jsonl", clips)
-
-
-def build_video(
-    path: Path,
-    key: str,
-    out: Path,
-    cfg: BuildConfig,
-    detectors: Detectors,
-    progress: Callable[[float], None] | None = None,
-) -> VideoResult:
-    """One video start to finish: build it in memory, write its files. Any error becomes a failed
-    result naming the reason (per-file isolation: the batch goes on)."""
-    try:
-        vb = process_video(path, key, out, cfg, detectors, progress=progress)
-        write_video_outputs(vb, out, cfg.digest())
-    except VideoError as e:
-        return VideoResult(str(path), key, "failed", error=e.reason)
-    except Exception as e:
-        return VideoResult(str(path), key, "failed", error=f"{type(e).__name__}: {e}")
-    checkpoint_reached("build.video")
-    return vb.result

@@ -1,32 +1,37 @@
-"""One video through every build stage, in memory: one decode pass (PySceneDetect shots in the
-background; faces, subtitle band and shot looks on the sampled frames), segments, clip windows, one
-identity descriptor per useful face track, characters and proposals.
+"""One video through every build stage: a decode pass per chunk (PySceneDetect shots in the background;
+faces, subtitle band and shot looks on the sampled frames — :mod:`perr.construct.chunks`), then over the
+whole video: story segments, clip windows, one identity descriptor per useful face track, characters and
+proposals.
 
-:func:`process_video` returns a :class:`VideoBuild`; :mod:`perr.construct.outputs` writes it. `perr
-predict` uses the same function on a single clip and never reads files back.
+:func:`process_video` does it all in this process and returns a :class:`VideoBuild`; the batch
+(:mod:`perr.construct.run`) spreads chunks and descriptors over worker processes and calls the same
+pieces (:func:`subtitle_plan`, :func:`finish_video`). :mod:`perr.construct.outputs` writes the result;
+`perr predict` uses :func:`process_video` on a single clip and never reads files back.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sklearn.cluster  # noqa: F401  (slow first import; paid when the detectors load, not inside a video)
 
+from perr.construct.chunks import ChunkScan, VideoScan, merge_chunks, plan_chunks, scan_chunk
 from perr.construct.config import BuildConfig
-from perr.construct.ocr import OCR_ENGINES, BandConfig, OcrEngine, SubtitleSampler
+from perr.construct.ocr import OCR_ENGINES, OcrEngine
 from perr.construct.proposals import ProposalRules, Proposals, make_proposals
-from perr.construct.scan import ShotScan, shot_index
-from perr.construct.segments import ShotLooks, clip_windows, segment_shots
+from perr.construct.segments import Window, clip_windows, segment_shots
 from perr.construct.shots import Shot
-from perr.faces import FaceDetector, FaceTracker, Track, embed_tracks, make_face_detector
+from perr.faces import FaceDetector, Track, embed_tracks, make_face_detector
+from perr.logs import native_noise_filtered
 from perr.subtitles import Cue
 from perr.subtitles.streams import existing_subtitles
-from perr.video import Frame, VideoError, VideoReader
+from perr.video import VideoError, VideoInfo, fit_size, probe
 
 #: Timed stages. "scan" is the time spent waiting for the next sampled frame: one decode of the file
 #: feeding PySceneDetect's shot pass in a background thread (scan.py), which runs concurrently with
@@ -60,15 +65,18 @@ class VideoBuild:
     scene_list: tuple[list[Any], list[Any]]  # PySceneDetect's (scenes, cuts), for its own CSV writer
     cues: list[Cue]
     subtitle_source: str  # "none" when subtitles are off
+    tracks: list[Track] = field(default_factory=list)
 
 
 class Detectors:
-    """The build's models (face detector, OCR engine), created once per run and shared by its videos."""
+    """The build's models (face detector, OCR engine), created once per process and shared by its work."""
 
     def __init__(self, cfg: BuildConfig, decode_threading: str = "AUTO") -> None:
-        self.face: FaceDetector = make_face_detector(
-            cfg.face_detector, min_confidence=cfg.face_min_confidence
-        )
+        with native_noise_filtered():  # MediaPipe's start-up chatter, on the first detection
+            self.face: FaceDetector = make_face_detector(
+                cfg.face_detector, min_confidence=cfg.face_min_confidence
+            )
+            self.face.detect(np.zeros((64, 64, 3), np.uint8))
         self._ocr: OcrEngine | None = None
         self._cfg = cfg
         self.decode_threading = decode_threading  # see scan.ShotScan
@@ -83,7 +91,7 @@ class Detectors:
         self.face.close()
 
 
-class _Timer:
+class Timer:
     """Wall and CPU seconds per stage (CPU time is what a loaded, shared machine distorts least)."""
 
     def __init__(self) -> None:
@@ -98,60 +106,36 @@ class _Timer:
         self._c0 = c
         return t
 
+    def merge(self, other: Mapping[str, Mapping[str, float]]) -> None:
+        for stage, v in other.get("wall", {}).items():
+            self.s[stage] += v
+        for stage, v in other.get("cpu", {}).items():
+            self.cpu[stage] += v
 
-@dataclass
-class SampledPass:
-    """What the sampled frames of one video gave: face tracks, shot looks, the OCR sampler."""
-
-    tracker: FaceTracker
-    looks: ShotLooks
-    subtitles: SubtitleSampler | None  # None when subtitles came from a file or are off
-    frames: int = 0
-    faces: int = 0
-    last_time: float = 0.0
+    def to_json(self) -> dict[str, dict[str, float]]:
+        return {"wall": dict(self.s), "cpu": dict(self.cpu)}
 
 
-def _sampled_pass(
-    frames: Iterable[tuple[Frame, int]],
-    cfg: BuildConfig,
-    detectors: Detectors,
-    ocr: bool,
-    timer: _Timer,
-    progress: Callable[[float], None] | None,
-) -> SampledPass:
-    """Faces + tracking, shot looks and the subtitle band over (frame, shot index) pairs."""
-    sp = SampledPass(
-        FaceTracker(min_size=cfg.min_face, crops=cfg.embeddings_per_track),
-        ShotLooks(),
-        SubtitleSampler(detectors.ocr, BandConfig(top=cfg.band_top)) if ocr else None,
-    )
-    cur_shot = -1
-    it = iter(frames)
-    t0 = time.perf_counter()
-    while True:
-        item = next(it, None)
-        t0 = timer.add("scan", t0)
-        if item is None:
-            return sp
-        f, si = item
-        sp.frames += 1
-        sp.last_time = f.time
-        if si != cur_shot:
-            sp.tracker.new_shot(si)
-            cur_shot = si
-        boxes = detectors.face.detect(f.image)
-        sp.faces += len(boxes)
-        sp.tracker.update(f.time, f.image, boxes)
-        sp.looks.update(si, f.image)
-        t0 = timer.add("faces", t0)
-        if sp.subtitles is not None:
-            sp.subtitles.update(f.time, f.image)
-            t0 = timer.add("subtitles", t0)
-        if progress is not None:
-            progress(f.time)
+@dataclass(frozen=True)
+class SubtitlePlan:
+    """Where a video's subtitles come from: a file the user has, OCR in the sampled pass, or none."""
+
+    source: str
+    cues: tuple[Cue, ...] = ()
+    ocr: bool = False
 
 
-def _pair_tracks(tracks: list[Track], windows: Iterable[Any]) -> list[Track]:
+def subtitle_plan(path: Path, cfg: BuildConfig) -> SubtitlePlan:
+    """Subtitles the user already has (sidecar .srt, embedded stream) win; else OCR, unless turned off."""
+    if cfg.subtitles == "none":
+        return SubtitlePlan("none")
+    found = existing_subtitles(path) if cfg.subtitles == "auto" else None
+    if found is not None:
+        return SubtitlePlan(found[0], tuple(found[1]))
+    return SubtitlePlan(f"ocr:{cfg.ocr_engine}", ocr=True)
+
+
+def pair_tracks(tracks: list[Track], windows: Iterable[Window]) -> list[Track]:
     """Tracks that can make a pair: inside a window that holds at least two tracks (a lone face or a
     too-short segment is dropped anyway), so only those are embedded."""
     needed: dict[int, Track] = {}
@@ -162,6 +146,66 @@ def _pair_tracks(tracks: list[Track], windows: Iterable[Any]) -> list[Track]:
     return list(needed.values())
 
 
+def finish_video(
+    path: Path,
+    key: str,
+    base: Path,
+    cfg: BuildConfig,
+    scan: VideoScan,
+    subs: SubtitlePlan,
+    res: VideoResult,
+    timer: Timer,
+    embed: Callable[[list[Track]], None] = embed_tracks,
+    box_scale: float = 1.0,
+) -> VideoBuild:
+    """From the merged pass to proposals: segments, windows, descriptors of the tracks that can make a
+    pair (`embed` fills `track.embedding`; worker processes in a batch), characters, proposals."""
+    t0 = time.perf_counter()
+    cues = scan.cues if subs.ocr else list(subs.cues)
+    segments = segment_shots(scan.shots, scan.looks, cfg.segment_similarity, cfg.segment_lookback)
+    plan = [(seg, *clip_windows(seg, cfg.min_clip, cfg.max_clip)) for seg in segments]
+    t0 = timer.add("clips", t0)
+    needed = pair_tracks(scan.tracks, (w for _seg, windows, _rejects in plan for w in windows))
+    embed(needed)
+    t0 = timer.add("embed", t0)
+    proposals = make_proposals(
+        key=key,
+        video=os.path.relpath(path.resolve(), base.resolve()),
+        plan=plan,
+        tracks=scan.tracks,
+        cues=cues,
+        cuts=[s.start for s in scan.shots[1:]],
+        sample_step=1.0 / cfg.fps,
+        rules=ProposalRules(
+            cluster_threshold=cfg.cluster_threshold,
+            min_occurrences=cfg.min_occurrences,
+            max_characters=cfg.max_characters,
+            n_candidates=cfg.n_candidates,
+        ),
+        extra={"subtitle_source": subs.source},
+        box_scale=box_scale,
+    )
+    timer.add("clips", t0)
+    res.problems = list(dict.fromkeys([*res.problems, *scan.problems]))
+    res.clips, res.dropped = len(proposals.clips), len(proposals.dropped)
+    res.stage_seconds = {k: round(v, 4) for k, v in timer.s.items()}
+    res.stage_cpu_seconds = {k: round(v, 4) for k, v in timer.cpu.items()}
+    if scan.resampled:
+        res.counts["resampled"] = True
+    if subs.ocr:
+        res.counts["ocr_calls"] = scan.ocr_calls
+    res.counts.update(
+        shots=len(scan.shots),
+        segments=len(segments),
+        sampled_frames=scan.frames,
+        faces=scan.faces,
+        tracks=len(scan.tracks),
+        embedded_tracks=len(needed),
+        subtitle_events=len(cues),
+    )
+    return VideoBuild(res, proposals, scan.shots, scan.scene_list, cues, subs.source, scan.tracks)
+
+
 def process_video(
     path: Path,
     key: str,
@@ -169,87 +213,35 @@ def process_video(
     cfg: BuildConfig,
     detectors: Detectors,
     progress: Callable[[float], None] | None = None,
+    chunk_seconds: float | None = None,
+    on_chunk: Callable[[ChunkScan], None] | None = None,
 ) -> VideoBuild:
-    """All stages for one video, in memory. `base` is the folder the proposals' paths are relative to."""
-    timer = _Timer()
-    res = VideoResult(video=str(path), key=key, status="done")
+    """All stages for one video in this process. `base` is the folder the proposals' paths are relative
+    to; `chunk_seconds` splits a long video as the batch does (results are the same either way)."""
     if not path.is_file():
         raise VideoError(path, "file not found")
-    with VideoReader(path) as reader:
-        info = reader.info
-        res.duration = info.duration
-        # 1. subtitles the user already has (else OCR in the sampled pass)
-        t0 = time.perf_counter()
-        subs_source, cues, ocr = "none", [], False
-        if cfg.subtitles != "none":
-            found = existing_subtitles(path) if cfg.subtitles == "auto" else None
-            if found is not None:
-                subs_source, cues = found
-            else:
-                subs_source, ocr = f"ocr:{cfg.ocr_engine}", True
-        timer.add("subtitles", t0)
-        # 2. one decode: PySceneDetect's shot pass in the background, sampled frames handed to us
-        scan = ShotScan(
-            path,
-            cfg.detector,
-            cfg.threshold,
-            cfg.min_scene_len,
-            cfg.fps,
-            cfg.max_side,
-            threading_mode=detectors.decode_threading,
+    timer = Timer()
+    info = probe(path)
+    duration = info.duration
+    res = VideoResult(video=str(path), key=key, status="done", duration=duration)
+    t0 = time.perf_counter()
+    subs = subtitle_plan(path, cfg)
+    timer.add("subtitles", t0)
+    ocr = detectors.ocr if subs.ocr else None
+    scans = []
+    for chunk in plan_chunks(path, duration, chunk_seconds):
+        scan = scan_chunk(
+            path, cfg, chunk, detectors.face, ocr, duration, timer, detectors.decode_threading, progress
         )
-        sampled = _sampled_pass(scan, cfg, detectors, ocr, timer, progress)
-        shots = scan.shots
-        starts = [s.start for s in shots]
-        if not scan.consistent():  # a cut reported too late for a frame already tracked: redo exactly
-            res.counts["resampled"] = True
-            frames = reader.frames(fps=cfg.fps, max_side=cfg.max_side)
-            sampled = _sampled_pass(
-                ((f, shot_index(starts, f.time)) for f in frames), cfg, detectors, ocr, timer, progress
-            )
-        t0 = time.perf_counter()
-        if sampled.subtitles is not None:
-            cues = sampled.subtitles.finish(max(info.duration, sampled.last_time))
-            res.counts["ocr_calls"] = sampled.subtitles.ocr_calls
-        t0 = timer.add("subtitles", t0)
-        # 3. segments and their clip windows
-        tracks = sampled.tracker.finish()
-        segments = segment_shots(shots, sampled.looks, cfg.segment_similarity, cfg.segment_lookback)
-        plan = [(seg, *clip_windows(seg, cfg.min_clip, cfg.max_clip)) for seg in segments]
-        t0 = timer.add("clips", t0)
-        # 4. one embedding per track that can make a pair
-        needed = _pair_tracks(tracks, (w for _seg, windows, _rejects in plan for w in windows))
-        embed_tracks(needed)
-        t0 = timer.add("embed", t0)
-        # 5. characters per segment → proposals (and dropped windows, with the reason)
-        proposals = make_proposals(
-            key=key,
-            video=os.path.relpath(path.resolve(), base.resolve()),
-            plan=plan,
-            tracks=tracks,
-            cues=cues,
-            cuts=starts[1:],
-            sample_step=1.0 / cfg.fps,
-            rules=ProposalRules(
-                cluster_threshold=cfg.cluster_threshold,
-                min_occurrences=cfg.min_occurrences,
-                max_characters=cfg.max_characters,
-                n_candidates=cfg.n_candidates,
-            ),
-            extra={"subtitle_source": subs_source},
-        )
-        timer.add("clips", t0)
-        res.problems = list(dict.fromkeys([*scan.problems, *reader.problems]))
-    res.clips, res.dropped = len(proposals.clips), len(proposals.dropped)
-    res.stage_seconds = {k: round(v, 4) for k, v in timer.s.items()}
-    res.stage_cpu_seconds = {k: round(v, 4) for k, v in timer.cpu.items()}
-    res.counts.update(
-        shots=len(shots),
-        segments=len(segments),
-        sampled_frames=sampled.frames,
-        faces=sampled.faces,
-        tracks=len(tracks),
-        embedded_tracks=len(needed),
-        subtitle_events=len(cues),
+        if on_chunk is not None:
+            on_chunk(scan)
+        scans.append(scan)
+    return finish_video(
+        path, key, base, cfg, merge_chunks(scans), subs, res, timer, box_scale=box_scale(info, cfg)
     )
-    return VideoBuild(res, proposals, shots, (scan.scenes, scan.cuts), cues, subs_source)
+
+
+def box_scale(info: VideoInfo, cfg: BuildConfig) -> float:
+    """Source pixels per pixel of the sampled frames (which are at most `max_side` on their long side)."""
+    size = fit_size(info.width, info.height, cfg.max_side)
+    return 1.0 if size is None else info.width / size[0]

@@ -37,6 +37,18 @@ class Proposals:
     dropped: list[Clip] = field(default_factory=list)  # status "discarded", the reason in `notes`
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # "<clip_id>/<c>" → mean dlib descriptor
     thumbnails: dict[str, np.ndarray] = field(default_factory=dict)  # relative path → RGB face crop
+    boxes: dict[str, list[list[float]]] = field(
+        default_factory=dict
+    )  # "<clip_id>/<c>" → [[t, x0, y0, x1, y1]]
+
+
+def character_boxes(tracks: list[Track], start: float, end: float, scale: float) -> list[list[float]]:
+    """The character's face boxes inside [start, end) as [time, x0, y0, x1, y1] in source pixels."""
+    faces = sorted((f for t in tracks for f in t.faces if start <= f.time < end), key=lambda f: f.time)
+    return [
+        [round(f.time, 4), *(round(v * scale, 1) for v in (f.box.x0, f.box.y0, f.box.x1, f.box.y1))]
+        for f in faces
+    ]
 
 
 def _ms(t: float) -> float:
@@ -61,11 +73,15 @@ def make_proposals(
     sample_step: float,
     rules: ProposalRules | None = None,
     extra: dict[str, Any] | None = None,
+    box_scale: float = 1.0,
 ) -> Proposals:
-    """The proposals and dropped windows of one video, with identity descriptors and thumbnails.
+    """The proposals and dropped windows of one video, with identity descriptors, face boxes and thumbnails.
 
     Characters are clustered per segment (the shots of one scene), then counted per window, most
     frequent first (ids c1, c2, …); the candidates' thumbnails are named ``thumbnails/<clip_id>/cN.jpg``.
+    Each character of a proposal points at its face boxes (``tracks/<video>.json#<clip_id>/cN``, source
+    pixels: the sampled frames' boxes × `box_scale`) and its descriptor (``characters/<video>.npz#…``), so
+    the features reuse them instead of detecting and identifying faces again.
     """
     rules = rules or ProposalRules()
     extra = extra or {}
@@ -88,19 +104,25 @@ def make_proposals(
             reason = drop_reason(len(chars), rules.max_characters)
             characters = []
             for k, c in enumerate(chars, start=1):
-                thumb = None
+                thumb = boxes = descriptor = None
                 if reason is None:
+                    ref = f"{cid}/c{k}"
                     if c.embedding is not None:
-                        embeddings[f"{cid}/c{k}"] = c.embedding.astype(np.float32)
+                        embeddings[ref] = c.embedding.astype(np.float32)
+                        descriptor = f"characters/{key}.npz#{ref}"
                     if k <= rules.n_candidates and c.thumbnail is not None:
                         thumb = (Path("thumbnails") / cid / f"c{k}.jpg").as_posix()
                         out.thumbnails[thumb] = c.thumbnail
+                    out.boxes[ref] = character_boxes(c.tracks, w.start, w.end, box_scale)
+                    boxes = f"tracks/{key}.json#{ref}"
                 characters.append(
                     Character(
                         id=f"c{k}",
                         spans=[TimeSpan(start=_ms(a), end=_ms(b)) for a, b in c.spans],
                         occurrences=c.occurrences,
                         thumbnail=thumb,
+                        boxes=boxes,
+                        descriptor=descriptor,
                     )
                 )
             clip = Clip(

@@ -1,30 +1,56 @@
-"""`perr build run`: every build stage over a batch of videos, resumable, one video per unit of work.
+"""`perr build run`: every build stage over a batch of videos, resumable, spread over worker processes.
 
-Each video is one unit of work (:func:`perr.construct.outputs.build_video`): an error in one is
-recorded and the batch goes on; a re-run skips videos whose ``done`` marker matches the current
-configuration. `jobs` > 1 builds several videos at once in worker processes (workers.py). The output
-layout is in :mod:`perr.construct.outputs`.
+Units of work (:mod:`perr.construct.workers`): each video is cut into chunks (a long episode into many,
+a short clip is one); chunks of all videos go to the pool at once, longest videos first. When a video's
+chunks are in, they are merged here, its useful face tracks are embedded by the pool, and its proposals
+are written (:mod:`perr.construct.outputs`). An error in one video is recorded and the batch goes on; a
+re-run skips videos whose ``done`` marker matches the configuration and, inside a video that was
+interrupted, the chunks already finished (``.partial/<video>/``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
+from perr.construct.chunks import (
+    CHUNK_SECONDS,
+    Chunk,
+    load_chunk,
+    merge_chunks,
+    plan_chunks,
+    saved_chunks,
+    start_partial,
+)
 from perr.construct.config import BuildConfig
-from perr.construct.outputs import build_video, collect_manifest, finished_result
-from perr.construct.pipeline import Detectors, VideoResult
-from perr.construct.workers import BuildPool
+from perr.construct.outputs import collect_manifest, finished_result, write_video_outputs
+from perr.construct.pipeline import SubtitlePlan, Timer, VideoResult, box_scale, finish_video, subtitle_plan
+from perr.construct.workers import BuildPool, InlinePool, run_chunk, run_embed
+from perr.faces import Track
+from perr.faults import checkpoint_reached
 from perr.io import write_json
-from perr.video import VideoError, VideoReader, iter_video_files
+from perr.video import VideoError, VideoInfo, iter_video_files, probe
+
+#: Tracks per descriptor task (about a second of dlib work each).
+EMBED_BATCH = 8
 
 
 @dataclass
@@ -52,6 +78,227 @@ def video_keys(paths: list[Path]) -> dict[Path, str]:
     return out
 
 
+@dataclass
+class _Video:
+    """One video in flight: its plan, the chunks still running and what went wrong."""
+
+    path: Path
+    key: str
+    info: VideoInfo
+    subs: SubtitlePlan
+    chunks: list[Chunk]
+    partial: Path
+    pending: set[int] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+    timer: Timer = field(default_factory=Timer)
+
+
+class _Batch:
+    """Schedules the chunks of every video on a pool and finishes each video when its chunks are in."""
+
+    def __init__(
+        self, out: Path, cfg: BuildConfig, pool: Any, chunk_seconds: float | None, bars: Any
+    ) -> None:
+        self.out, self.cfg, self.pool, self.chunk_seconds, self.bars = out, cfg, pool, chunk_seconds, bars
+        self.futures: dict[Future, tuple[_Video, Chunk]] = {}
+        self.shown: dict[Future, _ChunkProgress] = {}
+        self.results: dict[str, VideoResult] = {}
+
+    def start(self, path: Path, key: str) -> _Video | None:
+        try:
+            info = probe(path)
+            subs = subtitle_plan(path, self.cfg)
+            chunks = plan_chunks(path, info.duration, self.chunk_seconds)
+        except VideoError as e:
+            return self._failed(path, key, e.reason)
+        except (OSError, ValueError) as e:  # e.g. a malformed sidecar .srt
+            return self._failed(path, key, f"{type(e).__name__}: {e}")
+        partial = self.out / ".partial" / key
+        start_partial(partial, self.cfg.digest())
+        video = _Video(path, key, info, subs, chunks, partial)
+        done = saved_chunks(partial, self.cfg.digest())
+        for c in chunks:
+            if c.index in done:
+                self.bars.advance("decode", _length(c, info.duration))
+                continue
+            video.pending.add(c.index)
+            self._submit(video, c)
+        return video
+
+    def _failed(self, path: Path, key: str, error: str, duration: float = 0.0) -> None:
+        self.results[key] = VideoResult(str(path), key, "failed", duration=duration, error=error)
+        self.bars.advance("videos", 1)
+
+    def _submit(self, video: _Video, chunk: Chunk) -> None:
+        progress = (
+            self.bars.chunk_progress(chunk, video.info.duration)
+            if isinstance(self.pool, InlinePool)
+            else None
+        )
+        fut = self.pool.submit(
+            run_chunk,
+            str(video.path),
+            self.cfg,
+            chunk,
+            video.info.duration,
+            video.subs.ocr,
+            str(video.partial),
+            progress,
+        )
+        self.futures[fut] = (video, chunk)
+        if progress is not None:
+            self.shown[fut] = progress
+
+    def run(self, videos: list[_Video]) -> None:
+        retried: set[tuple[str, int]] = set()
+        ready = [v for v in videos if not v.pending]
+        while self.futures or ready:
+            for video in ready:
+                self._finish(video)
+            ready = []
+            if not self.futures:
+                break
+            done, _ = wait(list(self.futures), return_when=FIRST_COMPLETED)
+            for fut in done:
+                if fut not in self.futures:  # resubmitted after a worker crash
+                    continue
+                video, chunk = self.futures.pop(fut)
+                try:
+                    r = fut.result()
+                except BrokenProcessPool:  # a worker died: run what was queued again, once
+                    if (video.key, chunk.index) in retried:
+                        r = {"ok": False, "error": "a worker process died on this chunk (twice)"}
+                    else:
+                        retried.add((video.key, chunk.index))
+                        self._requeue()
+                        self._submit(video, chunk)
+                        continue
+                if r["ok"]:
+                    video.timer.merge(r["timer"])
+                else:
+                    video.errors.append(
+                        f"{_span(chunk)}: {r['error']}" if len(video.chunks) > 1 else r["error"]
+                    )
+                shown = self.shown.pop(fut).shown if fut in self.shown else 0.0
+                self.bars.advance("decode", _length(chunk, video.info.duration) - shown)
+                video.pending.discard(chunk.index)
+                if not video.pending:
+                    ready.append(video)
+
+    def _requeue(self) -> None:
+        """After a worker crash the pool is broken: resubmit every unit that had not finished."""
+        pending = list(self.futures.values())
+        self.futures.clear()
+        self.pool.renew()
+        for video, chunk in pending:
+            self._submit(video, chunk)
+
+    def _embed(self, tracks: list[Track]) -> None:
+        """Descriptors of the tracks that can make a pair, in batches on the pool."""
+        self.bars.add_total("descriptors", len(tracks))
+        batches = [tracks[i : i + EMBED_BATCH] for i in range(0, len(tracks), EMBED_BATCH)]
+        futs = [
+            self.pool.submit(run_embed, [[(crop, box) for _, crop, box in t.crops] for t in b])
+            for b in batches
+        ]
+        for batch, fut in zip(batches, futs, strict=True):
+            for track, vec in zip(batch, fut.result(), strict=True):
+                track.embedding = vec
+            self.bars.advance("descriptors", len(batch))
+
+    def _finish(self, video: _Video) -> None:
+        path, key = video.path, video.key
+        if video.errors:
+            self._failed(path, key, "; ".join(video.errors), video.info.duration)
+            return
+        try:
+            scans = [load_chunk(p) for _, p in sorted(saved_chunks(video.partial, self.cfg.digest()).items())]
+            res = VideoResult(str(path), key, "done", duration=video.info.duration)
+            vb = finish_video(
+                path,
+                key,
+                self.out,
+                self.cfg,
+                merge_chunks(scans),
+                video.subs,
+                res,
+                video.timer,
+                embed=self._embed,
+                box_scale=box_scale(video.info, self.cfg),
+            )
+            vb.result.counts["chunks"] = len(video.chunks)
+            write_video_outputs(vb, self.out, self.cfg.digest())
+        except Exception as e:  # per-file isolation: record and go on
+            self._failed(path, key, f"{type(e).__name__}: {e}", video.info.duration)
+            return
+        shutil.rmtree(video.partial, ignore_errors=True)
+        self.results[key] = vb.result
+        self.bars.advance("videos", 1)
+        checkpoint_reached("build.video")
+
+
+def _length(chunk: Chunk, duration: float) -> float:
+    return max(0.0, (chunk.end if chunk.end is not None else duration) - chunk.start)
+
+
+def _span(chunk: Chunk) -> str:
+    end = f"{chunk.end:.1f}" if chunk.end is not None else "end"
+    return f"{chunk.start:.1f}–{end} s"
+
+
+class _Bars:
+    """The progress of a build, per stage, with an ETA: videos, seconds of video decoded (moves chunk by
+    chunk inside a long episode, sample by sample with --jobs 1) and identity descriptors."""
+
+    def __init__(self, console: Console, enabled: bool) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<12}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not enabled,
+            transient=False,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _Bars:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def add(self, name: str, total: float, completed: float = 0.0) -> None:
+        self.tasks[name] = self.progress.add_task(name, total=round(total, 1), completed=completed)
+
+    def add_total(self, name: str, extra: float) -> None:
+        task = self.progress.tasks[self.tasks[name]]
+        self.progress.update(self.tasks[name], total=(task.total or 0) + extra)
+
+    def advance(self, name: str, amount: float) -> None:
+        self.progress.advance(self.tasks[name], round(amount, 1))
+
+    def chunk_progress(self, chunk: Chunk, duration: float) -> _ChunkProgress:
+        return _ChunkProgress(self, chunk, duration)
+
+
+class _ChunkProgress:
+    """Per-sample progress of a chunk run in this process: the decode bar follows the samples."""
+
+    def __init__(self, bars: _Bars, chunk: Chunk, duration: float) -> None:
+        self.bars, self.start = bars, chunk.start
+        self.end = chunk.end if chunk.end is not None else duration
+        self.shown = 0.0
+
+    def __call__(self, t: float) -> None:
+        done = min(max(t, self.start), self.end) - self.start
+        if done > self.shown:
+            self.bars.advance("decode", done - self.shown)
+            self.shown = done
+
+
 def build(
     inputs: Iterable[str | os.PathLike],
     out: str | os.PathLike,
@@ -60,12 +307,14 @@ def build(
     show_progress: bool = True,
     console: Console | None = None,
     jobs: int = 1,
-    pool: BuildPool | None = None,
+    pool: Any = None,
+    chunk_seconds: float | None = CHUNK_SECONDS,
 ) -> BuildReport:
     """Run every stage on every input (files, folders, globs); resumable, with per-file isolation.
 
-    `jobs` > 1 builds that many videos at once in worker processes; `pool`, a warm `BuildPool` for the
-    same config, is used instead of starting one (benchmarks do that).
+    `jobs` > 1 runs chunks and descriptors in that many worker processes; `pool`, a warm `BuildPool` for
+    the same config, is used instead of starting one (benchmarks do that). `chunk_seconds` (None: off)
+    cuts long videos so that one episode uses every worker; results do not depend on it.
     """
     import av
 
@@ -80,45 +329,31 @@ def build(
         stale.unlink(missing_ok=True)
     keys = video_keys(files)
     console = console or Console(stderr=True)
-    by_key: dict[str, VideoResult] = {}
+    finished: dict[str, VideoResult] = {}
     todo: list[tuple[Path, str]] = []
     for path in files:
         prev = None if force else finished_result(out, path, keys[path], cfg.digest())
         if prev is not None:
-            by_key[prev.key] = prev
+            finished[prev.key] = prev
         else:
             todo.append((path, keys[path]))
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not show_progress,
-        transient=False,
-    ) as bar:
-        overall = bar.add_task("videos", total=len(files), completed=len(by_key))
-
-        def finished(res: VideoResult) -> None:
-            by_key[res.key] = res
-            bar.advance(overall)
-
-        if todo and (pool is not None or (jobs > 1 and len(todo) > 1)):
-            own = pool is None
-            pool = pool or BuildPool(cfg, min(jobs, len(todo)))
-            try:
-                pool.map_videos(todo, out, on_done=finished)
-            finally:
-                if own:
-                    pool.close()
-        elif todo:
-            detectors = Detectors(cfg)
-            try:
-                for path, key in todo:
-                    finished(_build_in_process(path, key, out, cfg, detectors, bar))
-            finally:
-                detectors.close()
-    results = [by_key[keys[p]] for p in files]
+    now: dict[str, VideoResult] = {}
+    if todo:
+        own = pool is None
+        pool = pool or (BuildPool(cfg, jobs) if jobs > 1 else InlinePool(cfg))
+        try:
+            with _Bars(console, show_progress) as bars:
+                bars.add("videos", len(files), completed=len(finished))
+                bars.add("decode", sum(_probe_seconds(p) for p, _ in todo))
+                bars.add("descriptors", 0)
+                batch = _Batch(out, cfg, pool, chunk_seconds, bars)
+                by_size = sorted(todo, key=lambda pk: -_size(pk[0]))  # longest first: the pool stays full
+                batch.run([v for v in (batch.start(p, k) for p, k in by_size) if v is not None])
+                now = batch.results
+        finally:
+            if own:
+                pool.close()
+    results = [finished.get(keys[p]) or now[keys[p]] for p in files]
     # Only this run's finished videos: a video that failed now keeps no stale proposals from before.
     manifest = collect_manifest(out, [r.key for r in results if r.status != "failed"])
     write_json(
@@ -127,22 +362,18 @@ def build(
     return BuildReport(out, results, manifest)
 
 
-def _build_in_process(
-    path: Path, key: str, out: Path, cfg: BuildConfig, detectors: Detectors, bar: Any
-) -> VideoResult:
-    """One video in this process, with its own progress bar over the video's seconds."""
-    task = bar.add_task(path.name[:40], total=None)
+def _probe_seconds(path: Path) -> float:
     try:
-        try:
-            with VideoReader(path) as r:
-                bar.update(task, total=round(r.info.duration, 1))
-        except VideoError as e:
-            return VideoResult(str(path), key, "failed", error=e.reason)
-        return build_video(
-            path, key, out, cfg, detectors, progress=lambda t: bar.update(task, completed=round(t, 1))
-        )
-    finally:
-        bar.remove_task(task)
+        return probe(path).duration
+    except VideoError:
+        return 0.0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def print_report(report: BuildReport, console: Console | None = None) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import math
 import os
 import queue
 import threading
@@ -29,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from perr.construct.shots import SHOT_DETECTORS, Shot, pyav_stream_class, write_shots_csv
+from perr.construct.shots import SHOT_DETECTORS, Shot, pyav_stream_class
+from perr.logs import verbose
 from perr.video import Frame, PtsRepair, VideoError, clock_origin, fit_size
 
 _DONE = object()
@@ -57,8 +59,10 @@ class ShotScan:
         max_side: int | None = 720,
         settle: float = 2.0,
         threading_mode: str = "AUTO",
+        start: float = 0.0,
     ) -> None:
         self.path = path
+        self.start = start  # seconds: decode (and detect) from here; chunks of a long video start later
         self.spec = SHOT_DETECTORS.get(detector)
         self.threshold, self.min_scene_len = threshold, min_scene_len
         self.step = 1.0 / fps
@@ -97,7 +101,8 @@ class ShotScan:
                     vs.codec_context.thread_count = 1
                 self._size = fit_size(vs.codec_context.width, vs.codec_context.height, scan.max_side)
                 self._repair = PtsRepair(float(vs.time_base), clock_origin(self._container))
-                self._next, self._index = 0.0, 0
+                self._next_k: int | None = None  # index of the next sample time k / fps
+                self._index = 0
 
             def read(self, decode: bool = True) -> np.ndarray | bool:
                 out = super().read(decode)
@@ -118,12 +123,16 @@ class ShotScan:
                     )
 
             def _emit(self, fr: Any, t: float) -> None:
+                """Hand out the first frame at or after each sample time k / fps. Sample times are an
+                absolute grid (k · step from time 0), so a chunk decoded from the middle of a video
+                samples exactly the frames a pass from the start does."""
                 index = self._index
                 self._index += 1
-                if t < self._next - 1e-6:
+                if self._next_k is None:  # from the file's start, sample 0 is its first frame
+                    self._next_k = 0 if scan.start <= 0 else math.ceil((t - 1e-6) / scan.step)
+                if t < self._next_k * scan.step - 1e-6:
                     return
-                while self._next <= t + 1e-6:
-                    self._next += scan.step
+                self._next_k = math.floor((t + 1e-6) / scan.step) + 1
                 kw = {} if self._size is None else {"width": self._size[0], "height": self._size[1]}
                 scan._samples.put(Frame(index, t, fr.to_ndarray(format="rgb24", threads=1, **kw)))
 
@@ -139,12 +148,15 @@ class ShotScan:
                     scan._cond.notify_all()
                 return new
 
-        av.logging.set_level(av.logging.ERROR)
         try:
             threads = None if self.threading_mode == "SINGLE" else self.threading_mode
             video = _TeeStream(str(self.path), threading_mode=threads)
         except (scenedetect.VideoOpenFailure, OSError, RuntimeError, av.error.FFmpegError) as e:
             raise VideoError(self.path, f"PySceneDetect cannot open it: {e}") from e
+        # PySceneDetect restores FFmpeg's own log callback when it opens a stream: set the level after it
+        av.logging.set_level(av.logging.INFO if verbose() else av.logging.ERROR)
+        if self.start > 0:
+            video.seek(self.start)
         sm = _WatchedManager()
         sm.add_detector(self.spec.make(self.threshold, self.min_scene_len))
         return video, sm
@@ -183,12 +195,16 @@ class ShotScan:
                 self.handed.append((item.time, si))
                 yield item, si
         finally:
-            if worker.is_alive():  # consumer stopped early: let the pass end, never abandon it
+            if worker.is_alive():  # consumer stopped early: end the pass, never abandon it
                 sm.stop()
                 while worker.is_alive():
                     with contextlib.suppress(queue.Empty):
                         self._samples.get(timeout=0.05)
             worker.join()
+            self.shots = [
+                Shot(i, float(s.seconds), float(e.seconds), int(s.frame_num), int(e.frame_num))
+                for i, (s, e) in enumerate(self.scenes)
+            ]
         if self._error is not None:
             e = self._error
             if isinstance(e, VideoError):
@@ -196,16 +212,14 @@ class ShotScan:
             raise VideoError(self.path, f"shot detection failed: {type(e).__name__}: {e}") from e
         if not self.scenes:
             raise VideoError(self.path, "no frame could be decoded for shot detection")
-        self.shots = [
-            Shot(i, float(s.seconds), float(e.seconds), int(s.frame_num), int(e.frame_num))
-            for i, (s, e) in enumerate(self.scenes)
-        ]
+
+    @property
+    def cut_times(self) -> list[float]:
+        """The cuts found so far (seconds), as the consumer sees them."""
+        with self._cond:
+            return list(self._cut_times)
 
     def consistent(self) -> bool:
         """Whether every handed-out shot index agrees with the final shot list (call after iterating)."""
         starts = [s.start for s in self.shots]
         return all(shot_index(starts, t) == si for t, si in self.handed)
-
-    def write_csv(self, path: str | os.PathLike) -> None:
-        """The scene list in PySceneDetect's CSV format (atomically)."""
-        write_shots_csv(path, self.scenes, self.cuts)

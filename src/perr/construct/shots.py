@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from perr.io import atomic_open
+from perr.logs import verbose
 from perr.registry import Registry
 from perr.video import VideoError
 
@@ -128,8 +129,9 @@ def _scene_list(
         if backend == "pyav":
             import av
 
-            av.logging.set_level(av.logging.ERROR)
             video = pyav_stream_class()(str(path), threading_mode="AUTO")
+            # it restored FFmpeg's own log callback on opening: set the level after it
+            av.logging.set_level(av.logging.INFO if verbose() else av.logging.ERROR)
         else:
             video = scenedetect.open_video(str(path), backend=backend)
     except (scenedetect.VideoOpenFailure, OSError, RuntimeError) as e:

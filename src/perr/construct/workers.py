@@ -1,14 +1,16 @@
-"""Several videos at once: a pool of worker processes, each holding its own detectors.
+"""The build's units of work and the pools that run them: chunks of videos and batches of descriptors.
 
-Within one video the build is partly serial (dlib's identity network holds the GIL; tracking and the
-OCR gate are Python), so one video keeps ~1.5 of 2 cores busy. Running videos in parallel processes
-fills the rest: on the real clips of ../shared/data, 2 workers on 2 cores build 12.0× real time against
-9.2× in one process (benchmarks/build_speed.py). Each worker holds ~0.55 GB (MediaPipe, RapidOCR, dlib).
+A chunk (:mod:`perr.construct.chunks`) is decoded and analysed in a worker process that holds its own
+detectors; its result goes straight to the output folder's ``.partial/<video>/`` (JSON + NPZ, written
+atomically), so a killed run resumes from the chunks it finished and nothing large travels back through
+the pool. Identity descriptors (dlib, ~0.09 s a face crop, the build's largest single cost) are batches of
+tracks sent to the same workers once a video's chunks are merged.
+
 Workers are spawned (not forked: the detectors' native threads do not survive fork), load the models
-once, and decode single-threaded (the parallelism is across videos).
-
-A worker that dies (a native crash on a broken file) takes only its video with it: the videos that
-were still queued on the broken pool are retried one at a time in a fresh one-worker pool.
+once and decode single-threaded (the parallelism is across chunks and videos). Each holds ~0.55 GB
+(MediaPipe, RapidOCR, dlib). A worker that dies (a native crash on a broken file) breaks the pool: the
+units still queued are run again in a fresh pool, and a unit that breaks a pool twice fails alone.
+`InlinePool` runs the same units in this process (``--jobs 1``).
 """
 
 from __future__ import annotations
@@ -18,31 +20,37 @@ import multiprocessing as mp
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from perr.construct.chunks import Chunk, save_chunk, scan_chunk
 from perr.construct.config import BuildConfig
-from perr.construct.outputs import build_video
-from perr.construct.pipeline import Detectors, VideoResult, process_video
+from perr.construct.pipeline import Detectors, Timer, process_video
+from perr.faces import FaceBox, embed_faces
+from perr.faults import checkpoint_reached
+from perr.logs import quiet_libraries, verbose
+from perr.video import VideoError
 
-_DETECTORS: Detectors | None = None  # the worker process's models
+_DETECTORS: Detectors | None = None  # this process's models
+Crops = list[tuple[np.ndarray, FaceBox]]  # one track's kept face crops, each with the face box inside it
 
 
 def default_jobs(n_videos: int | None = None) -> int:
-    """Worker processes: one per usable core, at most 4 (each holds its own models), at most n_videos."""
+    """Worker processes: one per usable core, at most 4 (each holds its own models)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cores, 4, n_videos or cores))
 
 
-def _init_worker(cfg: BuildConfig, warmup: str | None) -> None:
+def init_worker(cfg: BuildConfig, warmup: str | None = None, decode_threading: str = "SINGLE") -> None:
+    """Load this process's detectors (and warm them on a video, so timings exclude first-call costs)."""
     global _DETECTORS
-    import av
-
-    av.logging.set_level(av.logging.ERROR)
-    _DETECTORS = Detectors(cfg, decode_threading="SINGLE")
-    if warmup:  # first-call costs (ONNX graph init, lazy imports) paid before any timed work
+    quiet_libraries(verbose())  # spawned: the parent's choice comes in PERR_VERBOSE
+    _DETECTORS = Detectors(cfg, decode_threading=decode_threading)
+    if warmup:
         _ = _DETECTORS.ocr
         with tempfile.TemporaryDirectory() as tmp, contextlib.suppress(Exception):
             process_video(
@@ -50,32 +58,76 @@ def _init_worker(cfg: BuildConfig, warmup: str | None) -> None:
             )  # a bad warm-up file only costs time
 
 
+def run_chunk(
+    path: str,
+    cfg: BuildConfig,
+    chunk: Chunk,
+    duration: float,
+    ocr: bool,
+    partial: str,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """Scan one chunk and write its result under `partial`; errors come back as text (the batch goes on)."""
+    assert _DETECTORS is not None, "worker not initialised"
+    timer = Timer()
+    try:
+        scan = scan_chunk(
+            Path(path),
+            cfg,
+            chunk,
+            _DETECTORS.face,
+            _DETECTORS.ocr if ocr else None,
+            duration,
+            timer,
+            _DETECTORS.decode_threading,
+            progress,
+        )
+        save_chunk(scan, Path(partial))
+    except VideoError as e:
+        return {"ok": False, "error": e.reason}
+    except Exception as e:
+        return {"ok": False, "error": f"{type(e).__name__}: {e}"}
+    checkpoint_reached("build.chunk")
+    return {"ok": True, "timer": timer.to_json()}
+
+
+def run_embed(tracks: list[Crops]) -> list[np.ndarray | None]:
+    """The mean dlib descriptor of each track's crops (None for a track without crops)."""
+    out: list[np.ndarray | None] = []
+    for crops in tracks:
+        vecs = [embed_faces(crop, [box])[0] for crop, box in crops]
+        out.append(np.mean(vecs, axis=0) if vecs else None)
+    return out
+
+
 def _ping(seconds: float) -> int:
     time.sleep(seconds)
     return os.getpid()
 
 
-def run_one(path: str, key: str, out: str, cfg: BuildConfig) -> VideoResult:
-    """One video in a worker (errors become a failed VideoResult)."""
-    assert _DETECTORS is not None, "worker not initialised"
-    return build_video(Path(path), key, Path(out), cfg, _DETECTORS)
-
-
 class BuildPool:
-    """A warm pool of `jobs` worker processes for `cfg` (models loaded, optionally warmed on a video)."""
+    """`jobs` worker processes for `cfg` (models loaded, optionally warmed on a video)."""
 
     def __init__(self, cfg: BuildConfig, jobs: int, warmup: str | os.PathLike | None = None) -> None:
         self.cfg, self.jobs = cfg, jobs
         self._warmup = None if warmup is None else str(warmup)
-        self._ex = self._new(jobs)
+        self._ex = self._new()
 
-    def _new(self, jobs: int) -> ProcessPoolExecutor:
+    def _new(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            jobs,
+            self.jobs,
             mp_context=mp.get_context("spawn"),
-            initializer=_init_worker,
+            initializer=init_worker,
             initargs=(self.cfg, self._warmup),
         )
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        return self._ex.submit(fn, *args)
+
+    def renew(self) -> None:
+        """A fresh set of workers after one died (the executor cannot be used again)."""
+        self._ex.shutdown(cancel_futures=True)
+        self._ex = self._new()
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         """Block until every worker has started and loaded its models (so timings exclude start-up)."""
@@ -83,42 +135,6 @@ class BuildPool:
         t_end = time.monotonic() + timeout
         while len(pids) < self.jobs and time.monotonic() < t_end:
             pids.update(f.result() for f in [self._ex.submit(_ping, 0.5) for _ in range(self.jobs)])
-
-    def map_videos(
-        self,
-        todo: Iterable[tuple[Path, str]],
-        out: Path,
-        on_done: Callable[[VideoResult], None] | None = None,
-    ) -> list[VideoResult]:
-        """Build every (path, key), longest files first; results in completion order."""
-        todo = sorted(todo, key=lambda pk: -_size(pk[0]))
-        results: list[VideoResult] = []
-        retry: list[tuple[Path, str]] = []
-
-        def collect(futs: dict[Future, tuple[Path, str]], requeue: bool) -> None:
-            for fut in as_completed(futs):
-                path, key = futs[fut]
-                try:
-                    res = fut.result()
-                except BrokenProcessPool as e:
-                    if requeue:
-                        retry.append((path, key))
-                        continue
-                    res = VideoResult(str(path), key, "failed", error=f"worker process died: {e}")
-                results.append(res)
-                if on_done is not None:
-                    on_done(res)
-
-        collect({self._ex.submit(run_one, str(p), k, str(out), self.cfg): (p, k) for p, k in todo}, True)
-        if retry:  # the pool broke: isolate the crashing video by giving each its own worker
-            self._ex.shutdown(cancel_futures=True)
-            for p, k in retry:
-                ex = self._new(1)
-                self._ex = ex
-                collect({ex.submit(run_one, str(p), k, str(out), self.cfg): (p, k)}, False)
-                ex.shutdown()
-            self._ex = self._new(self.jobs)
-        return results
 
     def close(self) -> None:
         self._ex.shutdown(cancel_futures=True)
@@ -130,8 +146,31 @@ class BuildPool:
         self.close()
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+class InlinePool:
+    """The same units run here, one after another (``--jobs 1``, and `perr predict`)."""
+
+    jobs = 1
+
+    def __init__(self, cfg: BuildConfig, decode_threading: str = "AUTO") -> None:
+        init_worker(cfg, decode_threading=decode_threading)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as e:
+            fut.set_exception(e)
+        return fut
+
+    def renew(self) -> None:
+        return None
+
+    def close(self) -> None:
+        if _DETECTORS is not None:
+            _DETECTORS.close()
+
+    def __enter__(self) -> InlinePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

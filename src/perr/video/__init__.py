@@ -2,6 +2,7 @@
 
 from perr.video.clock import REORDER_DEPTH, PtsRepair, clock_origin, fit_size, is_vfr
 from perr.video.files import IMAGE_EXTS, VIDEO_EXTS, iter_video_files
+from perr.video.pyav import open_container
 from perr.video.reader import VideoReader, probe, read_audio, read_frames
 from perr.video.source import (
     SourceError,
@@ -31,6 +32,7 @@ __all__ = [
     "is_vfr",
     "iter_video_files",
     "list_frame_files",
+    "open_container",
     "probe",
     "read_audio",
     "read_frames",

@@ -100,11 +100,13 @@ class VideoReader:
         size: tuple[int, int] | None = None,
         max_side: int | None = None,
         reference_only: bool = False,
+        anchor: float | None = None,
     ) -> Iterator[Frame]:
         """Decode frames in [start, end], all of them (fps=None) or one per 1/fps seconds.
 
-        Sampling picks, for each sample time k/fps (from `start`, or 0), the first frame whose time
-        is at or after it — so on VFR files samples follow real time, not frame counts.
+        Sampling picks, for each sample time anchor + k/fps (`anchor` defaults to `start`, or 0), the first
+        frame whose time is at or after it — so on VFR files samples follow real time, not frame counts.
+        ``anchor=0`` keeps the grid of a pass from the file's start when decoding begins later.
         ``reference_only`` lets the decoder skip non-reference (B) frames: about half the decoding
         work for sparse sampling; samples then land on the next reference frame (typically within
         0.1 s), still with its exact PTS. Frame indices then count decoded frames only.
@@ -112,8 +114,9 @@ class VideoReader:
         out = self.output_size(size, max_side)
         step = None if fps is None else 1.0 / fps
         t0 = start or 0.0
-        nxt = t0
+        origin = t0 if anchor is None else anchor
         eps = 1e-6
+        nxt = t0 if step is None else origin + math.ceil((t0 - origin - eps) / step) * step
 
         def keep(t: float) -> bool:
             return t >= t0 - eps and (step is None or t >= nxt - eps)
@@ -122,7 +125,7 @@ class VideoReader:
             if not keep(raw.time):
                 continue
             if step is not None:
-                nxt = t0 + (math.floor((raw.time - t0 + eps) / step) + 1) * step
+                nxt = origin + (math.floor((raw.time - origin + eps) / step) + 1) * step
             yield Frame(raw.index, raw.time, self.to_rgb(raw, out))
 
     def frames_at(

@@ -1,0 +1,67 @@
+"""Keep the libraries' own chatter off the user's terminal unless `--verbose` asks for it.
+
+MediaPipe and TensorFlow Lite print from C++ straight to file descriptor 2 when a graph starts ("INFO:
+Created TensorFlow Lite XNNPACK delegate", absl's "All log messages before absl::InitializeLog()",
+"inference_feedback_manager … Disabling support for feedback tensors"); no environment variable turns
+them off. :func:`native_noise_filtered` catches fd 2 while models load and warm up, drops those known
+lines and passes everything else through. Python-side loggers (absl, RapidOCR, onnxruntime) and FFmpeg's
+messages through PyAV are set to errors only. The choice travels to worker processes in ``PERR_VERBOSE``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+
+ENV = "PERR_VERBOSE"
+NOISE = (
+    re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate"),
+    re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called"),
+    re.compile(r"^[IW]\d{4} .*(inference_feedback_manager|gl_context|landmark_projection_calculator)"),
+)
+
+
+def verbose() -> bool:
+    return os.environ.get(ENV) == "1"
+
+
+def quiet_libraries(verbose_: bool = False) -> None:
+    """Errors only from the libraries (or everything with `verbose_`), here and in worker processes."""
+    os.environ[ENV] = "1" if verbose_ else "0"
+    level = logging.INFO if verbose_ else logging.ERROR
+    for name in ("absl", "RapidOCR", "onnxruntime", "libav", "numba"):
+        logging.getLogger(name).setLevel(level)
+    if not verbose_:
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with contextlib.suppress(ImportError):
+        import av
+
+        av.logging.set_level(av.logging.INFO if verbose_ else av.logging.ERROR)
+
+
+@contextlib.contextmanager
+def native_noise_filtered() -> Iterator[None]:
+    """Catch what native code writes to fd 2 inside the block; re-emit all but the known noise."""
+    if verbose():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            for line in tmp.read().decode("utf-8", "replace").splitlines():
+                if line.strip() and not any(p.search(line) for p in NOISE):
+                    print(line, file=sys.stderr)
