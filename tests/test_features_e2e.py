@@ -21,8 +21,8 @@ pytest.importorskip(*FEATURES_EXTRA)
 from perr.config import TrainConfig
 from perr.construct.run import build
 from perr.data.synth import SynthConfig, write_synthetic
+from perr.features.batch import extract_manifest
 from perr.features.config import ExtractConfig
-from perr.features.extract import extract_manifest
 from perr.features.files import clip_filename, read_clip_file
 from perr.features.pack import pack_features
 from perr.manifest import load_manifest, write_manifest

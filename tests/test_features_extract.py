@@ -18,8 +18,10 @@ from conftest import FEATURES_EXTRA, VIDEO_EXTRA, shared_file
 pytest.importorskip(*VIDEO_EXTRA)
 pytest.importorskip(*FEATURES_EXTRA)
 
+from perr.execution import ExecutionConfig
+from perr.features.batch import ConfigMismatch, extract_manifest
 from perr.features.config import ExtractConfig
-from perr.features.extract import ConfigMismatch, extract_manifest, planned_specs
+from perr.features.extract import planned_specs
 from perr.features.files import clip_filename, read_clip_file
 from perr.features.pack import pack_features
 from perr.features.person import person_slices
@@ -169,6 +171,8 @@ def test_killed_cli_run_resumes_without_losing_work(tmp_path: Path) -> None:
         "background,text",
         "--threads",
         "1",
+        "--jobs",
+        "1",  # the kill point then stops the whole run, not one worker of it
     ]
     proc = subprocess.run(
         cmd,
@@ -228,7 +232,9 @@ def test_ray_backend_gives_the_local_features(
 ) -> None:
     pytest.importorskip("ray")
     out = tmp_path / "ray"
-    summary = extract_manifest(manifest, out, CFG, backend="ray", num_cpus=2, progress=False, threads=1)
+    summary = extract_manifest(
+        manifest, out, CFG, ExecutionConfig(backend="ray", num_cpus=2), progress=False, threads=1
+    )
     assert sorted(summary.done) == ["bugy", "mm_a", "mm_b"] and set(summary.failed) == {"missing", "broken"}
     assert (out / "ray").is_dir()  # Ray's temp files stay in the run folder
     ref_dir = local_run[0]

@@ -39,6 +39,8 @@ def quiet_libraries(verbose_: bool = False) -> None:
     if not verbose_:
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # OpenCV's own FFmpeg (perr reports the error)
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     with contextlib.suppress(ImportError):
         import av
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,6 +27,7 @@ from perr.manifest import Character, Clip
 from perr.registry import Registry
 from perr.store import ModalitySpec
 from perr.video import source_audio, source_duration, source_frames_at
+from perr.video.audio import AudioSpans
 
 
 @dataclass
@@ -38,6 +40,8 @@ class ClipContext:
     frame_max_side: int | None = 640
     audio_rate: int = 16000
     cache: dict[str, Any] = field(default_factory=dict)
+    #: AudioSpans of (file, rate) shared by the clips of one video (perr.features.video_pass); None: own
+    shared_audio: Callable[[Path, int], AudioSpans] | None = None
 
     def __post_init__(self) -> None:
         self.video_path = self.clip.resolve(self.clip.video, self.base)
@@ -73,7 +77,10 @@ class ClipContext:
         """The clip's audio at another sample rate (decoded once per rate)."""
         key = f"audio@{rate}"
         if key not in self.cache:
-            self.cache[key] = source_audio(self.audio_path, rate, self.start, self.end)
+            if self.shared_audio is not None and not self.audio_path.is_dir():
+                self.cache[key] = self.shared_audio(self.audio_path, rate).span(self.start, self.end)
+            else:
+                self.cache[key] = source_audio(self.audio_path, rate, self.start, self.end)
         return self.cache[key]
 
     @property
@@ -111,6 +118,9 @@ class Extractor(ABC):
 
     name: ClassVar[str]
     version: ClassVar[str]
+    #: Whether it reads the clip's frames / audio (the video pass decodes only what some extractor reads).
+    needs_frames: ClassVar[bool] = False
+    needs_audio: ClassVar[bool] = False
 
     @classmethod
     def create(cls, cfg: ExtractConfig, modality: str, shared: dict[str, Any]) -> Extractor:

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from perr.features.config import DEFAULT_EXTRACTORS, ExtractConfig
+from perr.logs import quiet_libraries
 from perr.settings import config_options
 
 app = typer.Typer(
@@ -35,28 +36,36 @@ def extract_cmd(
         [], "--extractor", help="MODALITY=NAME: the registered extractor of one modality (repeatable)"
     ),
     backend: BackendChoice = typer.Option(
-        BackendChoice.local, help="local: this process; ray: one Ray task per clip"
+        BackendChoice.local,
+        help="local: worker processes on this machine; ray: Ray tasks (local instance or --address)",
+    ),
+    jobs: int = typer.Option(
+        0, min=0, help="local worker processes (0 = one per core, at most 4; 1 = this process)"
     ),
     address: str | None = typer.Option(
-        None, help="Ray cluster address to join (default: a local Ray instance)"
+        None, help="Ray cluster address to join, HOST:PORT (default: a local Ray instance)"
     ),
     num_cpus: int | None = typer.Option(None, help="CPUs of the local Ray instance (default: all)"),
-    threads: int | None = typer.Option(
-        None, min=1, help="torch threads (local backend; default 1 with 2 lanes)"
-    ),
+    threads: int | None = typer.Option(None, min=1, help="torch threads per worker (default 1)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]: where the torch models run"),
     lanes: int | None = typer.Option(
         None,
         min=1,
         max=2,
-        help="2: background network beside the other extractors "
+        help="with --jobs 1: 2 runs the background network beside the other extractors "
         "in a second thread (default on ≥ 2 cores); 1: one after another",
     ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show the libraries' own log messages"),
 ) -> None:
-    """Extract person_a, person_b, background, audio and text features for every clip of MANIFEST."""
-    from perr.features.extract import extract_manifest
+    """Extract person_a, person_b, background, audio and text features for every clip of MANIFEST.
+
+    Clips are grouped by video and each video is decoded once, forward, for all of its clips. Exit status:
+    0 when every clip was extracted, 1 when any failed (the others are still written), 2 for a usage error."""
+    from perr.execution import ExecutionConfig
+    from perr.features.batch import extract_manifest
     from perr.manifest import ManifestError
 
+    quiet_libraries(verbose)
     chosen = dict(config.extractors)
     for item in extractor:
         name, _, value = item.partition("=")
@@ -67,17 +76,8 @@ def extract_cmd(
         cfg = dataclasses.replace(
             config, modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()), extractors=chosen
         )
-        summary = extract_manifest(
-            manifest,
-            out,
-            cfg,
-            backend=backend.value,
-            address=address,
-            num_cpus=num_cpus,
-            threads=threads,
-            lanes=lanes,
-            device=device,
-        )
+        execution = ExecutionConfig(backend=backend.value, jobs=jobs, address=address, num_cpus=num_cpus)
+        summary = extract_manifest(manifest, out, cfg, execution, threads=threads, lanes=lanes, device=device)
     except (ManifestError, ValueError) as e:  # bad manifest, bad option, another config in OUT
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

@@ -53,6 +53,9 @@ class OpenCVBackend:
     def timestamps(self) -> np.ndarray:
         return np.array([f.time for f in self.raw(None, None, keep=lambda t: False)])
 
+    def keyframe_interval(self, seconds: float) -> float:
+        return 1.0  # OpenCV decodes from the start anyway; seek gaps do not matter
+
     def raw(
         self,
         start: float | None,

@@ -97,6 +97,23 @@ class PyAVBackend:
         pts = [p.pts for p in c.demux(vs) if p.pts is not None and p.size > 0]
         return np.sort(np.asarray(pts, dtype=np.float64) * float(vs.time_base) - clock_origin(c))
 
+    def keyframe_interval(self, seconds: float) -> float:
+        c = self.container
+        vs = c.streams.video[0]
+        c.seek(0)
+        tb = float(vs.time_base)
+        keys = []
+        for p in c.demux(vs):
+            if p.pts is None:
+                continue
+            t = p.pts * tb
+            if p.is_keyframe:
+                keys.append(t)
+            if t > seconds:
+                break
+        gaps = np.diff(keys)
+        return float(np.median(gaps)) if len(gaps) else seconds
+
     def raw(
         self,
         start: float | None,

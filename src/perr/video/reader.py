@@ -140,14 +140,34 @@ class VideoReader:
         Times before the first frame give the first frame; after the last, the last frame. Requested
         times more than `seek_gap` seconds apart are reached by seeking instead of decoding the gap.
         """
-        if len(times) == 0:
-            return []
-        out = self.output_size(size, max_side)
         req = np.asarray(times, dtype=np.float64)
         order = np.argsort(req, kind="stable")
-        ts = req[order]
-        result: list[Frame | None] = [None] * len(ts)
-        # groups of nearby times, each decoded from a seek just before its first time
+        result: list[Frame | None] = [None] * len(req)
+        for i, frame in self.iter_frames_at(req[order], size=size, max_side=max_side, seek_gap=seek_gap):
+            if isinstance(frame, VideoError):
+                raise frame
+            result[order[i]] = frame
+        return [f for f in result if f is not None]
+
+    def iter_frames_at(
+        self,
+        times: Sequence[float] | np.ndarray,
+        size: tuple[int, int] | None = None,
+        max_side: int | None = None,
+        seek_gap: float = 10.0,
+    ) -> Iterator[tuple[int, Frame | VideoError]]:
+        """Stream the frame on screen at each of the ascending `times`: (index into `times`, frame) as soon
+        as decoding has passed it, so a caller can finish one clip while the decode goes on to the next.
+
+        Times closer than `seek_gap` are reached by decoding forward; a larger gap seeks (to the keyframe
+        before the next time). A group of times whose decoding fails yields the error for each of its
+        times instead of a frame, and the stream goes on with the next group: a corrupt span costs only
+        the times inside it.
+        """
+        if len(times) == 0:
+            return
+        out = self.output_size(size, max_side)
+        ts = np.asarray(times, dtype=np.float64)
         breaks = np.flatnonzero(np.diff(ts) > seek_gap) + 1
         for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(ts)], strict=True):
             group = ts[lo:hi]
@@ -159,18 +179,32 @@ class VideoReader:
                 return a - 1.0 <= t <= b + 1.0
 
             i, prev = 0, None
-            for raw in self.impl.raw(max(0.0, t_first - 1.0), None, keep):
-                while i < len(group) and raw.time > group[i] + 1e-6:
-                    pick = prev if prev is not None else raw
-                    result[order[lo + i]] = Frame(pick.index, pick.time, self.to_rgb(pick, out))
+            try:
+                for raw in self.impl.raw(max(0.0, t_first - 1.0), None, keep):
+                    while i < len(group) and raw.time > group[i] + 1e-6:
+                        pick = prev if prev is not None else raw
+                        yield int(lo + i), Frame(pick.index, pick.time, self.to_rgb(pick, out))
+                        i += 1
+                    if i >= len(group):
+                        break
+                    prev = raw
+                while i < len(group) and prev is not None:
+                    yield int(lo + i), Frame(prev.index, prev.time, self.to_rgb(prev, out))
                     i += 1
-                if i >= len(group):
-                    break
-                prev = raw
-            while i < len(group) and prev is not None:
-                result[order[lo + i]] = Frame(prev.index, prev.time, self.to_rgb(prev, out))
-                i += 1
-        return [f for f in result if f is not None]
+            except VideoError as e:
+                error = e
+            except Exception as e:  # a decoder error inside the span
+                error = VideoError(
+                    self.path, f"decoding failed near {t_first:.1f} s: {type(e).__name__}: {e}"
+                )
+            else:
+                continue
+            for j in range(i, len(group)):
+                yield int(lo + j), error
+
+    def keyframe_interval(self, seconds: float = 60.0) -> float:
+        """Median seconds between keyframes over the first `seconds` (packets only, no decoding)."""
+        return self.impl.keyframe_interval(seconds)
 
     # -- audio and subtitle streams --------------------------------------------------------------
     def audio(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from perr.video.audio import audio_span
 from perr.video.files import IMAGE_EXTS
 from perr.video.reader import VideoReader, probe
 from perr.video.types import VideoError
@@ -82,42 +83,15 @@ def source_duration(video: str | os.PathLike, fps: float | None = None) -> float
 
 
 def source_audio(path: str | os.PathLike, sample_rate: int, start: float, end: float) -> np.ndarray | None:
-    """Mono float32 samples of [start, end] from a video or audio file; None when it has no audio track.
-
-    Other read failures raise: a clip whose audio exists but cannot be decoded is a real error.
-    """
+    """Mono float32 samples of [start, end] from a video or audio file (ERATO's mp3); None when it has no
+    audio track or is a frames folder. Only the span is decoded (:mod:`perr.video.audio`). Other read
+    failures raise: a clip whose audio exists but cannot be decoded is a real error."""
     path = Path(path)
     if path.is_dir():
         return None
-    try:
-        with VideoReader(path, backend="pyav") as r:
-            if not r.info.has_audio:
-                return None
-            return r.audio(sample_rate=sample_rate, mono=True, start=start, end=end)
-    except VideoError as e:
-        if "no video stream" not in e.reason:
-            raise
-    # An audio-only file (ERATO's mp3): the reader wants a video stream, so read it with PyAV here.
-    return _audio_only(path, sample_rate, start, end)
-
-
-def _audio_only(path: Path, sample_rate: int, start: float, end: float) -> np.ndarray | None:
-    import av
-
-    try:
-        c = av.open(str(path))
-    except av.error.FFmpegError as e:
-        raise SourceError(f"{path}: cannot open audio ({e})") from e
-    with c:
-        if not c.streams.audio:
-            return None
-        res = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks = [o.to_ndarray() for fr in c.decode(audio=0) for o in res.resample(fr)]
-        chunks += [o.to_ndarray() for o in res.resample(None)]
-    if not chunks:
-        return None
-    x = np.concatenate(chunks, axis=1)[0].astype(np.float32)
-    return x[round(start * sample_rate) : round(end * sample_rate)]
+    if not path.exists():
+        raise VideoError(path, "file not found")
+    return audio_span(path, sample_rate, start, end)
 
 
 def source_frame_size(video: str | os.PathLike) -> tuple[int, int]:

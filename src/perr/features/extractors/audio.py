@@ -54,6 +54,7 @@ class SpeechActivity:
 class AudioExtractor(Extractor):
     name = "audio"
     version = "1"
+    needs_audio = True
 
     def __init__(self, backend: str = "logmel", window: float = 1.0) -> None:
         self.backend = backend

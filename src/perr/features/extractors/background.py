@@ -36,6 +36,7 @@ def efficientnet_lite0_weights() -> str:
 class BackgroundExtractor(Extractor):
     name = "background"
     version = "1"
+    needs_frames = True
 
     def __init__(
         self, image_size: int = 224, batch_size: int = 32, weights: str | None = None, device: str = "cpu"

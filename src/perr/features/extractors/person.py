@@ -24,6 +24,7 @@ class PersonExtractor(Extractor):
 
     name = "person"
     version = "1"
+    needs_frames = True
 
     def __init__(self, role: int = 0, pipeline: PersonPipeline | None = None, **kwargs: Any) -> None:
         if role not in (0, 1):

@@ -11,6 +11,7 @@ from perr.features.person.expression import ExpressionModel, fer_crop
 from perr.features.person.layout import PERSON_DIM, person_slices, relation_features
 from perr.features.person.pose import BodyPose
 from perr.features.person.roles import RoleAssigner
+from perr.logs import native_noise_filtered
 
 
 class PersonPipeline:
@@ -29,7 +30,9 @@ class PersonPipeline:
 
     def detector(self) -> FaceDetector:
         if self._detector is None:
-            self._detector = make_face_detector(self.detector_name)
+            with native_noise_filtered():  # MediaPipe's start-up chatter, on the first detection
+                self._detector = make_face_detector(self.detector_name)
+                self._detector.detect(np.zeros((64, 64, 3), np.uint8))
         return self._detector
 
     def expression(self) -> ExpressionModel:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from perr.faces import FaceBox
+from perr.logs import native_noise_filtered
 
 
 class BodyPose:
@@ -21,7 +22,9 @@ class BodyPose:
             import mediapipe as mp
 
             # static_image_mode: every crop is independent, so results never depend on clip order.
-            self._model = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)
+            with native_noise_filtered():  # MediaPipe's start-up chatter, on the first image
+                self._model = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)
+                self._model.process(np.zeros((64, 64, 3), np.uint8))
         return self._model
 
     def __call__(self, frame: np.ndarray, face: FaceBox) -> np.ndarray | None:
