@@ -124,3 +124,61 @@ def test_checkpoint_trained_on_the_embedded_default_evaluates_the_real_store(
     assert result["metrics"]["5"]["n"] == 1 and result["metrics"]["3"]["n"] == 1
     assert not result["synthetic"]  # the evaluated store is real features
     assert (tmp_path / "eval" / "predictions.csv").read_text().count("\n") == 2
+
+
+class _CountingDetector:
+    """The real face detector, counting the images it is asked about."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def detect(self, image: np.ndarray) -> list:
+        self.calls += 1
+        return self.inner.detect(image)  # type: ignore[attr-defined]
+
+
+def test_person_features_reuse_the_builds_boxes_and_descriptors(built: Path) -> None:
+    """Issue 13 point 2: the build's face boxes stand for detection at every step near one of them, and
+    its descriptors for the thumbnails. Checked against the detector itself: at those steps a fresh
+    detection finds the face where the saved box says (same time base, same pixel scale)."""
+    from perr.faces import iou, make_face_detector
+    from perr.features.base import ClipContext
+    from perr.features.person.roles import RoleAssigner, box_at, saved_track
+    from perr.features.sampling import Sampling
+
+    clip = load_manifest(built)[0]
+    clip = clip.model_copy(update={"pair": tuple(clip.candidates[:2])})
+    ctx = ClipContext(clip, built.parent, Sampling(T=T))
+    frames = ctx.frames
+    H, W = frames.shape[1:3]
+    on = np.stack([ctx.on_screen(c) for c in ctx.pair])
+    saved = [saved_track(ctx, c, W, H) for c in ctx.pair]
+    assert all(saved), "the build wrote a box track for each character"
+    covered = [
+        [t for t in range(T) if on[r, t] and box_at(saved[r], float(ctx.times[t])) is not None]
+        for r in range(2)
+    ]
+    assert sum(map(len, covered)) >= on.sum() // 2, "most on-screen steps are within a saved box"
+
+    real = make_face_detector("mediapipe")
+    counting = _CountingDetector(real)
+    boxes = RoleAssigner(counting, use_identity=True).assign(ctx, on, frames)  # type: ignore[arg-type]
+    uncovered = {t for t in range(T) for r in range(2) if on[r, t] and t not in covered[r]}
+    assert counting.calls == len(uncovered), (
+        "detection runs only where no saved box is near, never on thumbnails"
+    )
+    for r in range(2):
+        for t in covered[r]:
+            saved_box = boxes[r][t]
+            assert saved_box is not None
+            found = real.detect(frames[t])
+            best = max((iou(saved_box, d) for d in found), default=0.0)
+            assert best >= 0.5, (
+                f"role {r} step {t} ({ctx.times[t]:.2f} s): saved box IoU {best:.2f} with detection"
+            )
+    # descriptors: the saved one is the build's mean descriptor, and it is used instead of the thumbnail
+    before = counting.calls
+    refs = RoleAssigner(counting).references(ctx)
+    assert all(ref is not None and ref.shape == (128,) for ref in refs)
+    assert counting.calls == before

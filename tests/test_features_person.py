@@ -16,6 +16,7 @@ pytest.importorskip(*VIDEO_EXTRA)
 from perr.faces import FaceBox as Box
 from perr.features.person import (
     PERSON_DIM,
+    box_at,
     fer_crop,
     link_detections,
     load_box_track,
@@ -77,3 +78,18 @@ def test_box_track_formats_and_errors(tmp_path: Path) -> None:
     p.write_text(json.dumps([{"t": 0.5}]))
     with pytest.raises(ValueError, match=r"w\.json: box track entry 0"):
         load_box_track(p)
+
+
+def test_build_box_tracks_by_key_and_the_box_at_a_step(tmp_path: Path) -> None:
+    p = tmp_path / "tracks.json"
+    p.write_text(json.dumps({"c1/c0": [[2.0, 10, 10, 20, 20], [1.0, 0, 0, 10, 10]], "c1/c1": []}))
+    track = load_box_track(p, "c1/c0")
+    assert track == [(1.0, Box(0, 0, 10, 10)), (2.0, Box(10, 10, 20, 20))]
+    with pytest.raises(ValueError, match=r"tracks\.json#c2/c0: no box track"):
+        load_box_track(p, "c2/c0")
+    close = [(1.0, Box(0, 0, 10, 10)), (1.4, Box(4, 4, 14, 14))]
+    mid = box_at(close, 1.1)  # between two saved boxes: interpolated
+    assert mid is not None and (mid.x0, mid.y0, mid.x1, mid.y1) == pytest.approx((1, 1, 11, 11))
+    assert box_at(close, 1.8) == Box(4, 4, 14, 14)  # past the last, within the gap: the nearest
+    assert box_at(close, 2.0) is None  # 0.6 s from any saved box
+    assert box_at(track, 1.5) == Box(5, 5, 15, 15)  # neighbours exactly MAX_BOX_GAP either side

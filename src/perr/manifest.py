@@ -68,6 +68,12 @@ class Character(_Record):
         return sum(s.duration for s in self.spans)
 
 
+def split_ref(ref: str) -> tuple[str, str | None]:
+    """A file reference ``path`` or ``path#key`` (one entry of a JSON object or npz) as (path, key)."""
+    path, sep, key = ref.partition("#")
+    return path, (key if sep else None)
+
+
 class Clip(_Record):
     """One clip: a video (file, or a folder of frames) with an interval, its characters and label."""
 

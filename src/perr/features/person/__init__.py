@@ -4,7 +4,7 @@ from perr.features.person.expression import FER_EMOTIONS, ExpressionModel, fer_c
 from perr.features.person.layout import N_POSE, PERSON_DIM, PERSON_LAYOUT, person_slices, relation_features
 from perr.features.person.pipeline import PersonPipeline
 from perr.features.person.pose import BodyPose
-from perr.features.person.roles import TRACK_IOU, RoleAssigner, link_detections, load_box_track
+from perr.features.person.roles import TRACK_IOU, RoleAssigner, box_at, link_detections, load_box_track
 
 __all__ = [
     "FER_EMOTIONS",
@@ -16,6 +16,7 @@ __all__ = [
     "ExpressionModel",
     "PersonPipeline",
     "RoleAssigner",
+    "box_at",
     "fer_crop",
     "fer_model_path",
     "link_detections",
