@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     from perr.construct.pipeline import STAGES, Detectors, process_video
     from perr.construct.run import build
     from perr.construct.shots import detect_shots
-    from perr.construct.workers import BuildPool, default_jobs
+    from perr.construct.workers import build_executor
+    from perr.execution import ExecutionConfig
     from perr.io import write_json
     from perr.machine import cpu_info, package_versions
     from perr.video import VideoError
@@ -108,16 +109,21 @@ def main(argv: list[str] | None = None) -> int:
             shot_pass.append(time.perf_counter() - s0)
         models.close()
         # the whole build as `perr build run` does it: parallel worker processes, models warm
-        jobs = args.jobs or default_jobs()
+        execution = ExecutionConfig(backend="local", jobs=args.jobs)
+        jobs = execution.workers()
         warm = DATA / WARMUP if (DATA / WARMUP).exists() else None
-        with BuildPool(cfg, jobs, warmup=warm) as pool:
-            pool.wait_ready()
+        executor = build_executor(cfg, execution, Path(tmp), warmup=warm)
+        try:
+            if hasattr(executor, "wait_ready"):
+                executor.wait_ready()
             parallel = []
             for rep in range(args.repeat):
                 w0 = time.perf_counter()
-                report = build(files, Path(tmp) / f"jobs{rep}", cfg, show_progress=False, pool=pool)
+                report = build(files, Path(tmp) / f"jobs{rep}", cfg, show_progress=False, executor=executor)
                 parallel.append(time.perf_counter() - w0)
             par_failed = [r.video for r in report.results if r.status == "failed"]
+        finally:
+            executor.close()
     load_after = os.getloadavg()
 
     best = min(passes, key=lambda p: sum(v["wall"] for v in p))

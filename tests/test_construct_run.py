@@ -23,6 +23,8 @@ from perr.construct.config import BuildConfig
 from perr.construct.run import build
 from perr.construct.scan import ShotScan
 from perr.construct.shots import load_shots
+from perr.execution import ExecutionConfig
+from perr.execution import ExecutionConfig
 from perr.faces import embed_image
 from perr.manifest import Clip, load_manifest
 from perr.stats import pair_timing
@@ -234,7 +236,7 @@ def test_parallel_workers_build_the_same_manifest(built: dict, tmp_path: Path) -
         out,
         BuildConfig(),
         show_progress=False,
-        jobs=2,
+        execution=ExecutionConfig(backend="local", jobs=2),
     )
     status = {Path(r.video).name: r.status for r in report.results}
     assert status == {

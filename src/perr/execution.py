@@ -19,6 +19,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -56,10 +57,13 @@ class ExecutionConfig:
 
 
 class InlineExecutor:
-    """Runs each unit at once in this process."""
+    """Runs each unit at once in this process; `finalizer` releases what the initializer loaded."""
 
     backend = "inline"
     slots = 1
+
+    def __init__(self, finalizer: Callable[[], None] | None = None) -> None:
+        self._finalizer = finalizer
 
     def submit(self, fn: Callable[..., Any], *args: Any, num_cpus: float = 1, num_gpus: float = 0) -> Future:
         fut: Future = Future()
@@ -73,7 +77,9 @@ class InlineExecutor:
         return None
 
     def close(self) -> None:
-        return None
+        if self._finalizer is not None:
+            self._finalizer()
+            self._finalizer = None
 
 
 class ProcessExecutor:
@@ -101,8 +107,20 @@ class ProcessExecutor:
         self._ex.shutdown(cancel_futures=True)
         self._ex = self._new()
 
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        """Block until every worker has started and run its initializer (benchmarks exclude start-up)."""
+        pids: set[int] = set()
+        t_end = time.monotonic() + timeout
+        while len(pids) < self.slots and time.monotonic() < t_end:
+            pids.update(f.result() for f in [self._ex.submit(_ping, 0.5) for _ in range(self.slots)])
+
     def close(self) -> None:
         self._ex.shutdown(cancel_futures=True)
+
+
+def _ping(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
 
 
 class RayExecutor:
@@ -195,14 +213,16 @@ def make_executor(
     run_dir: Path,
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
+    finalizer: Callable[[], None] | None = None,
 ) -> Executor:
-    """The executor `cfg` names (`inline` also for ``local`` with one job: no process to spawn)."""
+    """The executor `cfg` names (`inline` also for ``local`` with one job: no process to spawn).
+    `initializer(*initargs)` runs once in each worker process; `finalizer` ends the inline one."""
     if cfg.backend == "ray":
         return RayExecutor(run_dir, cfg.address, cfg.num_cpus, initializer, initargs)
     if cfg.backend == "inline" or cfg.workers() == 1:
         if initializer is not None:
             initializer(*initargs)
-        return InlineExecutor()
+        return InlineExecutor(finalizer)
     if cfg.backend == "local":
         return ProcessExecutor(cfg.workers(), initializer, initargs)
     raise ValueError(f"unknown execution backend {cfg.backend!r}; choose inline, local or ray")

@@ -20,7 +20,7 @@ import torch
 
 from perr.checkpoint import Checkpoint
 from perr.construct.config import BuildConfig
-from perr.construct.outputs import write_thumbnails
+from perr.construct.outputs import write_character_files
 from perr.construct.pipeline import Detectors, process_video
 from perr.construct.run import video_keys
 from perr.device import resolve_device
@@ -81,7 +81,7 @@ def parse_pair(text: str | None, clip: Clip) -> tuple[str, str] | None:
 
 def analyse_clip(path: Path, work: Path, **build_options: Any) -> Clip:
     """Run the build stages over the whole file and return it as one Clip (paths relative to `work`,
-    where the candidates' thumbnails are written for the report)."""
+    where the candidates' thumbnails, descriptors and face boxes are written)."""
     cfg = BuildConfig(**{**WHOLE_CLIP, **build_options})
     key = video_keys([path])[path]
     detectors = Detectors(cfg)
@@ -94,7 +94,7 @@ def analyse_clip(path: Path, work: Path, **build_options: Any) -> Clip:
     clips = vb.proposals.clips + vb.proposals.dropped
     if not clips:
         raise PredictError(f"{path}: no clip could be formed (is the video empty?)")
-    write_thumbnails(vb.proposals.thumbnails, work)
+    write_character_files(vb, work)
     clip = max(clips, key=lambda c: c.duration or 0.0)
     return clip.model_copy(update={"clip_id": key, "status": "predict", "video": str(path.resolve())})
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from perr.cli_options import ADDRESS, BACKEND, JOBS, NUM_CPUS, BackendChoice, execution_config
 from perr.construct.chunks import CHUNK_SECONDS
 from perr.construct.config import BuildConfig
 from perr.construct.shots import SHOT_DETECTORS
@@ -27,9 +28,10 @@ def run_cmd(
         ..., "--out", "-o", help="output folder (resumable: finished videos are skipped)"
     ),
     force: bool = typer.Option(False, help="redo videos that are already finished"),
-    jobs: int = typer.Option(
-        0, min=0, help="worker processes (0 = one per core, at most 4; 1 = everything in this process)"
-    ),
+    backend: BackendChoice = BACKEND,
+    jobs: int = JOBS,
+    address: str | None = ADDRESS,
+    num_cpus: int | None = NUM_CPUS,
     chunk_seconds: float = typer.Option(
         CHUNK_SECONDS,
         min=0,
@@ -42,12 +44,13 @@ def run_cmd(
     """All build stages: shots, faces/characters, subtitles, segments, clip proposals → DIR/manifest.jsonl.
 
     Every model of the build runs on the CPU (MediaPipe, dlib, ONNX Runtime); parallelism comes from
-    --jobs worker processes, over videos and over chunks of long ones. Exit status: 0 when every input was
+    worker processes (--jobs) or Ray tasks (--backend ray), over videos and over chunks of long ones.
+    Exit status: 0 when every input was
     built, 1 when any failed (the others are still built and reported), 2 for a usage error."""
     from perr.construct.run import build, print_report
-    from perr.construct.workers import default_jobs
 
     quiet_libraries(verbose)
+    execution = execution_config(backend, jobs, address, num_cpus)
     try:
         report = build(
             inputs,
@@ -55,7 +58,7 @@ def run_cmd(
             config,
             force=force,
             show_progress=not no_progress,
-            jobs=jobs or default_jobs(),
+            execution=execution,
             chunk_seconds=chunk_seconds or None,
         )
     except ValueError as e:

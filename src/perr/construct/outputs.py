@@ -47,6 +47,15 @@ def write_thumbnails(thumbnails: Mapping[str, np.ndarray], out: Path) -> None:
         write_jpeg(out / rel, image)
 
 
+def write_character_files(vb: VideoBuild, out: Path) -> None:
+    """What the clips' characters point at: thumbnails, identity descriptors and face boxes."""
+    key = vb.result.key
+    write_thumbnails(vb.proposals.thumbnails, out)
+    with atomic_open(out / "characters" / f"{key}.npz", "wb", encoding=None) as fh:
+        np.savez(fh, **vb.proposals.embeddings)
+    write_json(out / "tracks" / f"{key}.json", vb.proposals.boxes, indent=0)
+
+
 def write_video_outputs(vb: VideoBuild, out: Path, config_digest: str) -> None:
     """Every file of one video, each atomically; the `done` marker last, so its presence means complete."""
     key = vb.result.key
@@ -54,10 +63,7 @@ def write_video_outputs(vb: VideoBuild, out: Path, config_digest: str) -> None:
     if vb.subtitle_source != "none":
         write_srt(out / "subtitles" / f"{key}.srt", vb.cues)
         write_cues_json(out / "subtitles" / f"{key}.json", vb.cues, vb.subtitle_source)
-    write_thumbnails(vb.proposals.thumbnails, out)
-    with atomic_open(out / "characters" / f"{key}.npz", "wb", encoding=None) as fh:
-        np.savez(fh, **vb.proposals.embeddings)
-    write_json(out / "tracks" / f"{key}.json", vb.proposals.boxes, indent=0)
+    write_character_files(vb, out)
     write_manifest(out / "dropped" / f"{key}.jsonl", vb.proposals.dropped)
     write_manifest(out / "clips" / f"{key}.jsonl", vb.proposals.clips)
     write_json(out / "done" / f"{key}.json", {**asdict(vb.result), "config": config_digest})

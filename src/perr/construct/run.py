@@ -14,8 +14,6 @@ import hashlib
 import os
 import shutil
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +41,8 @@ from perr.construct.chunks import (
 from perr.construct.config import BuildConfig
 from perr.construct.outputs import collect_manifest, finished_result, write_video_outputs
 from perr.construct.pipeline import SubtitlePlan, Timer, VideoResult, box_scale, finish_video, subtitle_plan
-from perr.construct.workers import BuildPool, InlinePool, run_chunk, run_embed
+from perr.construct.workers import build_executor, run_chunk, run_embed
+from perr.execution import ExecutionConfig, Executor, Runner
 from perr.faces import Track
 from perr.faults import checkpoint_reached
 from perr.io import write_json
@@ -94,14 +93,21 @@ class _Video:
 
 
 class _Batch:
-    """Schedules the chunks of every video on a pool and finishes each video when its chunks are in."""
+    """Schedules the chunks of every video on an executor and finishes each video when its chunks are in."""
 
     def __init__(
-        self, out: Path, cfg: BuildConfig, pool: Any, chunk_seconds: float | None, bars: Any
+        self, out: Path, cfg: BuildConfig, executor: Executor, chunk_seconds: float | None, bars: Any
     ) -> None:
-        self.out, self.cfg, self.pool, self.chunk_seconds, self.bars = out, cfg, pool, chunk_seconds, bars
-        self.futures: dict[Future, tuple[_Video, Chunk]] = {}
-        self.shown: dict[Future, _ChunkProgress] = {}
+        self.out, self.cfg, self.executor, self.chunk_seconds, self.bars = (
+            out,
+            cfg,
+            executor,
+            chunk_seconds,
+            bars,
+        )
+        self.runner = Runner(executor)
+        self.videos: dict[str, _Video] = {}
+        self.shown: dict[tuple[str, int], _ChunkProgress] = {}
         self.results: dict[str, VideoResult] = {}
 
     def start(self, path: Path, key: str) -> _Video | None:
@@ -115,7 +121,7 @@ class _Batch:
             return self._failed(path, key, f"{type(e).__name__}: {e}")
         partial = self.out / ".partial" / key
         start_partial(partial, self.cfg.digest())
-        video = _Video(path, key, info, subs, chunks, partial)
+        video = self.videos[key] = _Video(path, key, info, subs, chunks, partial)
         done = saved_chunks(partial, self.cfg.digest())
         for c in chunks:
             if c.index in done:
@@ -130,12 +136,13 @@ class _Batch:
         self.bars.advance("videos", 1)
 
     def _submit(self, video: _Video, chunk: Chunk) -> None:
-        progress = (
-            self.bars.chunk_progress(chunk, video.info.duration)
-            if isinstance(self.pool, InlinePool)
-            else None
-        )
-        fut = self.pool.submit(
+        progress = None
+        if self.executor.backend == "inline":  # per-sample progress; workers report per chunk
+            progress = self.shown[(video.key, chunk.index)] = self.bars.chunk_progress(
+                chunk, video.info.duration
+            )
+        self.runner.submit(
+            (video.key, chunk.index),
             run_chunk,
             str(video.path),
             self.cfg,
@@ -145,60 +152,32 @@ class _Batch:
             str(video.partial),
             progress,
         )
-        self.futures[fut] = (video, chunk)
-        if progress is not None:
-            self.shown[fut] = progress
 
     def run(self, videos: list[_Video]) -> None:
-        retried: set[tuple[str, int]] = set()
-        ready = [v for v in videos if not v.pending]
-        while self.futures or ready:
-            for video in ready:
+        for video in videos:
+            if not video.pending:
                 self._finish(video)
-            ready = []
-            if not self.futures:
-                break
-            done, _ = wait(list(self.futures), return_when=FIRST_COMPLETED)
-            for fut in done:
-                if fut not in self.futures:  # resubmitted after a worker crash
-                    continue
-                video, chunk = self.futures.pop(fut)
-                try:
-                    r = fut.result()
-                except BrokenProcessPool:  # a worker died: run what was queued again, once
-                    if (video.key, chunk.index) in retried:
-                        r = {"ok": False, "error": "a worker process died on this chunk (twice)"}
-                    else:
-                        retried.add((video.key, chunk.index))
-                        self._requeue()
-                        self._submit(video, chunk)
-                        continue
-                if r["ok"]:
-                    video.timer.merge(r["timer"])
-                else:
-                    video.errors.append(
-                        f"{_span(chunk)}: {r['error']}" if len(video.chunks) > 1 else r["error"]
-                    )
-                shown = self.shown.pop(fut).shown if fut in self.shown else 0.0
-                self.bars.advance("decode", _length(chunk, video.info.duration) - shown)
-                video.pending.discard(chunk.index)
-                if not video.pending:
-                    ready.append(video)
-
-    def _requeue(self) -> None:
-        """After a worker crash the pool is broken: resubmit every unit that had not finished."""
-        pending = list(self.futures.values())
-        self.futures.clear()
-        self.pool.renew()
-        for video, chunk in pending:
-            self._submit(video, chunk)
+        for (key, index), r, error in self.runner.completed():
+            video = self.videos[key]
+            chunk = video.chunks[index]
+            if error is not None:  # the unit itself crashed (a worker died twice on it, a lost Ray task)
+                r = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+            if r["ok"]:
+                video.timer.merge(r["timer"])
+            else:
+                video.errors.append(f"{_span(chunk)}: {r['error']}" if len(video.chunks) > 1 else r["error"])
+            shown = self.shown.pop((key, index)).shown if (key, index) in self.shown else 0.0
+            self.bars.advance("decode", _length(chunk, video.info.duration) - shown)
+            video.pending.discard(index)
+            if not video.pending:
+                self._finish(video)
 
     def _embed(self, tracks: list[Track]) -> None:
         """Descriptors of the tracks that can make a pair, in batches on the pool."""
         self.bars.add_total("descriptors", len(tracks))
         batches = [tracks[i : i + EMBED_BATCH] for i in range(0, len(tracks), EMBED_BATCH)]
         futs = [
-            self.pool.submit(run_embed, [[(crop, box) for _, crop, box in t.crops] for t in b])
+            self.executor.submit(run_embed, [[(crop, box) for _, crop, box in t.crops] for t in b])
             for b in batches
         ]
         for batch, fut in zip(batches, futs, strict=True):
@@ -306,15 +285,16 @@ def build(
     force: bool = False,
     show_progress: bool = True,
     console: Console | None = None,
-    jobs: int = 1,
-    pool: Any = None,
+    execution: ExecutionConfig | None = None,
+    executor: Executor | None = None,
     chunk_seconds: float | None = CHUNK_SECONDS,
 ) -> BuildReport:
     """Run every stage on every input (files, folders, globs); resumable, with per-file isolation.
 
-    `jobs` > 1 runs chunks and descriptors in that many worker processes; `pool`, a warm `BuildPool` for
-    the same config, is used instead of starting one (benchmarks do that). `chunk_seconds` (None: off)
-    cuts long videos so that one episode uses every worker; results do not depend on it.
+    Chunks and descriptors run where `execution` says (default: this process; ``local`` with N jobs,
+    or Ray); `executor`, a warm one from :func:`perr.construct.workers.build_executor` for the same
+    config, is used instead of starting one (benchmarks do that). `chunk_seconds` (None: off) cuts long
+    videos so that one episode uses every worker; results do not depend on it.
     """
     import av
 
@@ -339,20 +319,20 @@ def build(
             todo.append((path, keys[path]))
     now: dict[str, VideoResult] = {}
     if todo:
-        own = pool is None
-        pool = pool or (BuildPool(cfg, jobs) if jobs > 1 else InlinePool(cfg))
+        own = executor is None
+        executor = executor or build_executor(cfg, execution or ExecutionConfig(backend="inline"), out)
         try:
             with _Bars(console, show_progress) as bars:
                 bars.add("videos", len(files), completed=len(finished))
                 bars.add("decode", sum(_probe_seconds(p) for p, _ in todo))
                 bars.add("descriptors", 0)
-                batch = _Batch(out, cfg, pool, chunk_seconds, bars)
+                batch = _Batch(out, cfg, executor, chunk_seconds, bars)
                 by_size = sorted(todo, key=lambda pk: -_size(pk[0]))  # longest first: the pool stays full
                 batch.run([v for v in (batch.start(p, k) for p, k in by_size) if v is not None])
                 now = batch.results
         finally:
             if own:
-                pool.close()
+                executor.close()
     results = [finished.get(keys[p]) or now[keys[p]] for p in files]
     # Only this run's finished videos: a video that failed now keeps no stale proposals from before.
     manifest = collect_manifest(out, [r.key for r in results if r.status != "failed"])

@@ -10,18 +10,15 @@ Workers are spawned (not forked: the detectors' native threads do not survive fo
 once and decode single-threaded (the parallelism is across chunks and videos). Each holds ~0.55 GB
 (MediaPipe, RapidOCR, dlib). A worker that dies (a native crash on a broken file) breaks the pool: the
 units still queued are run again in a fresh pool, and a unit that breaks a pool twice fails alone.
-`InlinePool` runs the same units in this process (``--jobs 1``).
+Units run on any executor of :mod:`perr.execution` (this process, local workers or Ray tasks).
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
 import tempfile
-import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +27,7 @@ import numpy as np
 from perr.construct.chunks import Chunk, save_chunk, scan_chunk
 from perr.construct.config import BuildConfig
 from perr.construct.pipeline import Detectors, Timer, process_video
+from perr.execution import ExecutionConfig, Executor, make_executor
 from perr.faces import FaceBox, embed_faces
 from perr.faults import checkpoint_reached
 from perr.logs import quiet_libraries, verbose
@@ -37,12 +35,6 @@ from perr.video import VideoError
 
 _DETECTORS: Detectors | None = None  # this process's models
 Crops = list[tuple[np.ndarray, FaceBox]]  # one track's kept face crops, each with the face box inside it
-
-
-def default_jobs(n_videos: int | None = None) -> int:
-    """Worker processes: one per usable core, at most 4 (each holds its own models)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, 4, n_videos or cores))
 
 
 def init_worker(cfg: BuildConfig, warmup: str | None = None, decode_threading: str = "SINGLE") -> None:
@@ -100,77 +92,19 @@ def run_embed(tracks: list[Crops]) -> list[np.ndarray | None]:
     return out
 
 
-def _ping(seconds: float) -> int:
-    time.sleep(seconds)
-    return os.getpid()
+def close_worker() -> None:
+    """Release this process's detectors (the inline executor's end)."""
+    global _DETECTORS
+    if _DETECTORS is not None:
+        _DETECTORS.close()
+        _DETECTORS = None
 
 
-class BuildPool:
-    """`jobs` worker processes for `cfg` (models loaded, optionally warmed on a video)."""
-
-    def __init__(self, cfg: BuildConfig, jobs: int, warmup: str | os.PathLike | None = None) -> None:
-        self.cfg, self.jobs = cfg, jobs
-        self._warmup = None if warmup is None else str(warmup)
-        self._ex = self._new()
-
-    def _new(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            self.jobs,
-            mp_context=mp.get_context("spawn"),
-            initializer=init_worker,
-            initargs=(self.cfg, self._warmup),
-        )
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        return self._ex.submit(fn, *args)
-
-    def renew(self) -> None:
-        """A fresh set of workers after one died (the executor cannot be used again)."""
-        self._ex.shutdown(cancel_futures=True)
-        self._ex = self._new()
-
-    def wait_ready(self, timeout: float = 300.0) -> None:
-        """Block until every worker has started and loaded its models (so timings exclude start-up)."""
-        pids: set[int] = set()
-        t_end = time.monotonic() + timeout
-        while len(pids) < self.jobs and time.monotonic() < t_end:
-            pids.update(f.result() for f in [self._ex.submit(_ping, 0.5) for _ in range(self.jobs)])
-
-    def close(self) -> None:
-        self._ex.shutdown(cancel_futures=True)
-
-    def __enter__(self) -> BuildPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class InlinePool:
-    """The same units run here, one after another (``--jobs 1``, and `perr predict`)."""
-
-    jobs = 1
-
-    def __init__(self, cfg: BuildConfig, decode_threading: str = "AUTO") -> None:
-        init_worker(cfg, decode_threading=decode_threading)
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        fut: Future = Future()
-        try:
-            fut.set_result(fn(*args))
-        except BaseException as e:
-            fut.set_exception(e)
-        return fut
-
-    def renew(self) -> None:
-        return None
-
-    def close(self) -> None:
-        if _DETECTORS is not None:
-            _DETECTORS.close()
-
-    def __enter__(self) -> InlinePool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def build_executor(
+    cfg: BuildConfig, execution: ExecutionConfig, run_dir: Path, warmup: str | os.PathLike | None = None
+) -> Executor:
+    """The executor of a build: workers load the detectors once (decoding single-threaded: the
+    parallelism is across chunks); in this process (one job) decoding uses FFmpeg's threads."""
+    inline = execution.backend == "inline" or (execution.backend == "local" and execution.workers() == 1)
+    args = (cfg, None if warmup is None else str(warmup), "AUTO" if inline else "SINGLE")
+    return make_executor(execution, run_dir, init_worker, args, finalizer=close_worker)

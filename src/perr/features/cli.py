@@ -4,11 +4,11 @@ instant; the options of `features extract` are made from :class:`perr.features.c
 from __future__ import annotations
 
 import dataclasses
-from enum import StrEnum
 from pathlib import Path
 
 import typer
 
+from perr.cli_options import ADDRESS, BACKEND, JOBS, NUM_CPUS, BackendChoice, execution_config
 from perr.features.config import DEFAULT_EXTRACTORS, ExtractConfig
 from perr.logs import quiet_libraries
 from perr.settings import config_options
@@ -16,11 +16,6 @@ from perr.settings import config_options
 app = typer.Typer(
     help="Per-timestep multimodal features: extract per clip, pack a store.", no_args_is_help=True
 )
-
-
-class BackendChoice(StrEnum):
-    local = "local"
-    ray = "ray"
 
 
 @app.command("extract")
@@ -35,17 +30,10 @@ def extract_cmd(
     extractor: list[str] = typer.Option(
         [], "--extractor", help="MODALITY=NAME: the registered extractor of one modality (repeatable)"
     ),
-    backend: BackendChoice = typer.Option(
-        BackendChoice.local,
-        help="local: worker processes on this machine; ray: Ray tasks (local instance or --address)",
-    ),
-    jobs: int = typer.Option(
-        0, min=0, help="local worker processes (0 = one per core, at most 4; 1 = this process)"
-    ),
-    address: str | None = typer.Option(
-        None, help="Ray cluster address to join, HOST:PORT (default: a local Ray instance)"
-    ),
-    num_cpus: int | None = typer.Option(None, help="CPUs of the local Ray instance (default: all)"),
+    backend: BackendChoice = BACKEND,
+    jobs: int = JOBS,
+    address: str | None = ADDRESS,
+    num_cpus: int | None = NUM_CPUS,
     threads: int | None = typer.Option(None, min=1, help="torch threads per worker (default 1)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]: where the torch models run"),
     lanes: int | None = typer.Option(
@@ -61,11 +49,11 @@ def extract_cmd(
 
     Clips are grouped by video and each video is decoded once, forward, for all of its clips. Exit status:
     0 when every clip was extracted, 1 when any failed (the others are still written), 2 for a usage error."""
-    from perr.execution import ExecutionConfig
     from perr.features.batch import extract_manifest
     from perr.manifest import ManifestError
 
     quiet_libraries(verbose)
+    execution = execution_config(backend, jobs, address, num_cpus)
     chosen = dict(config.extractors)
     for item in extractor:
         name, _, value = item.partition("=")
@@ -76,7 +64,6 @@ def extract_cmd(
         cfg = dataclasses.replace(
             config, modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()), extractors=chosen
         )
-        execution = ExecutionConfig(backend=backend.value, jobs=jobs, address=address, num_cpus=num_cpus)
         summary = extract_manifest(manifest, out, cfg, execution, threads=threads, lanes=lanes, device=device)
     except (ManifestError, ValueError) as e:  # bad manifest, bad option, another config in OUT
         typer.echo(f"error: {e}", err=True)
