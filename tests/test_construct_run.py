@@ -24,7 +24,6 @@ from perr.construct.run import build
 from perr.construct.scan import ShotScan
 from perr.construct.shots import load_shots
 from perr.execution import ExecutionConfig
-from perr.execution import ExecutionConfig
 from perr.faces import embed_image
 from perr.manifest import Clip, load_manifest
 from perr.stats import pair_timing

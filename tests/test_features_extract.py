@@ -4,9 +4,6 @@ isolation, kill-and-resume, config checks, the packed store, and Ray giving the 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,7 +19,7 @@ from perr.execution import ExecutionConfig
 from perr.features.batch import ConfigMismatch, extract_manifest
 from perr.features.config import ExtractConfig
 from perr.features.extract import planned_specs
-from perr.features.files import clip_filename, read_clip_file
+from perr.features.files import read_clip_file
 from perr.features.pack import pack_features
 from perr.features.person import person_slices
 from perr.manifest import Character, Clip, SubtitleEvent, TimeSpan, write_manifest
@@ -137,70 +134,6 @@ def test_rerun_skips_finished_clips_and_refuses_another_config(
     assert (out / "clips" / "mm_a.npz").stat().st_mtime_ns == before
     with pytest.raises(ConfigMismatch, match="different configuration"):
         extract_manifest(manifest, out, ExtractConfig(T=T + 1), progress=False, threads=1)
-
-
-def test_killed_cli_run_resumes_without_losing_work(tmp_path: Path) -> None:
-    """A CLI run SIGKILLs itself right after its second clip file is written (PERR_KILL_AT, deterministic);
-    the resumed run redoes nothing finished and ends with the arrays of an uninterrupted run. A light
-    configuration (background + text) keeps the extra process cheap."""
-    video = shared_file("video/opencv/Megamind.avi")
-    clips = [
-        Clip(
-            clip_id=f"seg{i}",
-            video=str(video),
-            start=i * 1.5,
-            end=i * 1.5 + 3.0,
-            subtitles=[SubtitleEvent(start=i * 1.5 + 1.0, end=i * 1.5 + 2.0, text=f"line {i}")],
-        )
-        for i in range(6)
-    ]
-    manifest = tmp_path / "segments.jsonl"
-    write_manifest(manifest, clips)
-    light = ExtractConfig(T=4, modalities=("background", "text"))
-    out = tmp_path / "killed"
-    cmd = [
-        *PERR,
-        "features",
-        "extract",
-        str(manifest),
-        "--out",
-        str(out),
-        "--T",
-        "4",
-        "--modalities",
-        "background,text",
-        "--threads",
-        "1",
-        "--jobs",
-        "1",  # the kill point then stops the whole run, not one worker of it
-    ]
-    proc = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PERR_KILL_AT": "features.clip:2"},
-    )
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    first = {p.name for p in (out / "clips").glob("*.npz")}
-    assert first == {"seg0.npz", "seg1.npz"} and not list(out.rglob("*.tmp"))
-    resumed = extract_manifest(manifest, out, light, progress=False, threads=1)
-    assert sorted(resumed.skipped) == ["seg0", "seg1"] and sorted(resumed.done) == [
-        "seg2",
-        "seg3",
-        "seg4",
-        "seg5",
-    ]
-    assert not resumed.failed
-    ref = extract_manifest(manifest, tmp_path / "uninterrupted", light, progress=False, threads=1)
-    assert len(ref.done) == 6
-    for c in clips:  # the same arrays as an uninterrupted run
-        name = clip_filename(c.clip_id)
-        x, m, _ = read_clip_file(out / "clips" / name)
-        rx, rm, _ = read_clip_file(tmp_path / "uninterrupted" / "clips" / name)
-        for k in rx:
-            np.testing.assert_array_equal(m[k], rm[k], err_msg=f"{name}:{k}")
-            np.testing.assert_allclose(x[k], rx[k], atol=2e-3, err_msg=f"{name}:{k}")
 
 
 def test_pack_builds_the_store_with_the_extractors_in_its_header(

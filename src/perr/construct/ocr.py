@@ -300,7 +300,9 @@ class SubtitleSampler:
         return merge_adjacent(self.cues, self.cfg.merge_similarity)
 
 
-def merge_adjacent(cues: list[Cue], min_similarity: float = 0.8, max_gap: float = 0.6) -> list[Cue]:
+def merge_adjacent(
+    cues: list[Cue], min_similarity: float = BandConfig.merge_similarity, max_gap: float = 0.6
+) -> list[Cue]:
     """Merge neighbouring cues with near-identical text (OCR flicker around one subtitle)."""
     out: list[Cue] = []
     for c in sorted(cues, key=lambda c: c.start):

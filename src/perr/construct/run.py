@@ -88,6 +88,7 @@ class _Video:
     chunks: list[Chunk]
     partial: Path
     pending: set[int] = field(default_factory=set)
+    resumed: int = 0  # chunks an interrupted run had finished
     errors: list[str] = field(default_factory=list)
     timer: Timer = field(default_factory=Timer)
 
@@ -126,6 +127,7 @@ class _Batch:
         for c in chunks:
             if c.index in done:
                 self.bars.advance("decode", _length(c, info.duration))
+                video.resumed += 1
                 continue
             video.pending.add(c.index)
             self._submit(video, c)
@@ -206,6 +208,7 @@ class _Batch:
                 box_scale=box_scale(video.info, self.cfg),
             )
             vb.result.counts["chunks"] = len(video.chunks)
+            vb.result.counts["chunks_resumed"] = video.resumed
             write_video_outputs(vb, self.out, self.cfg.digest())
         except Exception as e:  # per-file isolation: record and go on
             self._failed(path, key, f"{type(e).__name__}: {e}", video.info.duration)
