@@ -2,6 +2,15 @@
 over the real clips in ../shared/data (skipped files are listed). Writes JSON with the setup.
 
     python benchmarks/build_speed.py --out runs/build_speed.json [--jobs 2] [--repeat 2]
+    python benchmarks/build_speed.py --out runs/build_speed.json --episode-minutes 10,20,45
+
+With ``--episode-minutes``, it also times `perr build run` on generated episodes of those lengths
+(benchmarks/episode.py: the real clips re-encoded to 720p and concatenated), each a fresh child process
+as a user runs it (default --jobs, chunking on). Keys: ``episodes`` (per length: wall and CPU seconds,
+real-time factor, CPU seconds per video second, peak memory of the whole process tree, proposals),
+``realtime_factor_episode`` (the 20-minute episode, else the longest), ``peak_rss_mb`` (the longest),
+``per_clip_cost_ratio_long_vs_short`` (wall seconds per video second, longest over shortest; the build's
+unit of work is the video second) and the same ratio from CPU time, which the machine's load distorts less.
 
 `realtime_factor` is the whole build as `perr build run` runs it on this machine: `--jobs` worker
 processes (default: one per core, as the CLI does), each building one video at a time, models loaded
@@ -56,7 +65,21 @@ def main(argv: list[str] | None = None) -> int:
         help="ocr (default): OCR every clip, even audrey_hardsub.mp4 whose .srt sits beside it "
         "(the worst case); auto: what `perr build run` does (sidecar/embedded first)",
     )
+    ap.add_argument(
+        "--episode-minutes",
+        default="",
+        help="also build generated episodes of these lengths (comma-separated minutes, e.g. 10,20,45)",
+    )
+    ap.add_argument("--skip-clips", action="store_true", help="only the episodes")
     args = ap.parse_args(argv)
+    if args.skip_clips:
+        if not args.episode_minutes:
+            ap.error("--skip-clips needs --episode-minutes")
+        from perr.io import write_json
+
+        result = {"episodes_only": True, **episode_figures(args)}
+        write_json(args.out, result)
+        return 0
 
     import av
 
@@ -194,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "missing_clips": missing,
     }
+    if args.episode_minutes:
+        result.update(episode_figures(args))
     write_json(args.out, result)
     print(
         f"{video_s:.1f} s of video in {min(parallel):.1f} s wall with {jobs} worker(s) → "
@@ -217,6 +242,90 @@ def main(argv: list[str] | None = None) -> int:
             f"cpu {stage_c[s]:7.2f} s {'' if crtf is None else f'{crtf:7.1f}×'}"
         )
     return 0
+
+
+def episode_figures(args: argparse.Namespace) -> dict:
+    """`perr build run` on each generated episode, a fresh child process each (module docstring)."""
+    import json
+
+    from childrun import run_measured
+    from episode import episode_path, parse_minutes
+
+    from perr.machine import cpu_info, package_versions
+    from perr.video import probe
+
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for minutes in parse_minutes(args.episode_minutes):
+            video = episode_path(minutes)
+            seconds = probe(video).duration
+            out = Path(tmp) / f"episode-{minutes:g}"
+            argv = [
+                sys.executable,
+                "-m",
+                "perr",
+                "build",
+                "run",
+                str(video),
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+            if args.jobs:
+                argv += ["--jobs", str(args.jobs)]
+            if args.subtitles != "ocr":
+                argv += ["--subtitles", args.subtitles]
+            r = run_measured(argv, log=Path(tmp) / f"episode-{minutes:g}.log")
+            if r["returncode"] != 0:
+                raise SystemExit(
+                    f"perr build run failed on {video}: see {Path(tmp) / f'episode-{minutes:g}.log'}"
+                )
+            done = json.loads((out / "done" / f"{video.stem}.json").read_text())
+            r.update(
+                video=str(video.relative_to(REPO)),
+                seconds_of_video=seconds,
+                realtime_factor=seconds / r["wall_seconds"],
+                wall_seconds_per_video_second=r["wall_seconds"] / seconds,
+                cpu_seconds_per_video_second=r["cpu_seconds"] / seconds,
+                proposals=done["clips"],
+                dropped=done["dropped"],
+                counts=done["counts"],
+            )
+            runs[f"{minutes:g}"] = r
+            print(
+                f"episode {minutes:g} min: {seconds:.0f} s of video in {r['wall_seconds']:.1f} s → "
+                f"{r['realtime_factor']:.1f}× real time, {r['cpu_seconds_per_video_second']:.3f} CPU-s per "
+                f"video-s, peak {r['peak_rss_mb']:.0f} MB RSS ({r['peak_pss_mb']:.0f} MB PSS), "
+                f"{done['clips']} proposals (load {r['loadavg_before'][0]:.1f} → {r['loadavg_after'][0]:.1f})"
+            )
+    keys = sorted(runs, key=float)
+    short, long_ = runs[keys[0]], runs[keys[-1]]
+    main_run = runs.get("20", long_)
+    return {
+        "episodes": runs,
+        "realtime_factor_episode": main_run["realtime_factor"],
+        "realtime_factor_episode_minutes": float(next(k for k, v in runs.items() if v is main_run)),
+        "peak_rss_mb": long_["peak_rss_mb"],
+        "peak_pss_mb": long_["peak_pss_mb"],
+        "per_clip_cost_ratio_long_vs_short": long_["wall_seconds_per_video_second"]
+        / short["wall_seconds_per_video_second"],
+        "per_clip_cpu_cost_ratio_long_vs_short": long_["cpu_seconds_per_video_second"]
+        / short["cpu_seconds_per_video_second"],
+        "episode_targets": {
+            "realtime_factor_20min": 10.0,
+            "cost_ratio_45_vs_10": 1.1,
+            "peak_rss_mb_45min": 2048,
+        },
+        "episode_setup": {
+            **cpu_info(),
+            "versions": package_versions(
+                ("av", "scenedetect", "mediapipe", "dlib-bin", "rapidocr", "onnxruntime")
+            ),
+            "jobs": args.jobs or "default (one per core, at most 4)",
+            "note": "episodes are generated from the real clips in ../shared/data (benchmarks/episode.py); "
+            "the machine is shared: compare within one run",
+        },
+    }
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ The output is deterministic (bit-exact flags, fixed part order) and cached: the 
 video, `<out>.json` lists every part with its source and its start in the episode (ground truth for
 where the cuts and subtitles are). Never commit a generated video.
 
-Also importable: ``make_episode(minutes, height, out) -> Path``.
+Also importable: ``make_episode(minutes, height, out) -> Path`` and ``episode_path(minutes)`` (the benchmarks' copy).
 """
 
 from __future__ import annotations
@@ -212,6 +212,19 @@ def make_episode(minutes: float, height: int, out: Path, cache: Path | None = No
     }
     meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return out
+
+
+def episode_path(minutes: float, height: int = 720) -> Path:
+    """Where the benchmarks keep the episode of `minutes` (made on first use)."""
+    return make_episode(minutes, height, REPO / "runs" / "episodes" / f"episode-{minutes:g}min-{height}p.mp4")
+
+
+def parse_minutes(text: str) -> list[float]:
+    """`--episode-minutes 10,20,45` → [10.0, 20.0, 45.0]."""
+    try:
+        return [float(m) for m in text.split(",") if m.strip()]
+    except ValueError:
+        raise SystemExit(f"--episode-minutes {text!r}: expected minutes like 10,20,45") from None
 
 
 def main(argv: list[str] | None = None) -> int:

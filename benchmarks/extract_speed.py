@@ -10,6 +10,17 @@ a 30 s PERR clip. Models are loaded and warmed on the clip first (load time repo
 then the clip is extracted ``--repeat`` times and the median is reported. Per-extractor times are
 wall-clock; the CPU time of the process is reported too, because the machine is shared and the load
 average (recorded before and after) inflates wall-clock figures.
+
+    python benchmarks/extract_speed.py --out runs/extract_speed.json --episode-minutes 10,20,45
+
+With ``--episode-minutes`` it also runs `perr features extract` (a fresh child process, default --jobs,
+all five modalities, T = --T) on the proposals `perr build run` makes of generated episodes of those
+lengths (benchmarks/episode.py; each build is cached under runs/episodes/build-<N>min-720p/, and the pair
+of each proposal is its top two candidates). Keys: ``episodes`` (per length: clips, seconds of clip, wall
+and CPU seconds, per-extractor seconds summed over the clips, peak memory of the process tree),
+``seconds_per_30s_clip_episode`` (the 20-minute episode, else the longest), ``peak_rss_mb`` (the
+longest), ``per_clip_cost_ratio_long_vs_short`` (seconds per 30 s of clip, longest over shortest) and
+the same from CPU time.
 """
 
 from __future__ import annotations
@@ -109,7 +120,21 @@ def main() -> None:
     )
     ap.add_argument("--audio-backend", default="logmel")
     ap.add_argument("--background-size", type=int, default=224)
+    ap.add_argument(
+        "--episode-minutes",
+        default="",
+        help="also extract the proposals of generated episodes of these lengths (e.g. 10,20,45)",
+    )
+    ap.add_argument("--jobs", type=int, default=0, help="episode runs: --jobs of perr features extract")
+    ap.add_argument("--skip-clip", action="store_true", help="only the episodes")
     args = ap.parse_args()
+    if args.skip_clip:
+        if not args.episode_minutes:
+            ap.error("--skip-clip needs --episode-minutes")
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"episodes_only": True, **episode_figures(args)}, indent=2) + "\n")
+        return
     if not SOURCE.exists():
         sys.exit(f"benchmark clip not found: {SOURCE} (set PERR_SHARED_DATA)")
 
@@ -206,6 +231,8 @@ def main() -> None:
             "expression, pose), so person_b shows ~0.",
         },
     }
+    if args.episode_minutes:
+        result.update(episode_figures(args))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -225,6 +252,101 @@ def main() -> None:
         )
     )
     print(f"load average before {load_before}, after {load_after} → {out}")
+
+
+def episode_pairs(minutes: float) -> Path:
+    """The proposals of the episode's build (made once, cached; the build resumes), each with its top
+    two candidates as the pair."""
+    from episode import episode_path
+
+    from perr.manifest import load_manifest, write_manifest
+
+    video = episode_path(minutes)
+    out = REPO / "runs" / "episodes" / f"build-{minutes:g}min-720p"
+    subprocess.run(
+        [sys.executable, "-m", "perr", "build", "run", str(video), "--out", str(out), "--no-progress"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    clips = [
+        c.model_copy(update={"pair": tuple(c.candidates[:2])})
+        for c in load_manifest(out / "manifest.jsonl")
+        if len(c.candidates) >= 2
+    ]
+    pairs = out / "pairs.jsonl"
+    write_manifest(pairs, clips)
+    return pairs
+
+
+def episode_figures(args: argparse.Namespace) -> dict:
+    """`perr features extract` on each episode's proposals, a fresh child process each (module docstring)."""
+    from childrun import run_measured
+    from episode import parse_minutes
+
+    from perr.features.files import clip_filename, read_clip_file
+    from perr.manifest import load_manifest
+
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for minutes in parse_minutes(args.episode_minutes):
+            pairs = episode_pairs(minutes)
+            clips = load_manifest(pairs)
+            out = Path(tmp) / f"episode-{minutes:g}"
+            argv = [sys.executable, "-m", "perr", "features", "extract", str(pairs), "--out", str(out)]
+            argv += ["--T", str(args.T), "--audio-backend", args.audio_backend]
+            if args.jobs:
+                argv += ["--jobs", str(args.jobs)]
+            log = Path(tmp) / f"episode-{minutes:g}.log"
+            r = run_measured(argv, log=log)
+            if r["returncode"] != 0:
+                raise SystemExit(f"perr features extract failed:\n{log.read_text()[-3000:]}")
+            seconds = sum((c.end or 0.0) - c.start for c in clips)
+            per_extractor: dict[str, float] = {}
+            for c in clips:
+                _, _, meta = read_clip_file(out / "clips" / clip_filename(c.clip_id))
+                for k, v in meta.get("seconds", {}).items():
+                    per_extractor[k] = per_extractor.get(k, 0.0) + v
+            units = seconds / 30.0
+            r.update(
+                clips=len(clips),
+                seconds_of_clip=seconds,
+                seconds_per_30s_clip=r["wall_seconds"] / units,
+                cpu_seconds_per_30s_clip=r["cpu_seconds"] / units,
+                per_extractor_seconds_per_30s_clip={k: v / units for k, v in sorted(per_extractor.items())},
+            )
+            runs[f"{minutes:g}"] = r
+            print(
+                f"episode {minutes:g} min: {len(clips)} clips, {seconds:.0f} s of clip in {r['wall_seconds']:.1f} s"
+                f" → {r['seconds_per_30s_clip']:.2f} s per 30 s clip ({r['cpu_seconds_per_30s_clip']:.2f} CPU-s),"
+                f" peak {r['peak_rss_mb']:.0f} MB RSS ({r['peak_pss_mb']:.0f} MB PSS)"
+                f" (load {r['loadavg_before'][0]:.1f} → {r['loadavg_after'][0]:.1f})"
+            )
+    keys = sorted(runs, key=float)
+    short, long_ = runs[keys[0]], runs[keys[-1]]
+    main_run = runs.get("20", long_)
+    return {
+        "episodes": runs,
+        "seconds_per_30s_clip_episode": main_run["seconds_per_30s_clip"],
+        "seconds_per_30s_clip_episode_minutes": float(next(k for k, v in runs.items() if v is main_run)),
+        "peak_rss_mb": long_["peak_rss_mb"],
+        "peak_pss_mb": long_["peak_pss_mb"],
+        "per_clip_cost_ratio_long_vs_short": long_["seconds_per_30s_clip"] / short["seconds_per_30s_clip"],
+        "per_clip_cpu_cost_ratio_long_vs_short": long_["cpu_seconds_per_30s_clip"]
+        / short["cpu_seconds_per_30s_clip"],
+        "episode_targets": {
+            "seconds_per_30s_clip_20min": 3.0,
+            "cost_ratio_45_vs_10": 1.1,
+            "peak_rss_mb_45min": 3072,
+        },
+        "episode_setup": {
+            "cpu": cpu_info(),
+            "jobs": args.jobs or "default (one per core, at most 4)",
+            "T": args.T,
+            "note": "episodes are generated from the real clips in ../shared/data (benchmarks/episode.py); "
+            "the machine is shared: compare within one run",
+        },
+    }
 
 
 if __name__ == "__main__":

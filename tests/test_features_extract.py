@@ -184,3 +184,34 @@ def test_default_extractors_match_the_signature_the_synthetic_default_copies() -
     """`perr data synth --like-extractors` lays values out as perr.modalities.DEFAULT_SIGNATURE says; the
     default extractors must produce exactly that (names, dims, extractor ids, versions)."""
     assert planned_specs(ExtractConfig()) == list(DEFAULT_SIGNATURE)
+
+
+def test_background_onnx_runtime_equals_the_torch_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CPU default runs the background network exported to ONNX (cached in perr's cache folder);
+    on real frames it gives the torch model's embedding."""
+    from perr.features.extractors.background import BackgroundExtractor
+    from perr.video import VideoReader
+
+    monkeypatch.setenv("PERR_CACHE_DIR", str(tmp_path / "cache"))
+    with VideoReader(shared_file("video/opencv/Megamind.avi")) as r:
+        frames = np.stack([f.image for f in r.frames(fps=1.0)])
+    onnx = BackgroundExtractor(runtime="onnxruntime")
+    assert onnx.runtime == BackgroundExtractor().runtime == "onnxruntime"
+    got = onnx.embed(frames)
+    assert onnx.onnx_path().parent == tmp_path / "cache" / "models"
+    want = BackgroundExtractor(runtime="torch").embed(frames)
+    assert got.shape == want.shape == (len(frames), 1280)
+    np.testing.assert_allclose(got, want, atol=2e-4, rtol=0)
+    assert np.abs(want).max() > 0.5  # a real embedding, not zeros
+
+
+def test_units_of_work_shrink_so_every_worker_gets_two() -> None:
+    from perr.features.batch import GROUP_SECONDS, MIN_GROUP_SECONDS, unit_seconds
+
+    clips = [Clip(clip_id=f"c{i}", video="ep.mp4", start=60.0 * i, end=60.0 * i + 30.0) for i in range(10)]
+    assert unit_seconds(clips, workers=1) == GROUP_SECONDS  # one worker: the largest units
+    assert unit_seconds(clips, workers=2) == pytest.approx(570.0 / 4)  # 570 s of video, 4 units
+    assert unit_seconds(clips, workers=4) == pytest.approx(570.0 / 8)
+    assert unit_seconds(clips[:2], workers=4) == MIN_GROUP_SECONDS  # 90 s / 8 is below the floor

@@ -45,9 +45,11 @@ from perr.logs import verbose
 from perr.manifest import load_manifest
 from perr.store import ModalitySpec
 
-#: Seconds of one video in one unit of work: a 45-minute episode becomes ~20 units that several workers
-#: share, each still one forward decode over its clips.
+#: Seconds of one video in one unit of work (at most): a 45-minute episode becomes ~20 units that several
+#: workers share, each still one forward decode over its clips. A short batch gets smaller units (at
+#: least MIN_GROUP_SECONDS), at least two per worker, so that no worker idles.
 GROUP_SECONDS = 150.0
+MIN_GROUP_SECONDS = 30.0
 
 
 @dataclass
@@ -140,7 +142,7 @@ def extract_manifest(
                 bar.update(task, advance=1, description="" if r["ok"] else f"failed: {r['clip_id']}")
 
             runner = Runner(executor)
-            for g in clip_groups(todo, base, group_seconds):
+            for g in clip_groups(todo, base, unit_seconds(todo, workers, group_seconds)):
                 args = (
                     [c.model_dump_json() for c in g],
                     str(base),
@@ -168,6 +170,18 @@ def extract_manifest(
     finally:
         executor.close()
     return summary
+
+
+def unit_seconds(clips: list[Any], workers: int, most: float = GROUP_SECONDS) -> float:
+    """Seconds of video per unit of work: `most`, or less so that every worker gets two units."""
+    extent: dict[str, tuple[float, float]] = {}
+    for c in clips:
+        lo, hi = extent.get(c.video, (c.start, c.end or c.start))
+        extent[c.video] = (min(lo, c.start), max(hi, c.end or c.start))
+    total = sum(hi - lo for lo, hi in extent.values())
+    if workers <= 1 or total <= 0:
+        return most
+    return min(most, max(MIN_GROUP_SECONDS, total / (2 * workers)))
 
 
 def _progress(enabled: bool) -> Progress:
