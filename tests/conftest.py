@@ -63,6 +63,21 @@ def speech_wav(text: str, out: Path) -> Path:
     return out
 
 
+def episode(minutes: float) -> Path:
+    """A generated episode of the real clips (benchmarks/episode.py), cached under runs/episodes/; skips
+    when ffmpeg or ../shared/data is missing."""
+    import importlib.util
+
+    tool("ffmpeg")
+    if not (SHARED_DATA / "video").is_dir():
+        pytest.skip(f"real data not available: {SHARED_DATA / 'video'}")
+    spec = importlib.util.spec_from_file_location("episode", REPO / "benchmarks" / "episode.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_episode(minutes, 720, REPO / "runs" / "episodes" / f"episode-{minutes:g}min-720p.mp4")
+
+
 #: matplotlib's default colour cycle (C0, C1, …): what the figures draw their series in.
 MPL_CYCLE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
 

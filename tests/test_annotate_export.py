@@ -117,7 +117,7 @@ def test_cli_export(tmp_path: Path) -> None:
         ],
     )
     res = CliRunner().invoke(app, ["annotate", "export", str(manifest), "--out", str(tmp_path / "o")])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # s2 cannot be labelled: named, s1 still exported
     assert "1 task(s)" in res.output and "clip s2: candidates" in res.output
     (task,) = json.loads((tmp_path / "o" / "tasks.json").read_text())
     assert task["data"]["video"] == str((tmp_path / "synthetic.mp4").resolve())

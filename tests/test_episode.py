@@ -12,7 +12,6 @@ of ../shared/data re-encoded to one format and concatenated, cached under runs/e
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -23,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import FEATURES_EXTRA, REPO, SHARED_DATA, VIDEO_EXTRA, tool
+from conftest import FEATURES_EXTRA, SHARED_DATA, VIDEO_EXTRA
+from conftest import episode as generated_episode
 
 pytest.importorskip(*VIDEO_EXTRA)
 
@@ -41,21 +41,9 @@ MINUTES = 2.5
 CHUNK = 30.0
 
 
-def _episode_module():
-    spec = importlib.util.spec_from_file_location("episode", REPO / "benchmarks" / "episode.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def episode() -> Path:
-    tool("ffmpeg")
-    if not (SHARED_DATA / "video").is_dir():
-        pytest.skip(f"real data not available: {SHARED_DATA / 'video'}")
-    out = REPO / "runs" / "episodes" / f"episode-{MINUTES}min-720p.mp4"
-    return _episode_module().make_episode(MINUTES, 720, out)
+    return generated_episode(MINUTES)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,12 @@
 results.csv / results.json / table.md (Table 3 and Table 4 shaped) plus Fig. 6 and Fig. 7 style PNGs.
 
 Every (model, task, drop, seed) run has its own folder under `runs/`; a finished run (metrics.json
-present) is reused, so an interrupted benchmark resumes where it stopped.
+present) is reused, so an interrupted benchmark resumes where it stopped (and a run interrupted
+mid-training resumes from its last epoch checkpoint). Runs are units of work on an executor
+(:mod:`perr.execution`): one after another in this process (the default), in local worker processes, or
+as Ray tasks that each declare the CPUs (its torch threads) and GPUs it needs, so a cluster places
+training runs on GPU nodes. Worker processes train with `cpus_per_run` torch threads: the same results
+wherever a run lands.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from perr.checkpoint import Checkpoint
 from perr.config import TrainConfig
 from perr.data.dialogue import ensure_store
 from perr.data.synth import ensure_synthetic
+from perr.execution import ExecutionConfig, Runner, make_executor
 from perr.io import read_json, write_json
 from perr.labels import perr_tasks
 from perr.models import attention_timeline
@@ -49,6 +55,61 @@ def _run_dir(out: Path, model: str, task: str, drop: str | None, seed: int) -> P
     return out / "runs" / model / f"task-{task}" / (f"drop-{drop}" if drop else "all") / f"seed-{seed}"
 
 
+def _dir_args(key: tuple[str | None, str, str, int]) -> tuple[str, str, str | None, int]:
+    drop, task, model, seed = key
+    return model, task, drop, seed
+
+
+def _run_units(
+    fs: FeatureStore,
+    out: Path,
+    todo: list[tuple[str | None, str, str, int]],
+    base: TrainConfig,
+    execution: ExecutionConfig,
+    cpus: int,
+    gpus: float | None,
+) -> Any:
+    """Run the unfinished runs on the executor; yield each run's key as it finishes (raise on a failure)."""
+    if not todo:
+        return
+    executor = make_executor(execution, out)
+    try:
+        if executor.backend != "inline":
+            base = dataclasses.replace(base, threads=cpus)  # the same threads wherever a run lands
+        if gpus is None:
+            gpus = 1.0 if executor.backend == "ray" and executor.resources().get("GPU", 0) > 0 else 0.0
+        runner = Runner(executor, shared_fs=execution.shared_fs)
+        for key in todo:
+            drop, task, model, seed = key
+            cfg = dataclasses.replace(
+                base, model=model, task=task, seed=int(seed), drop=[drop] if drop else []
+            )
+            run = _run_dir(out, *_dir_args(key)).resolve()  # absolute: Ray workers have another cwd
+            runner.submit(
+                key,
+                train_run,
+                str(fs.root.resolve()),
+                cfg.to_dict(),
+                str(run),
+                num_cpus=cpus,
+                num_gpus=gpus,
+                output_arg=2,
+            )
+        for key, _, error in runner.completed():
+            if error is not None:
+                raise RuntimeError(
+                    f"benchmark run {_run_dir(out, *_dir_args(key))} failed: {error}"
+                ) from error
+            yield key
+    finally:
+        executor.close()
+
+
+def train_run(store: str, cfg: dict[str, Any], run: str) -> dict[str, Any]:
+    """One benchmark run (a unit of work): train and test into `run`; its test metrics."""
+    return train(store, TrainConfig.from_dict(cfg), run).metrics
+
+
 def run_benchmark(
     store: str | os.PathLike,
     out: str | os.PathLike,
@@ -60,35 +121,38 @@ def run_benchmark(
     figure_models: tuple[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
     note: str = "",
+    execution: ExecutionConfig | None = None,
+    cpus_per_run: int = 1,
+    gpus_per_run: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Train and test every combination; return the aggregated result rows (also written to `out`)."""
+    """Train and test every combination; return the aggregated result rows (also written to `out`).
+
+    `execution` (default: this process) says where runs go; in worker processes and Ray tasks a run uses
+    `cpus_per_run` torch threads, and `gpus_per_run` GPUs (None: one where the Ray cluster has GPUs)."""
     base = base or TrainConfig()
+    execution = execution or ExecutionConfig(backend="inline")
     fs = FeatureStore(store)
     header = fs.header
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    plan = [
+        (drop, task, model, seed) for drop in drops for task in tasks for model in models for seed in seeds
+    ]
+    todo = [key for key in plan if not (_run_dir(out, *_dir_args(key)) / "metrics.json").exists()]
+    for n, key in enumerate(_run_units(fs, out, todo, base, execution, cpus_per_run, gpus_per_run), 1):
+        if progress is not None:
+            drop, task, model, seed = key
+            done = len(plan) - len(todo) + n
+            progress(f"[{done}/{len(plan)}] {model} task {task}{' drop ' + drop if drop else ''} seed {seed}")
     rows: list[dict[str, Any]] = []
     per_class: dict[str, dict[str, dict[str, float]]] = {}
-    total = len(models) * len(tasks) * len(drops) * len(seeds)
-    done = 0
     for drop in drops:
         for task in tasks:
             for model in models:
-                metrics = []
-                for seed in seeds:
-                    run = _run_dir(out, model, task, drop, seed)
-                    done += 1
-                    if (run / "metrics.json").exists():
-                        metrics.append(read_json(run / "metrics.json")["test"])
-                    else:
-                        cfg = dataclasses.replace(
-                            base, model=model, task=task, seed=int(seed), drop=[drop] if drop else []
-                        )
-                        metrics.append(train(fs, cfg, run).metrics)
-                    if progress is not None:
-                        progress(
-                            f"[{done}/{total}] {model} task {task}{' drop ' + drop if drop else ''} seed {seed}"
-                        )
+                metrics = [
+                    read_json(_run_dir(out, model, task, drop, seed) / "metrics.json")["test"]
+                    for seed in seeds
+                ]
                 summary = summarise_runs(metrics)[task]
                 rows.append(
                     {

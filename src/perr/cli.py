@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from perr.annotate.cli import app as annotate_app
+from perr.cli_options import ADDRESS, JOBS, NO_SHARED_FS, NUM_CPUS, BackendChoice, execution_config
 from perr.construct.cli import app as build_app
 from perr.construct.cli import stats_cmd as build_stats_cmd
 from perr.data.cli import app as data_app
@@ -178,11 +179,27 @@ def benchmark_cmd(
         "--target",
         help="meld/CSV: add the 'target' modality (the classified utterance at every step).",
     ),
+    backend: BackendChoice | None = typer.Option(
+        None,
+        help="where the runs go: local worker processes or Ray tasks (default: one after another in this process)",
+    ),
+    jobs: int = JOBS,
+    address: str | None = ADDRESS,
+    num_cpus: int | None = NUM_CPUS,
+    no_shared_fs: bool = NO_SHARED_FS,
+    cpus_per_run: int = typer.Option(1, min=1, help="with --backend: torch threads (CPUs) of each run"),
+    gpus_per_run: float | None = typer.Option(
+        None, min=0, help="with --backend ray: GPUs of each run (default: 1 where the cluster has GPUs)"
+    ),
 ) -> None:
-    """Run models × tasks × seeds (× --drop ablations) and write Table-3/4-shaped results beside the paper's figures."""
+    """Run models × tasks × seeds (× --drop ablations) and write Table-3/4-shaped results beside the paper's figures.
+
+    With --backend local|ray each model × task × seed run is a unit of work with --cpus-per-run torch
+    threads (the results do not depend on where it runs); finished runs are reused, so a re-run resumes."""
     from pathlib import Path
 
     from perr.benchmark import resolve_dataset, run_benchmark
+    from perr.execution import ExecutionConfig
     from perr.models import MODELS
 
     console = _console()
@@ -195,6 +212,11 @@ def benchmark_cmd(
     options: dict[str, object] = {} if steps is None else {"T": steps}
     if target:
         options["with_target"] = True
+    execution = (
+        execution_config(backend, jobs, address, num_cpus)
+        if backend is not None
+        else ExecutionConfig("inline")
+    )
     store = resolve_dataset(dataset, Path(out) / "data", **options)
     drops: list[str | None] = [None, *drop]
     run_benchmark(
@@ -207,6 +229,9 @@ def benchmark_cmd(
         base=cfg,
         figure_models=pair,
         progress=lambda msg: console.print(msg, highlight=False),
+        execution=execution,
+        cpus_per_run=cpus_per_run,
+        gpus_per_run=gpus_per_run,
     )
     console.print(
         Path(out, "table.md").read_text(encoding="utf-8"), highlight=False, markup=False, soft_wrap=True

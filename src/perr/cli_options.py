@@ -25,12 +25,20 @@ ADDRESS = typer.Option(
     None, help="Ray cluster to join, HOST:PORT (default: start a local Ray instance for this run)"
 )
 NUM_CPUS = typer.Option(None, min=1, help="CPUs of the local Ray instance (default: all)")
+NO_SHARED_FS = typer.Option(
+    False,
+    "--no-shared-fs",
+    help="with --backend ray: the nodes do not share the output folder; each task returns the files it "
+    "wrote and this process writes them (inputs must still be at the same path on every node)",
+)
 
 
 def execution_config(
-    backend: BackendChoice, jobs: int, address: str | None, num_cpus: int | None
+    backend: BackendChoice, jobs: int, address: str | None, num_cpus: int | None, no_shared_fs: bool = False
 ) -> ExecutionConfig:
-    """The options above as an ExecutionConfig; --address and --num-cpus need --backend ray."""
-    if backend is not BackendChoice.ray and (address or num_cpus):
-        raise typer.BadParameter("--address and --num-cpus are options of --backend ray")
-    return ExecutionConfig(backend=backend.value, jobs=jobs, address=address, num_cpus=num_cpus)
+    """The options above as an ExecutionConfig; --address, --num-cpus and --no-shared-fs need --backend ray."""
+    if backend is not BackendChoice.ray and (address or num_cpus or no_shared_fs):
+        raise typer.BadParameter("--address, --num-cpus and --no-shared-fs are options of --backend ray")
+    return ExecutionConfig(
+        backend=backend.value, jobs=jobs, address=address, num_cpus=num_cpus, shared_fs=not no_shared_fs
+    )

@@ -7,9 +7,17 @@ an executor, which runs them here, in local worker processes, or as Ray tasks on
   declares the CPUs (and GPUs) it needs, so Ray places it; a task whose worker or node dies is retried
   elsewhere (``max_retries``).
 
-Units are plain module-level functions whose arguments pickle; a unit writes its own output atomically
-into the output folder (which every node must see: a shared filesystem) and returns a small status, so
-nothing large travels back. Worker processes keep their models in module-level caches, loaded on first use.
+Units are plain module-level functions whose arguments pickle. Data movement has two modes:
+
+- shared filesystem (the default): inputs are read, and each unit writes its outputs atomically, at
+  paths every node sees (an NFS/CephFS/Lustre mount at the same path everywhere); a unit returns only a
+  small status, so nothing large travels back, and a re-run after a crashed driver resumes from what the
+  units wrote.
+- ``shared_fs=False`` (``--no-shared-fs``): a unit writes into a scratch folder on its node and returns the
+  files it wrote; the driver writes them, atomically, into the output folder. Inputs must still be at the
+  same path on every node (a read-only copy or mount); only outputs travel, through Ray's object store.
+
+Worker processes keep their models in module-level caches, loaded on first use.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ class ExecutionConfig:
     jobs: int = 0
     address: str | None = None  # Ray cluster to join; None: a local Ray instance
     num_cpus: int | None = None  # CPUs of a local Ray instance (None: all)
+    shared_fs: bool = True  # False: units return their output files and the driver writes them
 
     def workers(self) -> int:
         if self.backend == "inline":
@@ -75,6 +84,9 @@ class InlineExecutor:
 
     def renew(self) -> None:
         return None
+
+    def resources(self) -> dict[str, float]:
+        return {"CPU": float(cores())}
 
     def close(self) -> None:
         if self._finalizer is not None:
@@ -106,6 +118,9 @@ class ProcessExecutor:
         """Fresh workers after one died (a broken pool cannot be used again)."""
         self._ex.shutdown(cancel_futures=True)
         self._ex = self._new()
+
+    def resources(self) -> dict[str, float]:
+        return {"CPU": float(self.slots)}
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         """Block until every worker has started and run its initializer (benchmarks exclude start-up)."""
@@ -178,6 +193,10 @@ class RayExecutor:
     def renew(self) -> None:
         return None
 
+    def resources(self) -> dict[str, float]:
+        """The cluster's resources (CPU, GPU, memory, …) as Ray reports them."""
+        return dict(self._ray.cluster_resources())
+
     def close(self) -> None:
         if self._started:
             self._ray.shutdown()
@@ -246,21 +265,62 @@ def local_ray_dirs(out: Path) -> tuple[Path, Path]:
     return tmp, token
 
 
+def in_scratch(fn: Callable[..., Any], output_arg: int, *args: Any) -> tuple[Any, dict[str, bytes]]:
+    """Run a unit with its output folder (argument `output_arg`) replaced by a scratch folder; its result
+    and the files it wrote there (path relative to the folder → bytes). For nodes without the shared
+    output folder: the driver writes the files (:func:`write_returned`)."""
+    scratch = Path(tempfile.mkdtemp(prefix="perr-unit-"))
+    try:
+        result = fn(*args[:output_arg], str(scratch), *args[output_arg + 1 :])
+        files = {
+            str(p.relative_to(scratch)): p.read_bytes() for p in sorted(scratch.rglob("*")) if p.is_file()
+        }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return result, files
+
+
+def write_returned(folder: str | os.PathLike, files: dict[str, bytes]) -> None:
+    """Write files a unit returned into its output folder, each atomically."""
+    root = Path(folder)
+    for rel, data in files.items():
+        target = root / rel
+        if root.resolve() not in target.resolve().parents:
+            raise ValueError(f"a unit returned a file outside its output folder: {rel!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(data)
+
+
 class Runner:
     """Units on an executor, results as they complete. A worker process that dies (a native crash, the
     out-of-memory killer) breaks a local pool: the units still pending are submitted again to fresh
     workers, and a unit that was pending at two breaks fails alone with the reason. Ray retries lost
-    tasks itself (`RAY_RETRIES`); one that still fails comes back as its exception."""
+    tasks itself (`RAY_RETRIES`); one that still fails comes back as its exception.
 
-    def __init__(self, executor: Executor, retries: int = 1) -> None:
+    `shared_fs=False`: a unit submitted with `output_arg` (the index of its output-folder argument) runs in
+    a scratch folder on its node and the files it wrote are written here (module docstring)."""
+
+    def __init__(self, executor: Executor, retries: int = 1, shared_fs: bool = True) -> None:
         self.executor, self.retries = executor, retries
+        self.returns_files = not shared_fs and executor.backend == "ray"
         self._pending: dict[Future, tuple[Any, Callable[..., Any], tuple[Any, ...], dict[str, float]]] = {}
         self._breaks: dict[Any, int] = {}
+        self._outputs: dict[Any, str] = {}
 
     def submit(
-        self, key: Any, fn: Callable[..., Any], *args: Any, num_cpus: float = 1, num_gpus: float = 0
+        self,
+        key: Any,
+        fn: Callable[..., Any],
+        *args: Any,
+        num_cpus: float = 1,
+        num_gpus: float = 0,
+        output_arg: int | None = None,
     ) -> None:
         res = {"num_cpus": num_cpus, "num_gpus": num_gpus}
+        if self.returns_files and output_arg is not None:
+            self._outputs[key] = str(args[output_arg])
+            fn, args = in_scratch, (fn, output_arg, *args)
         self._pending[self.executor.submit(fn, *args, **res)] = (key, fn, args, res)
 
     def __len__(self) -> int:
@@ -277,7 +337,11 @@ class Runner:
                     continue
                 key, fn, args, res = self._pending.pop(fut)
                 try:
-                    yield key, fut.result(), None
+                    result = fut.result()
+                    if key in self._outputs:
+                        result, files = result
+                        write_returned(self._outputs.pop(key), files)
+                    yield key, result, None
                 except BrokenProcessPool as e:
                     broken = True
                     self._breaks[key] = self._breaks.get(key, 0) + 1

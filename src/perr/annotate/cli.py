@@ -41,13 +41,17 @@ def export_cmd(
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
 ) -> None:
-    """Write a Label Studio labeling config and tasks for clip proposals."""
+    """Write a Label Studio labeling config and tasks for clip proposals.
+
+    Exit status: 0 when every clip became a task, 1 when any could not (named; the others are written)."""
     from perr.annotate.export import export_tasks
 
     con, err = _console()
     res = export_tasks(manifest, out, document_root, url_prefix, cut=cut, show_progress=not no_progress)
     _report_problems(err, res.problems, str(manifest))
     con.print(f"{res.n_tasks} task(s) → {res.tasks}\nlabeling config → {res.config}")
+    if res.problems:  # exit status: 1 when any clip could not become a task (the others were written)
+        raise typer.Exit(1)
 
 
 @app.command("import")
@@ -59,7 +63,10 @@ def import_cmd(
     out: Path = typer.Option(..., "--out", help="final manifest (JSONL)"),
     problems_out: Path | None = typer.Option(None, "--problems", help="also write the problems as JSON"),
 ) -> None:
-    """Adjudicate several annotators per clip (majority; ties → review) and write the final manifest."""
+    """Adjudicate several annotators per clip (majority; ties → review) and write the final manifest.
+
+    Exit status: 0 when every annotation was usable, 1 when any was not (named; the rest is imported),
+    2 when the export or manifest cannot be read."""
     from perr.annotate.importer import import_annotations
     from perr.io import write_json
 
@@ -74,6 +81,8 @@ def import_cmd(
         write_json(problems_out, [p.to_json() for p in rep.problems])
     counts = ", ".join(f"{k} {v}" for k, v in sorted(rep.status.items())) or "nothing adjudicated"
     con.print(f"{rep.n_tasks} task(s), {rep.n_cancelled} skipped annotation(s): {counts} → {rep.out}")
+    if rep.problems:  # exit status: 1 when any annotation could not be used (the rest was imported)
+        raise typer.Exit(1)
 
 
 @app.command("agreement")

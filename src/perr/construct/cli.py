@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from perr.cli_options import ADDRESS, BACKEND, JOBS, NUM_CPUS, BackendChoice, execution_config
+from perr.cli_options import ADDRESS, BACKEND, JOBS, NO_SHARED_FS, NUM_CPUS, BackendChoice, execution_config
 from perr.construct.chunks import CHUNK_SECONDS
 from perr.construct.config import BuildConfig
 from perr.construct.shots import SHOT_DETECTORS
@@ -32,6 +32,7 @@ def run_cmd(
     jobs: int = JOBS,
     address: str | None = ADDRESS,
     num_cpus: int | None = NUM_CPUS,
+    no_shared_fs: bool = NO_SHARED_FS,
     chunk_seconds: float = typer.Option(
         CHUNK_SECONDS,
         min=0,
@@ -50,7 +51,7 @@ def run_cmd(
     from perr.construct.run import build, print_report
 
     quiet_libraries(verbose)
-    execution = execution_config(backend, jobs, address, num_cpus)
+    execution = execution_config(backend, jobs, address, num_cpus, no_shared_fs)
     try:
         report = build(
             inputs,

@@ -97,7 +97,13 @@ class _Batch:
     """Schedules the chunks of every video on an executor and finishes each video when its chunks are in."""
 
     def __init__(
-        self, out: Path, cfg: BuildConfig, executor: Executor, chunk_seconds: float | None, bars: Any
+        self,
+        out: Path,
+        cfg: BuildConfig,
+        executor: Executor,
+        chunk_seconds: float | None,
+        bars: Any,
+        shared_fs: bool = True,
     ) -> None:
         self.out, self.cfg, self.executor, self.chunk_seconds, self.bars = (
             out,
@@ -106,7 +112,7 @@ class _Batch:
             chunk_seconds,
             bars,
         )
-        self.runner = Runner(executor)
+        self.runner = Runner(executor, shared_fs=shared_fs)
         self.videos: dict[str, _Video] = {}
         self.shown: dict[tuple[str, int], _ChunkProgress] = {}
         self.results: dict[str, VideoResult] = {}
@@ -146,13 +152,14 @@ class _Batch:
         self.runner.submit(
             (video.key, chunk.index),
             run_chunk,
-            str(video.path),
+            str(video.path.resolve()),  # workers elsewhere (Ray) have another working directory
             self.cfg,
             chunk,
             video.info.duration,
             video.subs.ocr,
-            str(video.partial),
+            str(video.partial.resolve()),
             progress,
+            output_arg=5,
         )
 
     def run(self, videos: list[_Video]) -> None:
@@ -323,13 +330,14 @@ def build(
     now: dict[str, VideoResult] = {}
     if todo:
         own = executor is None
-        executor = executor or build_executor(cfg, execution or ExecutionConfig(backend="inline"), out)
+        execution = execution or ExecutionConfig(backend="inline")
+        executor = executor or build_executor(cfg, execution, out)
         try:
             with _Bars(console, show_progress) as bars:
                 bars.add("videos", len(files), completed=len(finished))
                 bars.add("decode", sum(_probe_seconds(p) for p, _ in todo))
                 bars.add("descriptors", 0)
-                batch = _Batch(out, cfg, executor, chunk_seconds, bars)
+                batch = _Batch(out, cfg, executor, chunk_seconds, bars, execution.shared_fs)
                 by_size = sorted(todo, key=lambda pk: -_size(pk[0]))  # longest first: the pool stays full
                 batch.run([v for v in (batch.start(p, k) for p, k in by_size) if v is not None])
                 now = batch.results

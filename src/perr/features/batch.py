@@ -141,8 +141,8 @@ def extract_manifest(
             def advance(r: dict[str, Any]) -> None:
                 bar.update(task, advance=1, description="" if r["ok"] else f"failed: {r['clip_id']}")
 
-            runner = Runner(executor)
-            for g in clip_groups(todo, base, unit_seconds(todo, workers, group_seconds)):
+            runner = Runner(executor, shared_fs=execution.shared_fs)
+            for g in clip_groups(todo, base, unit_seconds(todo, executor.slots, group_seconds)):
                 args = (
                     [c.model_dump_json() for c in g],
                     str(base),
@@ -152,7 +152,7 @@ def extract_manifest(
                     dev,
                 )
                 on_clip = advance if isinstance(executor, InlineExecutor) else None
-                runner.submit(tuple(c.clip_id for c in g), process_group, *args, on_clip)
+                runner.submit(tuple(c.clip_id for c in g), process_group, *args, on_clip, output_arg=3)
             for ids, results, error in runner.completed():
                 if error is not None:  # a unit that failed as a whole: its clips are recorded as failed
                     results = [
@@ -163,6 +163,7 @@ def extract_manifest(
                     summary.results.append(r)
                     if r["ok"]:
                         summary.done.append(r["clip_id"])
+                        (out / "errors" / f"{r['clip_id']}.json").unlink(missing_ok=True)  # an old failure
                     else:
                         summary.failed[r["clip_id"]] = r["error"]
                     if not isinstance(executor, InlineExecutor):

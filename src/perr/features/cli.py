@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from perr.cli_options import ADDRESS, BACKEND, JOBS, NUM_CPUS, BackendChoice, execution_config
+from perr.cli_options import ADDRESS, BACKEND, JOBS, NO_SHARED_FS, NUM_CPUS, BackendChoice, execution_config
 from perr.features.config import DEFAULT_EXTRACTORS, ExtractConfig
 from perr.logs import quiet_libraries
 from perr.settings import config_options
@@ -34,6 +34,7 @@ def extract_cmd(
     jobs: int = JOBS,
     address: str | None = ADDRESS,
     num_cpus: int | None = NUM_CPUS,
+    no_shared_fs: bool = NO_SHARED_FS,
     threads: int | None = typer.Option(None, min=1, help="torch threads per worker (default 1)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]: where the torch models run"),
     lanes: int | None = typer.Option(
@@ -53,7 +54,7 @@ def extract_cmd(
     from perr.manifest import ManifestError
 
     quiet_libraries(verbose)
-    execution = execution_config(backend, jobs, address, num_cpus)
+    execution = execution_config(backend, jobs, address, num_cpus, no_shared_fs)
     chosen = dict(config.extractors)
     for item in extractor:
         name, _, value = item.partition("=")

@@ -25,6 +25,7 @@ import torch
 from perr.checkpoint import Checkpoint, ResumeState
 from perr.config import TrainConfig, save_config
 from perr.device import resolve_device
+from perr.faults import checkpoint_reached
 from perr.io import atomic_open, write_json
 from perr.labels import Task
 from perr.models import ModelArgs, build_model
@@ -201,6 +202,7 @@ def train(
         snapshot(epoch, resume=True).save(ckpt_path)
         with atomic_open(out / "history.jsonl") as fh:  # rewritten whole: a redone epoch never appears twice
             fh.writelines(json.dumps(r) + "\n" for r in ckpt.history)
+        checkpoint_reached("train.epoch")
         if progress is not None:
             progress(f"epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.4f}", epoch + 1, cfg.epochs)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
