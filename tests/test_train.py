@@ -1,6 +1,7 @@
 """Trainer end to end on a tiny store: train → checkpoint → kill → resume → evaluate, and refusal of bad data."""
 
 import dataclasses
+import json
 import subprocess
 import sys
 
@@ -120,3 +121,90 @@ def test_evaluate_refuses_store_from_other_extractors(store, tmp_path):
         StoreError, match="modality 'text': extractor is 'minilm', the checkpoint was trained with 'toy'"
     ):
         evaluate(tmp_path / "r" / "best.pt", other)
+
+
+def _batches(store, split="train", prefetch=3):
+    from perr.train.batches import Batches
+
+    sp = FeatureStore(store)[split]
+    return Batches(sp, sp.modalities, sp.targets("5"), np.arange(len(sp)), prefetch=prefetch)
+
+
+def test_prefetched_batches_are_the_stored_rows_in_the_epoch_order(store):
+    """The loader thread hands over exactly what the store holds (float16 → float32, masks as bool), in
+    the shuffle's order, the same as reading in the step's own thread."""
+    from perr.train.batches import LoaderStats, epoch_order
+
+    ahead, inline = _batches(store), _batches(store, prefetch=0)
+    order = epoch_order(len(ahead), 3, 1)
+    stats = LoaderStats()
+    got = list(ahead.iterate(7, torch.device("cpu"), order, stats=stats))
+    ref = list(inline.iterate(7, torch.device("cpu"), order))
+    assert len(got) == len(ref) == -(-len(ahead) // 7) and stats.batches == len(got) and stats.gather_s > 0
+    sp = ahead.split
+    for (rows, x, mask, y), (rows2, x2, mask2, y2), i in zip(got, ref, range(0, len(order), 7), strict=True):
+        assert np.array_equal(rows, np.sort(order[i : i + 7])) and np.array_equal(rows, rows2)
+        assert torch.equal(y, y2) and np.array_equal(y.numpy(), sp.targets("5")[rows])
+        for m in sp.modalities:
+            assert x[m].dtype == torch.float32 and mask[m].dtype == torch.bool
+            assert np.array_equal(x[m].numpy(), np.asarray(sp.features(m)[rows], dtype=np.float32))
+            assert np.array_equal(mask[m].numpy(), np.asarray(sp.mask(m)[rows]) != 0)
+            assert torch.equal(x[m], x2[m]) and torch.equal(mask[m], mask2[m])
+
+
+def test_loader_thread_stops_when_the_loop_stops_early_and_passes_errors_on(store):
+    import threading
+
+    data = _batches(store)
+    for i, _ in enumerate(data.iterate(4, torch.device("cpu"))):
+        if i == 2:
+            break
+    assert not [t for t in threading.enumerate() if t.name == "perr-batches"]
+    broken = _batches(store)
+    broken.targets = broken.targets[:10]  # rows past 10 have no target: the loader fails part-way
+    with pytest.raises(IndexError):
+        list(broken.iterate(4, torch.device("cpu")))
+    assert not [t for t in threading.enumerate() if t.name == "perr-batches"]
+
+
+def test_epoch_is_the_same_with_and_without_the_loader_thread(store):
+    """Same seed, same thread count: the prefetching loop trains exactly the weights of the inline one."""
+    from perr.models import build_model
+    from perr.train import make_optimizer
+    from perr.train.loop import EpochProfile, model_args_for, train_epoch
+
+    cfg = _cfg()
+    header = FeatureStore(store)["train"].header
+    weights, losses = [], []
+    for prefetch in (3, 0):
+        torch.manual_seed(0)
+        model = build_model(model_args_for(cfg, header, FeatureStore(store)["train"].task("5")))
+        opt = make_optimizer(model, cfg.lr)
+        profile = EpochProfile()
+        losses.append(
+            train_epoch(model, opt, _batches(store, prefetch=prefetch), cfg, torch.device("cpu"), 0, profile)
+        )
+        weights.append(model.state_dict())
+        steps = profile.to_json()
+        assert steps["steps"] == -(-100 // cfg.batch_size) and steps["ms_per_step"]["forward"] > 0
+    assert losses[0] == losses[1]
+    for k in weights[0]:
+        assert torch.equal(weights[0][k], weights[1][k]), k
+
+
+def test_auto_threads_follow_model_size_and_cores(store, tmp_path):
+    from perr.machine import physical_cores
+    from perr.models import ModelArgs, build_model
+    from perr.train.threads import SMALL_WORK, auto_threads, resolve_threads, step_work
+
+    dims = {"person_a": 249, "person_b": 249, "background": 1280, "audio": 131, "text": 512}
+    tiny = build_model(ModelArgs("smta-transformer", {k: 8 for k in dims}, 5, 16, 16, 2, 32))
+    paper = build_model(ModelArgs("smta-transformer", dims, 5, 256, 256, 4, 512))
+    assert step_work(tiny, 16, 32) < SMALL_WORK < step_work(paper, 16, 32)
+    assert auto_threads(tiny, 16, 32, cores=8) == 1
+    assert auto_threads(paper, 16, 32, cores=8) == 8
+    assert auto_threads(paper, 16, 32) == physical_cores()
+    assert resolve_threads(3, tiny, 16, 32, torch.device("cpu")) == 3
+    res = train(store, _cfg(epochs=1), tmp_path / "r")  # threads=0: auto, recorded per epoch
+    history = [json.loads(line) for line in (res.out / "history.jsonl").read_text().splitlines()]
+    assert history[0]["threads"] == 1

@@ -40,3 +40,29 @@ def package_versions(packages: Iterable[str]) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "absent"
     return out
+
+
+def physical_cores() -> int:
+    """Physical cores among the CPUs this process may use (SMT siblings counted once); at least 1.
+
+    Intra-op threads beyond the physical cores share execution units and mostly add synchronisation, so
+    this, not the logical count, is what a compute-bound thread pool should use."""
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    cores: set[tuple[str, str]] = set()
+    try:
+        cpu = phys = core = None
+        for line in [*Path("/proc/cpuinfo").read_text().splitlines(), ""]:
+            key, _, value = (s.strip() for s in line.partition(":"))
+            if key == "processor":
+                cpu = int(value)
+            elif key == "physical id":
+                phys = value
+            elif key == "core id":
+                core = value
+            elif not line.strip() and cpu is not None:
+                if cpu in allowed:
+                    cores.add((phys or "0", core if core is not None else str(cpu)))
+                cpu = phys = core = None
+    except (OSError, ValueError):
+        cores = set()
+    return max(1, len(cores) or len(allowed))

@@ -1,9 +1,21 @@
-"""Batches of a store split for training and evaluation, read straight from the memory-mapped arrays."""
+"""Batches of a store split for training and evaluation, prepared ahead of the step.
+
+A background thread reads each batch's rows from the store files (pread, so RSS stays at the batches in
+flight rather than growing with the pages of a memory map), converts float16 → float32 straight into
+the batch tensors (pinned memory when the device is CUDA, so the copy to the GPU is asynchronous) and
+hands them over through a bounded queue. The step then finds its batch ready: reading and converting
+overlap the model's arithmetic on the other core. Order is the caller's (the epoch's shuffle), so
+results do not depend on the thread; NumPy releases the GIL while it reads and converts.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -15,6 +27,20 @@ from perr.validation import validate_split
 #: One batch: the rows it holds (sorted), features and masks per modality, class indices.
 Batch = tuple[np.ndarray, dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]
 
+#: batches prepared ahead of the step (bounded: memory stays a few batches)
+PREFETCH = 3
+
+
+@dataclass
+class LoaderStats:
+    """Where a pass over the batches spent its time, for profiles (seconds, summed over batches)."""
+
+    batches: int = 0
+    gather_s: float = 0.0  # loader thread: read rows + float16 → float32 (+ pinning)
+    wait_s: float = 0.0  # step thread: blocked waiting for the next batch
+    h2d_s: float = 0.0  # step thread: host → device copies issued (asynchronous when pinned)
+    extra: dict[str, float] = field(default_factory=dict)
+
 
 @dataclass
 class Batches:
@@ -24,33 +50,117 @@ class Batches:
     modalities: list[str]
     targets: np.ndarray  # [N] class indices for the task
     rows: np.ndarray  # which rows of the split this view covers
+    prefetch: int = PREFETCH  # batches prepared ahead by the loader thread (0: in the step's thread)
 
     def __len__(self) -> int:
         return len(self.rows)
 
+    def gather(
+        self, rows: np.ndarray, pin: bool = False
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+        """Host tensors of `rows` (sorted: runs of consecutive rows are one read): float32 features,
+        bool masks, int64 targets; in pinned memory when `pin`."""
+        n = len(rows)
+        x, mask = {}, {}
+        for m in self.modalities:
+            f = self.split.row_file(m)
+            half = f.read_rows(rows)
+            out = torch.empty((n, *f.row_shape), dtype=torch.float32, pin_memory=pin)
+            np.copyto(out.numpy(), half, casting="unsafe")  # float16 → float32 into the batch tensor
+            x[m] = out
+            present = torch.empty((n, f.row_shape[0]), dtype=torch.bool, pin_memory=pin)
+            np.not_equal(self.split.row_file(m, mask=True).read_rows(rows), 0, out=present.numpy())
+            mask[m] = present
+        y = torch.from_numpy(self.targets[rows])
+        return x, mask, (y.pin_memory() if pin else y)
+
     def tensors(
         self, rows: np.ndarray, device: torch.device
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        rows = np.sort(rows)  # sorted reads are sequential on the memmap
-        x = {
-            m: torch.from_numpy(np.asarray(self.split.features(m)[rows], dtype=np.float32)).to(device)
-            for m in self.modalities
-        }
-        mask = {
-            m: torch.from_numpy(np.asarray(self.split.mask(m)[rows]).astype(bool)).to(device)
-            for m in self.modalities
-        }
-        return x, mask
+        """Features and masks of `rows` on `device` (no prefetch: for single look-ups)."""
+        x, mask, _ = self.gather(np.sort(rows))
+        return _to(x, device), _to(mask, device)
 
     def iterate(
-        self, batch_size: int, device: torch.device, order: np.ndarray | None = None
+        self,
+        batch_size: int,
+        device: torch.device,
+        order: np.ndarray | None = None,
+        stats: LoaderStats | None = None,
     ) -> Iterator[Batch]:
+        """Batches of `batch_size` rows in `order` (default: row order), each sorted within itself,
+        prepared `self.prefetch` ahead by a background thread (0: in the calling thread)."""
+        prefetch = self.prefetch
         rows = self.rows if order is None else self.rows[order]
-        for i in range(0, len(rows), batch_size):
-            chunk = np.sort(rows[i : i + batch_size])
-            x, mask = self.tensors(chunk, device)
-            y = torch.from_numpy(self.targets[chunk]).to(device)
+        chunks = [np.sort(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+        pin = device.type == "cuda"
+        stats = stats if stats is not None else LoaderStats()
+
+        def make(chunk: np.ndarray) -> Batch:
+            t0 = time.perf_counter()
+            x, mask, y = self.gather(chunk, pin)
+            stats.gather_s += time.perf_counter() - t0
+            return chunk, x, mask, y
+
+        source = (make(c) for c in chunks) if prefetch <= 0 else _prefetched(chunks, make, prefetch, stats)
+        for chunk, x, mask, y in source:
+            t0 = time.perf_counter()
+            if device.type != "cpu":
+                x, mask, y = _to(x, device), _to(mask, device), y.to(device, non_blocking=True)
+            stats.h2d_s += time.perf_counter() - t0
+            stats.batches += 1
             yield chunk, x, mask, y
+
+
+def _to(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    if device.type == "cpu":
+        return tensors
+    return {k: v.to(device, non_blocking=True) for k, v in tensors.items()}
+
+
+_DONE = object()
+
+
+def _prefetched(chunks: Sequence[np.ndarray], make, depth: int, stats: LoaderStats) -> Iterator[Batch]:
+    """`make(chunk)` for each chunk in a background thread, `depth` ahead, results in order. An error
+    in the thread is raised here; leaving the loop early stops the thread."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for c in chunks:
+                if stop.is_set():
+                    return
+                item = make(c)
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+            q.put(_DONE)
+        except BaseException as e:  # handed to the consumer, raised there
+            q.put(e)
+
+    thread = threading.Thread(target=work, name="perr-batches", daemon=True)
+    thread.start()
+    try:
+        while True:
+            t0 = time.perf_counter()
+            item = q.get()
+            stats.wait_s += time.perf_counter() - t0
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.1)
+        thread.join()
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -60,7 +170,8 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 def check_data(split: FeatureSplit, modalities: Sequence[str], task: Task) -> None:
-    """Refuse data that would train silently wrong: NaN/inf features, labels outside the task."""
+    """Refuse data that would train silently wrong: NaN/inf features, labels outside the task.
+    The NaN/inf scan is recorded per file (perr.validation), so an unchanged store is not read again."""
     problems = validate_split(split.folder, modalities=modalities)
     if problems:
         lines = "\n".join(f"  {p}" for p in problems[:20])

@@ -1,0 +1,41 @@
+"""How many torch intra-op threads a run uses: `threads` in TrainConfig, where 0 (the default) is auto.
+
+Auto looks at the model's work per step and the machine's physical cores, never at the load, so the same
+config on the same machine always picks the same count (float results depend on it, and a resumed run
+must end with exactly the metrics of an uninterrupted one). A small model's kernels finish in tens of
+microseconds, and handing each one to a second thread costs a wake-up and a barrier, so small models
+run on one thread; a large one (the paper's d 256) gains from every physical core. `SMALL_WORK` is
+the crossover measured by `benchmarks/erato_scale.py` (its `threads` section) on the development machine.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from perr.machine import physical_cores
+
+#: multiply-adds of one forward step (≈ parameters × batch × T) below which one thread is faster
+SMALL_WORK = 0.5e9
+
+
+def step_work(model: torch.nn.Module, batch_size: int, T: int) -> float:
+    """≈ multiply-adds of one forward step: every weight is used once per clip and time step."""
+    return float(sum(p.numel() for p in model.parameters())) * batch_size * T
+
+
+def auto_threads(model: torch.nn.Module, batch_size: int, T: int, cores: int | None = None) -> int:
+    """1 for a small model, else every physical core the process may use."""
+    cores = physical_cores() if cores is None else cores
+    return 1 if step_work(model, batch_size, T) < SMALL_WORK else max(1, cores)
+
+
+def resolve_threads(
+    requested: int, model: torch.nn.Module, batch_size: int, T: int, device: torch.device
+) -> int:
+    """The intra-op thread count to use: `requested` when > 0; auto on CPU; torch's default elsewhere
+    (on a GPU the host threads only feed it)."""
+    if requested > 0:
+        return requested
+    if device.type != "cpu":
+        return torch.get_num_threads()
+    return auto_threads(model, batch_size, T)
