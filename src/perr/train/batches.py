@@ -14,7 +14,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,31 +55,46 @@ class Batches:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def gather(
-        self, rows: np.ndarray, pin: bool = False
-    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
-        """Host tensors of `rows` (sorted: runs of consecutive rows are one read): float32 features,
-        bool masks, int64 targets; in pinned memory when `pin`."""
+    def gather(self, rows: np.ndarray, pin: bool = False) -> HostBatch:
+        """Host tensors of `rows` (sorted: runs of consecutive rows are one read) in one buffer per kind,
+        so a batch reaches the device in three copies whatever the number of modalities; pinned when `pin`."""
         n = len(rows)
-        x, mask = {}, {}
-        for m in self.modalities:
-            f = self.split.row_file(m)
-            half = f.read_rows(rows)
-            out = torch.empty((n, *f.row_shape), dtype=torch.float32, pin_memory=pin)
-            np.copyto(out.numpy(), half, casting="unsafe")  # float16 → float32 into the batch tensor
-            x[m] = out
-            present = torch.empty((n, f.row_shape[0]), dtype=torch.bool, pin_memory=pin)
-            np.not_equal(self.split.row_file(m, mask=True).read_rows(rows), 0, out=present.numpy())
-            mask[m] = present
+        files = [self.split.row_file(m) for m in self.modalities]
+        sizes = [n * int(np.prod(f.row_shape)) for f in files]
+        features = torch.empty(sum(sizes), dtype=torch.float32, pin_memory=pin)
+        masks = torch.empty((len(files), n, files[0].row_shape[0]), dtype=torch.bool, pin_memory=pin)
+        flat, present = features.numpy(), masks.numpy()
+        at = 0
+        for k, (m, f, size) in enumerate(zip(self.modalities, files, sizes, strict=True)):
+            # float16 → float32 straight into the batch buffer
+            np.copyto(flat[at : at + size].reshape(n, *f.row_shape), f.read_rows(rows), casting="unsafe")
+            np.not_equal(self.split.row_file(m, mask=True).read_rows(rows), 0, out=present[k])
+            at += size
         y = torch.from_numpy(self.targets[rows])
-        return x, mask, (y.pin_memory() if pin else y)
+        return HostBatch(
+            rows, features, masks, y.pin_memory() if pin else y, [tuple(f.row_shape) for f in files]
+        )
+
+    def unpack(self, batch: HostBatch, device: torch.device) -> Batch:
+        """The batch on `device` (one copy per buffer, asynchronous from pinned memory) as per-modality views."""
+        features, masks, y = batch.features, batch.masks, batch.targets
+        if device.type != "cpu":
+            features = features.to(device, non_blocking=True)
+            masks = masks.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+        n, x, at = len(batch.rows), {}, 0
+        for m, shape in zip(self.modalities, batch.shapes, strict=True):
+            size = n * int(np.prod(shape))
+            x[m] = features[at : at + size].view(n, *shape)
+            at += size
+        return batch.rows, x, dict(zip(self.modalities, masks.unbind(0), strict=True)), y
 
     def tensors(
         self, rows: np.ndarray, device: torch.device
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Features and masks of `rows` on `device` (no prefetch: for single look-ups)."""
-        x, mask, _ = self.gather(np.sort(rows))
-        return _to(x, device), _to(mask, device)
+        _, x, mask, _ = self.unpack(self.gather(np.sort(rows)), device)
+        return x, mask
 
     def iterate(
         self,
@@ -90,38 +105,47 @@ class Batches:
     ) -> Iterator[Batch]:
         """Batches of `batch_size` rows in `order` (default: row order), each sorted within itself,
         prepared `self.prefetch` ahead by a background thread (0: in the calling thread)."""
-        prefetch = self.prefetch
         rows = self.rows if order is None else self.rows[order]
         chunks = [np.sort(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
         pin = device.type == "cuda"
         stats = stats if stats is not None else LoaderStats()
 
-        def make(chunk: np.ndarray) -> Batch:
+        def make(chunk: np.ndarray) -> HostBatch:
             t0 = time.perf_counter()
-            x, mask, y = self.gather(chunk, pin)
+            batch = self.gather(chunk, pin)
             stats.gather_s += time.perf_counter() - t0
-            return chunk, x, mask, y
+            return batch
 
-        source = (make(c) for c in chunks) if prefetch <= 0 else _prefetched(chunks, make, prefetch, stats)
-        for chunk, x, mask, y in source:
+        if self.prefetch > 0:
+            source: Iterator[HostBatch] = _prefetched(chunks, make, self.prefetch, stats)
+        else:
+            source = (make(c) for c in chunks)
+        for host in source:
             t0 = time.perf_counter()
-            if device.type != "cpu":
-                x, mask, y = _to(x, device), _to(mask, device), y.to(device, non_blocking=True)
+            batch = self.unpack(host, device)
             stats.h2d_s += time.perf_counter() - t0
             stats.batches += 1
-            yield chunk, x, mask, y
+            yield batch
 
 
-def _to(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    if device.type == "cpu":
-        return tensors
-    return {k: v.to(device, non_blocking=True) for k, v in tensors.items()}
+@dataclass
+class HostBatch:
+    """A batch on the host: all modalities' features in one float32 buffer (modality after modality,
+    each [n, T, d_m] contiguous), masks [M, n, T] bool, targets [n]."""
+
+    rows: np.ndarray
+    features: torch.Tensor
+    masks: torch.Tensor
+    targets: torch.Tensor
+    shapes: list[tuple[int, ...]]
 
 
 _DONE = object()
 
 
-def _prefetched(chunks: Sequence[np.ndarray], make, depth: int, stats: LoaderStats) -> Iterator[Batch]:
+def _prefetched(
+    chunks: Sequence[np.ndarray], make: Callable[[np.ndarray], HostBatch], depth: int, stats: LoaderStats
+) -> Iterator[HostBatch]:
     """`make(chunk)` for each chunk in a background thread, `depth` ahead, results in order. An error
     in the thread is raised here; leaving the loop early stops the thread."""
     q: queue.Queue = queue.Queue(maxsize=depth)
