@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 
@@ -204,6 +205,7 @@ def test_auto_threads_follow_model_size_and_cores(store, tmp_path):
     assert auto_threads(tiny, 16, 32, cores=8) == 1
     assert auto_threads(paper, 16, 32, cores=8) == 8
     assert auto_threads(paper, 16, 32) == physical_cores()
+    assert 1 <= physical_cores() <= len(os.sched_getaffinity(0))
     assert resolve_threads(3, tiny, 16, 32, torch.device("cpu")) == 3
     res = train(store, _cfg(epochs=1), tmp_path / "r")  # threads=0: auto, recorded per epoch
     history = [json.loads(line) for line in (res.out / "history.jsonl").read_text().splitlines()]
