@@ -210,3 +210,56 @@ def test_auto_threads_follow_model_size_and_cores(store, tmp_path):
     res = train(store, _cfg(epochs=1), tmp_path / "r")  # threads=0: auto, recorded per epoch
     history = [json.loads(line) for line in (res.out / "history.jsonl").read_text().splitlines()]
     assert history[0]["threads"] == 1
+
+
+def _two_epochs(store, masks, model_cls=None):
+    from perr.models import build_model
+    from perr.train import make_optimizer
+    from perr.train.loop import model_args_for, train_epoch
+
+    cfg = _cfg()
+    sp = FeatureStore(store)["train"]
+    torch.manual_seed(0)
+    model = build_model(model_args_for(cfg, sp.header, sp.task("5")))
+    if model_cls is not None:
+        model.__class__ = model_cls
+    opt = make_optimizer(model, cfg.lr)
+    losses = [
+        train_epoch(model, opt, _batches(store), cfg, torch.device("cpu"), e, masks=masks) for e in (0, 1)
+    ]
+    return losses, model.state_dict(), torch.get_rng_state()
+
+
+def test_dropout_masks_drawn_ahead_change_nothing(store):
+    """Masks drawn a step ahead by a helper thread are F.dropout's own draws: same losses, weights and
+    generator state as drawing in the step; 100 rows in batches of 16 end with a batch of 4, which
+    draws in place (a batch size seen for the first time)."""
+    from perr.models.dropout import MaskPlan
+
+    plan = MaskPlan()
+    ahead = _two_epochs(store, plan)
+    inline = _two_epochs(store, None)
+    assert plan.enabled and set(plan.tapes) == {16, 4}
+    # epoch 1: 6 steps of 16 (the first learns the tape) and one of 4 (learns its own); epoch 2: all 7 ahead
+    assert plan.steps_ahead == (6 - 1) + 7
+    assert ahead[0] == inline[0] and torch.equal(ahead[2], inline[2])
+    for k in ahead[1]:
+        assert torch.equal(ahead[1][k], inline[1][k]), k
+
+
+def test_dropout_plan_turns_itself_off_for_a_model_with_other_randomness(store):
+    """A model that draws random numbers besides dropout would have them reordered by drawing ahead:
+    the plan sees the generator move more than its draws explain and stops drawing ahead."""
+    from perr.models.dropout import MaskPlan
+    from perr.models.fusion import FusionModel
+
+    class Noisy(FusionModel):
+        def forward(self, x, mask=None):
+            torch.rand(3)  # e.g. input noise or stochastic depth
+            return super().forward(x, mask)
+
+    plan = MaskPlan()
+    ahead = _two_epochs(store, plan, Noisy)
+    inline = _two_epochs(store, None, Noisy)
+    assert not plan.enabled and plan.steps_ahead == 0
+    assert ahead[0] == inline[0] and torch.equal(ahead[2], inline[2])

@@ -10,6 +10,7 @@ with exactly the metrics of an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from perr.device import resolve_device
 from perr.io import atomic_open, write_json
 from perr.labels import Task
 from perr.models import ModelArgs, build_model
+from perr.models.dropout import MaskPlan
 from perr.splits import stratified_split
 from perr.store import FeatureSplit, FeatureStore, StoreHeader
 from perr.train.batches import Batches, LoaderStats, check_data, epoch_order
@@ -136,11 +138,14 @@ def train_epoch(
     device: torch.device,
     epoch: int,
     profile: EpochProfile | None = None,
+    masks: MaskPlan | None = None,
 ) -> float:
     """One pass over the training rows in the epoch's shuffle order; the mean training loss.
 
-    Batches are prepared ahead by a background thread (perr.train.batches); the loss is summed on the
-    device and read once at the end, so no step waits on the device just to log a number."""
+    Batches are prepared ahead by a background thread (perr.train.batches); with `masks` (CPU), the
+    dropout masks are drawn one step ahead by another (perr.models.dropout), exactly as the step would
+    draw them. The loss is summed on the device and read once at the end, so no step waits on the
+    device just to log a number."""
     model.train()
     total = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
     count = 0
@@ -148,33 +153,36 @@ def train_epoch(
     stats = profile.loader if profile is not None else None
     start = time.perf_counter()
     order = epoch_order(len(data), cfg.seed, epoch)
-    for _, x, mask, y in data.iterate(cfg.batch_size, device, order, stats=stats):
-        optimizer.zero_grad(set_to_none=True)
-        if profile is not None:
-            sync()
-            t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            output = model(x, mask)
-            loss = model.loss(output, y, mask)
-        if profile is not None:
-            sync()
-            t1 = time.perf_counter()
-        loss.float().backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        if profile is not None:
-            sync()
-            t2 = time.perf_counter()
-        optimizer.step()
-        if profile is not None:
-            sync()
-            t3 = time.perf_counter()
-            profile.forward_s += t1 - t0
-            profile.backward_s += t2 - t1
-            profile.optimizer_s += t3 - t2
-            profile.steps += 1
-        total.add_(loss.detach().to(total.dtype), alpha=len(y))
-        count += len(y)
+    sizes = [min(cfg.batch_size, len(data) - i) for i in range(0, len(data), cfg.batch_size)]
+    with masks.epoch(sizes) if masks is not None else contextlib.nullcontext():
+        for _, x, mask, y in data.iterate(cfg.batch_size, device, order, stats=stats):
+            optimizer.zero_grad(set_to_none=True)
+            if profile is not None:
+                sync()
+                t0 = time.perf_counter()
+            with masks.step(len(y)) if masks is not None else contextlib.nullcontext():
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    output = model(x, mask)
+                    loss = model.loss(output, y, mask)
+                if profile is not None:
+                    sync()
+                    t1 = time.perf_counter()
+                loss.float().backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if profile is not None:
+                sync()
+                t2 = time.perf_counter()
+            optimizer.step()
+            if profile is not None:
+                sync()
+                t3 = time.perf_counter()
+                profile.forward_s += t1 - t0
+                profile.backward_s += t2 - t1
+                profile.optimizer_s += t3 - t2
+                profile.steps += 1
+            total.add_(loss.detach().to(total.dtype), alpha=len(y))
+            count += len(y)
     if profile is not None:
         profile.wall_s += time.perf_counter() - start
     return float(total) / max(count, 1)
@@ -251,10 +259,11 @@ def _train(
         )
         return ckpt
 
+    masks = MaskPlan() if device.type == "cpu" else None  # dropout masks drawn a step ahead (CPU)
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        train_loss = train_epoch(model, optimizer, data.train, cfg, device, epoch)
+        train_loss = train_epoch(model, optimizer, data.train, cfg, device, epoch, masks=masks)
         scheduler.step()
         record: dict[str, Any] = {
             "epoch": epoch,
