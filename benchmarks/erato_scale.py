@@ -49,12 +49,14 @@ def _load_heavy() -> None:
     """Bind torch and the training code as module globals, after the child stages ran (see above)."""
     global np, torch, kernel_profile, TrainConfig, build_model, FeatureStore, make_optimizer
     global Batches, epoch_order, EpochProfile, model_args_for, train_epoch, resolve_threads, step_work
+    global MaskPlan
     import numpy as np
     import torch
     from train_speed import kernel_profile
 
     from perr.config import TrainConfig
     from perr.models import build_model
+    from perr.models.dropout import MaskPlan
     from perr.store import FeatureStore
     from perr.train import make_optimizer
     from perr.train.batches import Batches, epoch_order
@@ -130,10 +132,11 @@ def step_profile(store_root: Path, size: dict[str, int], steps: int, device: tor
     rows = epoch_order(len(sp), 0, 0)[: steps * cfg.batch_size]
     data = Batches(sp, args.modalities, sp.targets("5"), np.sort(rows))
     warm = Batches(sp, args.modalities, sp.targets("5"), np.sort(rows[: 2 * cfg.batch_size]))
-    train_epoch(model, opt, warm, cfg, device, 0)
+    masks = MaskPlan() if device.type == "cpu" else None  # as perr.train.train runs it
+    train_epoch(model, opt, warm, cfg, device, 0, masks=masks)
     prof = EpochProfile()
     load = os.getloadavg()
-    train_epoch(model, opt, data, cfg, device, 0, profile=prof)
+    train_epoch(model, opt, data, cfg, device, 0, profile=prof, masks=masks)
     x, mask, y = _real_batch(fs, args.modalities, cfg.batch_size, device)
 
     def one_step() -> None:
@@ -150,6 +153,7 @@ def step_profile(store_root: Path, size: dict[str, int], steps: int, device: tor
         "threads": threads,
         "step_work_gmac": round(step_work(model, cfg.batch_size, sp.header.T) / 1e9, 3),
         "loop": prof.to_json(),
+        "dropout_masks_drawn_ahead_steps": masks.steps_ahead if masks is not None else None,
         "kernel": kernels,
         "loadavg_before": [round(v, 2) for v in load],
         "loadavg_after": [round(v, 2) for v in os.getloadavg()],
@@ -168,19 +172,12 @@ def sweep_one(store_root: Path, d: int, threads: int, steps: int) -> dict[str, A
     model = build_model(args)
     opt = make_optimizer(model, cfg.lr)
     rows = np.sort(epoch_order(len(sp), 0, 0)[: (steps + 3) * cfg.batch_size])
-    train_epoch(
-        model, opt, Batches(sp, args.modalities, sp.targets("5"), rows[: 3 * 16]), cfg, torch.device("cpu"), 0
-    )
+    cpu, masks = torch.device("cpu"), MaskPlan()
+    warm = Batches(sp, args.modalities, sp.targets("5"), rows[: 3 * 16])
+    train_epoch(model, opt, warm, cfg, cpu, 0, masks=masks)
     prof = EpochProfile()
-    train_epoch(
-        model,
-        opt,
-        Batches(sp, args.modalities, sp.targets("5"), rows[3 * 16 :]),
-        cfg,
-        torch.device("cpu"),
-        0,
-        prof,
-    )
+    timed = Batches(sp, args.modalities, sp.targets("5"), rows[3 * 16 :])
+    train_epoch(model, opt, timed, cfg, cpu, 0, prof, masks=masks)
     return {
         "d": d,
         "threads": threads,
