@@ -1,16 +1,19 @@
 """The whole data path at ERATO's size, as a new user runs it, on SYNTHETIC data:
 
     python benchmarks/erato_scale.py --n 25000 --out benchmarks/results/erato_scale.SYNTHETIC.json
+    python benchmarks/erato_scale.py --work /tmp/erato --stages profile,sweep --out FILE   # reuse a store
 
-generate (`perr data synth --like-extractors`) → validate (`perr data validate`, cold, then again with its
-record) → one epoch of `perr train` (smta-transformer, d 64, stage-2 hidden 64, FF 128, batch 16, threads
-auto; the run also scores the test split) → `perr evaluate`. Each stage is a child process: its wall time
-and its own peak RSS (`os.wait4`: ru_maxrss of that child alone) are recorded, with CPU user/sys time and
-the load average before and after. Then, in this process, the step profile at d 64 and at the paper's
-d 256 on the generated store (data gather, host-to-device copy, forward, backward, optimizer, waits on
-the loader; and torch.profiler's kernel floor, `train_speed.kernel_profile`), one epoch at d 256 with
-`perr train` (`--paper-epoch`, on by default) against `steps × floor`, and a thread sweep (ms per step
-with 1 thread and with every physical core, for several d) that locates the crossover `threads=0` uses.
+Stages (`--stages`, all by default): generate (`perr data synth --like-extractors`, progress bar forced on
+and its updates counted) → validate (`perr data validate`, cold, then again with its record) → train (one
+epoch of `perr train`: smta-transformer, d 64, stage-2 hidden 64, FF 128, batch 16, threads auto; the run
+also scores the test split) → evaluate (`perr evaluate`) → train_d256 (the same epoch at the paper's d 256,
+train_speed.py's model). Each is a child process: its wall time and its own peak RSS (`os.wait4`:
+ru_maxrss of that child alone), CPU user/sys time and the load average before and after are recorded.
+Then, in this process: profile — the step at d 64 and d 256 on the store (data gather, host-to-device
+copy, forward, backward, optimizer, waits on the loader; torch.profiler's kernel floor via
+`train_speed.kernel_profile`) — and sweep — ms per step for several d with 1 thread + helper threads,
+all cores + helper threads, and all cores inline, each in a fresh process — where `threads=0` (auto)
+should switch.
 
 Targets (issue #16, 2 cores, 25,000 clips): epoch at d 64 ≤ 60 s; epoch at d 256 ≤ 1.25 × steps × the
 kernel floor. The JSON records both checks, `perr.machine.cpu_info()`, versions and torch's settings.
@@ -160,8 +163,17 @@ def step_profile(store_root: Path, size: dict[str, int], steps: int, device: tor
     }
 
 
-def sweep_one(store_root: Path, d: int, threads: int, steps: int) -> dict[str, Any]:
-    """ms per step of the real loop at width d with a fixed thread count (run in a fresh process)."""
+#: the loop's set-ups the sweep compares: (label, torch threads ("1" or "cores"), helper threads on)
+SWEEP_SETUPS = (
+    ("1 thread + helpers", "1", True),
+    ("all cores + helpers", "cores", True),
+    ("all cores, inline", "cores", False),
+)
+
+
+def sweep_one(store_root: Path, d: int, threads: int, helpers: bool, steps: int) -> dict[str, Any]:
+    """ms per step of the real loop at width d with a fixed thread count, with or without the helper
+    threads (batch loader, dropout masks drawn ahead), in a fresh process."""
     torch.set_num_threads(threads)
     fs = FeatureStore(store_root)
     size = {"d_model": d, "stage2_hidden": d, "ff_dim": 2 * d, "heads": 4 if d % 4 == 0 else 1}
@@ -172,53 +184,64 @@ def sweep_one(store_root: Path, d: int, threads: int, steps: int) -> dict[str, A
     model = build_model(args)
     opt = make_optimizer(model, cfg.lr)
     rows = np.sort(epoch_order(len(sp), 0, 0)[: (steps + 3) * cfg.batch_size])
-    cpu, masks = torch.device("cpu"), MaskPlan()
-    warm = Batches(sp, args.modalities, sp.targets("5"), rows[: 3 * 16])
+    cpu, masks, ahead = torch.device("cpu"), MaskPlan() if helpers else None, 3 if helpers else 0
+    warm = Batches(sp, args.modalities, sp.targets("5"), rows[: 3 * 16], prefetch=ahead)
     train_epoch(model, opt, warm, cfg, cpu, 0, masks=masks)
     prof = EpochProfile()
-    timed = Batches(sp, args.modalities, sp.targets("5"), rows[3 * 16 :])
+    timed = Batches(sp, args.modalities, sp.targets("5"), rows[3 * 16 :], prefetch=ahead)
     train_epoch(model, opt, timed, cfg, cpu, 0, prof, masks=masks)
     return {
         "d": d,
         "threads": threads,
+        "helpers": helpers,
         "ms_per_step": round(prof.wall_s * 1e3 / max(prof.steps, 1), 1),
         "step_work_gmac": round(step_work(model, cfg.batch_size, sp.header.T) / 1e9, 3),
     }
 
 
 def thread_sweep(store_root: Path, ds: list[int], steps: int, repeats: int) -> dict[str, Any]:
-    """For each d: ms/step with 1 thread and with every physical core, each in its own fresh process
-    (switching counts inside one process disturbs oneDNN), alternating, median of `repeats`."""
+    """For each d: ms/step of SWEEP_SETUPS, each run in its own fresh process (switching thread counts
+    inside one process disturbs oneDNN), set-ups alternating, median of `repeats`."""
     cores = physical_cores()
     rows = []
     for d in ds:
-        times: dict[int, list[float]] = {1: [], cores: []}
+        times: dict[str, list[float]] = {label: [] for label, *_ in SWEEP_SETUPS}
         load = os.getloadavg()
+        work = None
         for _ in range(repeats):
-            for th in times:
-                out = subprocess.run(
-                    [sys.executable, __file__, "--sweep-one", str(store_root), str(d), str(th), str(steps)],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
+            for label, th, helpers in SWEEP_SETUPS:
+                n = 1 if th == "1" else cores
+                argv = [
+                    sys.executable,
+                    __file__,
+                    "--sweep-one",
+                    str(store_root),
+                    str(d),
+                    str(n),
+                    str(int(helpers)),
+                    str(steps),
+                ]
+                out = subprocess.run(argv, capture_output=True, text=True, check=True)
                 res = json.loads(out.stdout.strip().splitlines()[-1])
-                times[th].append(res["ms_per_step"])
-        med = {th: statistics.median(v) for th, v in times.items()}
+                times[label].append(res["ms_per_step"])
+                work = res["step_work_gmac"]
+        med = {label: round(statistics.median(v), 1) for label, v in times.items()}
         rows.append(
             {
                 "d": d,
-                "step_work_gmac": res["step_work_gmac"],
-                "ms_per_step_1_thread": med[1],
-                f"ms_per_step_{cores}_threads": med[cores],
-                "faster": 1 if med[1] <= med[cores] else cores,
-                "raw": {str(k): v for k, v in times.items()},
+                "step_work_gmac": work,
+                "ms_per_step": med,
+                "fastest": min(med, key=med.get),
+                "raw": times,
                 "loadavg_before": [round(v, 2) for v in load],
                 "loadavg_after": [round(v, 2) for v in os.getloadavg()],
             }
         )
-        print(f"  sweep d={d}: 1 thread {med[1]} ms, {cores} threads {med[cores]} ms", flush=True)
+        print(f"  sweep d={d}: {med}", flush=True)
     return {"cores": cores, "steps": steps, "repeats": repeats, "rows": rows}
+
+
+STAGES = ("generate", "validate", "train", "evaluate", "train_d256", "profile", "sweep")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -230,117 +253,118 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     p.add_argument("--keep", action="store_true", help="keep the generated store and runs")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N]")
+    p.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help=f"comma list of {', '.join(STAGES)}; without generate, --work must hold a store made earlier",
+    )
     p.add_argument("--profile-steps", type=int, default=60, help="loop steps profiled per model size")
-    p.add_argument("--paper-epoch", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--sweep-d", default="16,32,64,128,256", help="widths of the thread sweep ('' skips it)")
+    p.add_argument("--sweep-d", default="16,32,64,128,256", help="widths of the thread sweep")
     p.add_argument("--sweep-steps", type=int, default=30)
     p.add_argument("--sweep-repeats", type=int, default=2)
-    p.add_argument("--sweep-one", nargs=4, help=argparse.SUPPRESS)
+    p.add_argument("--sweep-one", nargs=5, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.sweep_one:
         _load_heavy()
-        store, d, th, steps = args.sweep_one
-        res = sweep_one(Path(store), int(d), int(th), int(steps))
+        store, d, th, helpers, steps = args.sweep_one
+        res = sweep_one(Path(store), int(d), int(th), helpers == "1", int(steps))
         print(json.dumps(res))
         return res
     if args.out is None:
         p.error("--out is required")
+    todo = {s.strip() for s in args.stages.split(",") if s.strip()}
+    if todo - set(STAGES):
+        p.error(f"--stages: unknown {sorted(todo - set(STAGES))}; choose from {', '.join(STAGES)}")
+    if "generate" not in todo and args.work is None:
+        p.error("--work is required when --stages leaves out generate (the store is reused from there)")
 
     work = args.work or Path(tempfile.mkdtemp(prefix="perr-erato-scale-"))
     logs = work / "logs"
-    if (work / "data").exists():
+    if "generate" in todo and (work / "data").exists():
         shutil.rmtree(work / "data")
-    for run in ("run-d64", "run-d256", "eval"):
-        shutil.rmtree(work / run, ignore_errors=True)
+    for run, stage in (("run-d64", "train"), ("run-d256", "train_d256"), ("eval", "evaluate")):
+        if stage in todo:
+            shutil.rmtree(work / run, ignore_errors=True)
     logs.mkdir(parents=True, exist_ok=True)
     perr = [sys.executable, "-m", "perr"]
     env = {"PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
     store = work / "data" / "synthetic-erato"
     load_start = os.getloadavg()
-    print(f"erato_scale: n={args.n}, device {args.device}, work {work}", flush=True)
+    print(f"erato_scale: n={args.n}, device {args.device}, work {work}, stages {sorted(todo)}", flush=True)
 
     stages: dict[str, Any] = {}
-    stages["generate"] = run_stage(
-        "generate",
-        [*perr, "data", "synth", "--out", str(work / "data"), "--n", str(args.n), "--like-extractors"],
-        logs,
-        {**env, "PERR_PROGRESS": "1"},
-    )
-    stages["generate"]["progress_bar_updates"] = progress_updates(logs / "generate.stderr", args.n)
-    stages["generate"]["store_gb"] = round(sum(f.stat().st_size for f in store.rglob("*.npy")) / 1e9, 2)
-    stages["validate"] = run_stage("validate", [*perr, "data", "validate", str(store)], logs, env)
-    stages["validate_again"] = run_stage("validate_again", [*perr, "data", "validate", str(store)], logs, env)
+    if "generate" in todo:
+        stages["generate"] = run_stage(
+            "generate",
+            [*perr, "data", "synth", "--out", str(work / "data"), "--n", str(args.n), "--like-extractors"],
+            logs,
+            {**env, "PERR_PROGRESS": "1"},
+        )
+        stages["generate"]["progress_bar_updates"] = progress_updates(logs / "generate.stderr", args.n)
+        stages["generate"]["store_gb"] = round(sum(f.stat().st_size for f in store.rglob("*.npy")) / 1e9, 2)
+    n = sum(int(json.loads((store / s / "header.json").read_text())["n"]) for s in ("train", "test"))
+    if "validate" in todo:
+        stages["validate"] = run_stage("validate", [*perr, "data", "validate", str(store)], logs, env)
+        stages["validate_again"] = run_stage(
+            "validate_again", [*perr, "data", "validate", str(store)], logs, env
+        )
     train_n = int(json.loads((store / "train" / "header.json").read_text())["n"])
     steps = math.ceil(train_n / 16)
-    small = [f"--set={k}={v}" for k, v in SMALL.items()]
     common = ["--model", "smta-transformer", "--task", "5", "--seeds", "0", "--device", args.device]
-    stages["train"] = run_stage(
-        "train",
-        [*perr, "train", str(store), "--out", str(work / "run-d64"), *common, "--set=epochs=1", *small],
-        logs,
-        env,
-    )
-    h = _history(work / "run-d64")
-    stages["train"].update(
-        epoch_s=round(h["seconds"], 2),
-        steps=steps,
-        steps_per_s=round(steps / h["seconds"], 2),
-        threads=h.get("threads"),
-        train_clips=train_n,
-        note="wall_s also holds start-up, the (recorded) validation, the test split's scoring and saving",
-    )
-    stages["evaluate"] = run_stage(
-        "evaluate",
-        [
-            *perr,
-            "evaluate",
-            str(work / "run-d64" / "seed-0" / "best.pt"),
-            str(store),
-            "--out",
-            str(work / "eval"),
-        ],
-        logs,
-        env,
-    )
 
-    paper: dict[str, Any] | None = None
-    if args.paper_epoch:
-        big = [f"--set={k}={v}" for k, v in PAPER.items()]
-        paper = run_stage(
-            "train_d256",
-            [*perr, "train", str(store), "--out", str(work / "run-d256"), *common, "--set=epochs=1", *big],
+    def epoch(name: str, run: str, size: dict[str, int]) -> dict[str, Any]:
+        sets = [f"--set={k}={v}" for k, v in size.items()]
+        out = run_stage(
+            name,
+            [*perr, "train", str(store), "--out", str(work / run), *common, "--set=epochs=1", *sets],
             logs,
             env,
         )
-        hp = _history(work / "run-d256")
-        paper.update(
-            epoch_s=round(hp["seconds"], 2),
+        h = _history(work / run)
+        out.update(
+            epoch_s=round(h["seconds"], 2),
             steps=steps,
-            steps_per_s=round(steps / hp["seconds"], 3),
-            threads=hp.get("threads"),
+            steps_per_s=round(steps / h["seconds"], 3),
+            threads=h.get("threads"),
+            train_clips=train_n,
+            note="wall_s also holds start-up, the (recorded) validation, the test split's scoring and saving",
         )
+        return out
+
+    if "train" in todo:
+        stages["train"] = epoch("train", "run-d64", SMALL)
+    if "evaluate" in todo:
+        ckpt = work / "run-d64" / "seed-0" / "best.pt"
+        stages["evaluate"] = run_stage(
+            "evaluate", [*perr, "evaluate", str(ckpt), str(store), "--out", str(work / "eval")], logs, env
+        )
+    paper = epoch("train_d256", "run-d256", PAPER) if "train_d256" in todo else None
 
     _load_heavy()  # the child stages are done: torch may load here now
     device = torch.device(args.device)
-    print("profiles", flush=True)
-    profiles = {
-        f"d{s['d_model']}": step_profile(store, s, args.profile_steps, device) for s in (SMALL, PAPER)
-    }
-    if paper is not None:
-        floor_s = steps * profiles["d256"]["kernel"]["kernel_floor_ms"] / 1e3
-        paper.update(
-            kernel_floor_epoch_s=round(floor_s, 1), epoch_over_floor=round(paper["epoch_s"] / floor_s, 3)
-        )
+    profiles = None
+    if "profile" in todo:
+        print("profiles", flush=True)
+        profiles = {
+            f"d{s['d_model']}": step_profile(store, s, args.profile_steps, device) for s in (SMALL, PAPER)
+        }
+        if paper is not None:
+            floor_s = steps * profiles["d256"]["kernel"]["kernel_floor_ms"] / 1e3
+            paper.update(
+                kernel_floor_epoch_s=round(floor_s, 1), epoch_over_floor=round(paper["epoch_s"] / floor_s, 3)
+            )
     sweep = None
     ds = [int(v) for v in args.sweep_d.split(",") if v]
-    if ds and device.type == "cpu":
+    if "sweep" in todo and ds and device.type == "cpu":
         print("thread sweep", flush=True)
         sweep = thread_sweep(store, ds, args.sweep_steps, args.sweep_repeats)
 
+    d64 = stages.get("train", {}).get("epoch_s")
+    ratio = paper.get("epoch_over_floor") if paper else None
     result: dict[str, Any] = {
         "benchmark": "erato_scale",
         "data": "SYNTHETIC (perr data synth --like-extractors): figures are speeds and memory, not accuracy",
-        "n": args.n,
+        "n": n,
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "stages": stages,
@@ -348,13 +372,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "profile": profiles,
         "thread_sweep": sweep,
         "targets": {
-            "epoch_d64_s": stages["train"]["epoch_s"],
+            "epoch_d64_s": d64,
             "epoch_d64_target_s": 60,
-            "epoch_d64_ok": stages["train"]["epoch_s"] <= 60,
-            "epoch_d256_over_floor": paper["epoch_over_floor"] if paper else None,
+            "epoch_d64_ok": d64 <= 60 if d64 is not None else None,
+            "epoch_d256_over_floor": ratio,
             "epoch_d256_target": 1.25,
-            "epoch_d256_ok": paper["epoch_over_floor"] <= 1.25 if paper else None,
-            "generate_peak_rss_mb": stages["generate"]["peak_rss_mb"],
+            "epoch_d256_ok": ratio <= 1.25 if ratio is not None else None,
+            "generate_peak_rss_mb": stages.get("generate", {}).get("peak_rss_mb"),
             "generate_peak_rss_target_mb": 1536,
         },
         "cpu": {**cpu_info(), "physical_cores": physical_cores()},
