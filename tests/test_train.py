@@ -263,3 +263,23 @@ def test_dropout_plan_turns_itself_off_for_a_model_with_other_randomness(store):
     inline = _two_epochs(store, None, Noisy)
     assert not plan.enabled and plan.steps_ahead == 0
     assert ahead[0] == inline[0] and torch.equal(ahead[2], inline[2])
+
+
+def test_batches_reach_another_device_in_one_copy_per_buffer(store):
+    """The transfer branch (CUDA on a GPU machine) on CPU: a batch moves as its three buffers and the
+    modalities are views of the moved feature buffer (the meta device stands in for the GPU's memory)."""
+    data = _batches(store)
+    host = data.gather(np.arange(5, 12))
+    rows, x, mask, y = data.unpack(host, torch.device("meta"))
+    assert np.array_equal(rows, np.arange(5, 12)) and y.device.type == "meta" and y.shape == (7,)
+    sp = data.split
+    for m in sp.modalities:
+        assert x[m].device.type == "meta" and x[m].shape == (7, sp.header.T, sp.header.dims[m])
+        assert mask[m].device.type == "meta" and mask[m].dtype == torch.bool
+    bases = {x[m].untyped_storage().data_ptr() for m in sp.modalities}
+    assert len(bases) == 1  # one buffer, one copy
+    # and on the host, the same views hold the stored values
+    _, hx, hmask, _ = data.unpack(host, torch.device("cpu"))
+    for m in sp.modalities:
+        assert np.array_equal(hx[m].numpy(), np.asarray(sp.features(m)[5:12], dtype=np.float32))
+        assert np.array_equal(hmask[m].numpy(), np.asarray(sp.mask(m)[5:12]) != 0)
