@@ -3,9 +3,17 @@
 Auto looks at the model's work per step and the machine's physical cores, never at the load, so the same
 config on the same machine always picks the same count (float results depend on it, and a resumed run
 must end with exactly the metrics of an uninterrupted one). A small model's kernels finish in tens of
-microseconds, and handing each one to a second thread costs a wake-up and a barrier, so small models
-run on one thread; a large one (the paper's d 256) gains from every physical core. `SMALL_WORK` is
-the crossover measured by `benchmarks/erato_scale.py` (its `threads` section) on the development machine.
+microseconds, and handing each one to a second thread costs a wake-up and a barrier, while one thread
+leaves the other core to the helpers (batch loader, dropout masks drawn ahead); a large model (the
+paper's d 256) gains from every physical core.
+
+Measured on the 2-core AMD EPYC (smta-transformer, batch 16, T 32, the extractors' dims): idle, d 256 runs
+258 ms a step on 2 threads and 402 ms on 1 (`benchmarks/results/train_speed.idle.json`), and d 64 about
+69 vs 79 ms on a fixed batch before the helpers took the gather and the dropout masks off the step; with
+other jobs on the cores (load 3–4) one thread won at every width (`erato_scale.SYNTHETIC.load4.json`).
+`SMALL_WORK` therefore puts d 64 (0.24 G multiply-adds a step) on one thread and d 128 (0.8 G) and up
+on every core; `benchmarks/erato_scale.py --stages sweep` re-measures the crossover. On a machine shared
+with other jobs, `--set threads=1` is the safe choice at any size.
 """
 
 from __future__ import annotations
