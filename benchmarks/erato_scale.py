@@ -52,7 +52,7 @@ def _load_heavy() -> None:
     """Bind torch and the training code as module globals, after the child stages ran (see above)."""
     global np, torch, kernel_profile, TrainConfig, build_model, FeatureStore, make_optimizer
     global Batches, epoch_order, EpochProfile, model_args_for, train_epoch, resolve_threads, step_work
-    global MaskPlan
+    global MaskPlan, spare_core
     import numpy as np
     import torch
     from train_speed import kernel_profile
@@ -64,7 +64,7 @@ def _load_heavy() -> None:
     from perr.train import make_optimizer
     from perr.train.batches import Batches, epoch_order
     from perr.train.loop import EpochProfile, model_args_for, train_epoch
-    from perr.train.threads import resolve_threads, step_work
+    from perr.train.threads import resolve_threads, spare_core, step_work
 
 
 SMALL = {"d_model": 64, "stage2_hidden": 64, "ff_dim": 128}  # the issue's d-64 run (and `perr demo`'s size)
@@ -135,7 +135,7 @@ def step_profile(store_root: Path, size: dict[str, int], steps: int, device: tor
     rows = epoch_order(len(sp), 0, 0)[: steps * cfg.batch_size]
     data = Batches(sp, args.modalities, sp.targets("5"), np.sort(rows))
     warm = Batches(sp, args.modalities, sp.targets("5"), np.sort(rows[: 2 * cfg.batch_size]))
-    masks = MaskPlan() if device.type == "cpu" else None  # as perr.train.train runs it
+    masks = MaskPlan() if device.type == "cpu" and spare_core(device) else None  # as perr.train.train does
     train_epoch(model, opt, warm, cfg, device, 0, masks=masks)
     prof = EpochProfile()
     load = os.getloadavg()

@@ -206,6 +206,16 @@ def test_auto_threads_follow_model_size_and_cores(store, tmp_path):
     assert auto_threads(paper, 16, 32, cores=8) == 8
     assert auto_threads(paper, 16, 32) == physical_cores()
     assert 1 <= physical_cores() <= len(os.sched_getaffinity(0))
+    from perr.train.threads import spare_core
+
+    before = torch.get_num_threads()
+    try:  # helper threads only beside a pool that leaves a core free, and always beside a GPU
+        torch.set_num_threads(physical_cores())
+        assert not spare_core(torch.device("cpu")) and spare_core(torch.device("cuda"))
+        torch.set_num_threads(1)
+        assert spare_core(torch.device("cpu")) == (physical_cores() > 1)
+    finally:
+        torch.set_num_threads(before)
     assert resolve_threads(3, tiny, 16, 32, torch.device("cpu")) == 3
     res = train(store, _cfg(epochs=1), tmp_path / "r")  # threads=0: auto, recorded per epoch
     history = [json.loads(line) for line in (res.out / "history.jsonl").read_text().splitlines()]

@@ -1,11 +1,13 @@
 """Batches of a store split for training and evaluation, prepared ahead of the step.
 
 A background thread reads each batch's rows from the store files (pread, so RSS stays at the batches in
-flight rather than growing with the pages of a memory map), converts float16 → float32 straight into
-the batch tensors (pinned memory when the device is CUDA, so the copy to the GPU is asynchronous) and
-hands them over through a bounded queue. The step then finds its batch ready: reading and converting
-overlap the model's arithmetic on the other core. Order is the caller's (the epoch's shuffle), so
-results do not depend on the thread; NumPy releases the GIL while it reads and converts.
+flight rather than growing with the pages of a memory map), converts float16 → float32 straight into one
+host buffer per batch (pinned memory when the device is CUDA, so the copy to the GPU is asynchronous)
+and hands them over through a bounded queue. The step then finds its batch ready: reading and
+converting overlap the model's arithmetic on another core. Order is the caller's (the epoch's shuffle),
+so results do not depend on the thread; NumPy releases the GIL while it reads and converts. On CPU the
+thread runs only when torch's threads leave a core spare for it (perr.train.threads.spare_core);
+otherwise the step's thread gathers the batch itself.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 
 from perr.labels import Task
 from perr.store import FeatureSplit, StoreError
+from perr.train.threads import spare_core
 from perr.validation import validate_split
 
 #: One batch: the rows it holds (sorted), features and masks per modality, class indices.
@@ -50,7 +53,8 @@ class Batches:
     modalities: list[str]
     targets: np.ndarray  # [N] class indices for the task
     rows: np.ndarray  # which rows of the split this view covers
-    prefetch: int = PREFETCH  # batches prepared ahead by the loader thread (0: in the step's thread)
+    prefetch: int | None = None  # batches prepared ahead by the loader thread; 0: in the step's thread;
+    # None: PREFETCH when a core is spare for it (perr.train.threads.spare_core), else 0
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -104,7 +108,8 @@ class Batches:
         stats: LoaderStats | None = None,
     ) -> Iterator[Batch]:
         """Batches of `batch_size` rows in `order` (default: row order), each sorted within itself,
-        prepared `self.prefetch` ahead by a background thread (0: in the calling thread)."""
+        prepared `self.prefetch` ahead by a background thread (0: in the calling thread; None: when a
+        core is spare for it)."""
         rows = self.rows if order is None else self.rows[order]
         chunks = [np.sort(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
         pin = device.type == "cuda"
@@ -116,8 +121,9 @@ class Batches:
             stats.gather_s += time.perf_counter() - t0
             return batch
 
-        if self.prefetch > 0:
-            source: Iterator[HostBatch] = _prefetched(chunks, make, self.prefetch, stats)
+        ahead = self.prefetch if self.prefetch is not None else (PREFETCH if spare_core(device) else 0)
+        if ahead > 0:
+            source: Iterator[HostBatch] = _prefetched(chunks, make, ahead, stats)
         else:
             source = (make(c) for c in chunks)
         for host in source:

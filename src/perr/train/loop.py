@@ -34,7 +34,7 @@ from perr.splits import stratified_split
 from perr.store import FeatureSplit, FeatureStore, StoreHeader
 from perr.train.batches import Batches, LoaderStats, check_data, epoch_order
 from perr.train.evaluation import evaluate_split
-from perr.train.threads import resolve_threads
+from perr.train.threads import resolve_threads, spare_core
 
 
 @dataclass
@@ -259,7 +259,8 @@ def _train(
         )
         return ckpt
 
-    masks = MaskPlan() if device.type == "cpu" else None  # dropout masks drawn a step ahead (CPU)
+    # dropout masks drawn a step ahead on CPU, when a core is spare for the helper (perr.train.threads)
+    masks = MaskPlan() if device.type == "cpu" and spare_core(device) else None
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
