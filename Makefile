@@ -60,7 +60,7 @@ demo: setup
 # Layer rules (import-linter contracts in pyproject.toml), lint and format first: a broken house fails fast.
 # PERR_NO_SKIPS: everything is installed here, so a skip (missing extra, tool or ../shared) is a failure.
 test: system setup-all ls-venv lint
-	PERR_NO_SKIPS=1 $(BIN)/python -m pytest -q
+	PERR_NO_SKIPS=1 $(BIN)/python -m pytest -q --durations=30 < /dev/null
 
 lint: setup
 	$(BIN)/lint-imports

@@ -91,6 +91,7 @@ def _part(src: Path, height: int, folder: Path) -> Path:
     subprocess.run(
         [
             "ffmpeg",
+            "-nostdin",
             "-v",
             "error",
             "-y",
@@ -181,6 +182,7 @@ def make_episode(minutes: float, height: int, out: Path, cache: Path | None = No
         subprocess.run(
             [
                 "ffmpeg",
+                "-nostdin",
                 "-v",
                 "error",
                 "-y",

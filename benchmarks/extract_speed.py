@@ -57,6 +57,7 @@ def make_clip(folder: Path) -> tuple[Path, Path]:
     subprocess.run(
         [
             "ffmpeg",
+            "-nostdin",
             "-loglevel",
             "error",
             "-y",

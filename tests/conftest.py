@@ -54,7 +54,12 @@ def tool(name: str) -> str:
 
 def ffmpeg(*args: str, cwd: Path | None = None) -> None:
     """Run ffmpeg quietly, overwriting outputs; skips the test when ffmpeg is absent."""
-    subprocess.run([tool("ffmpeg"), "-v", "error", "-y", *args], check=True, cwd=cwd)
+    subprocess.run(
+        [tool("ffmpeg"), "-nostdin", "-v", "error", "-y", *args],
+        check=True,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def speech_wav(text: str, out: Path) -> Path:

@@ -134,6 +134,7 @@ def test_sampled_frame_pixels_matchffmpeg(fixtures: dict[str, Path]) -> None:
     raw = subprocess.run(
         [
             tool("ffmpeg"),
+            "-nostdin",
             "-v",
             "error",
             "-i",
