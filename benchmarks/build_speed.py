@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -292,6 +293,9 @@ def episode_figures(args: argparse.Namespace) -> dict:
                 counts=done["counts"],
             )
             runs[f"{minutes:g}"] = r
+            cached = REPO / "runs" / "episodes" / f"build-{minutes:g}min-720p"
+            if not cached.exists():  # extract_speed.py --episode-minutes reuses this build
+                shutil.move(str(out), str(cached))
             print(
                 f"episode {minutes:g} min: {seconds:.0f} s of video in {r['wall_seconds']:.1f} s → "
                 f"{r['realtime_factor']:.1f}× real time, {r['cpu_seconds_per_video_second']:.3f} CPU-s per "
