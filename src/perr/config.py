@@ -38,6 +38,7 @@ class TrainConfig:
     ff_dim: int = 512
     dropout: float = 0.1
     aux_weight: float = 1.0
+    modality_dropout: float = 0.0  # pair-cross: chance each modality of a clip is dropped in training
     # optimisation: the paper's protocol
     epochs: int = 50
     batch_size: int = 16

@@ -162,6 +162,6 @@ for _kind in ("plain", "smta"):
         MODELS.register(_key)(lambda args, _k=_kind, _a=_att: FusionModel(args, _k, _a))
 
 
-def build_model(args: ModelArgs) -> FusionModel:
-    """Build the registered model `args.name` (fresh weights)."""
+def build_model(args: ModelArgs) -> nn.Module:
+    """Build the registered model `args.name` (fresh weights); pair-cross registers itself from pair.py."""
     return MODELS.get(args.name)(args)

@@ -59,6 +59,7 @@ def model_args_for(cfg: TrainConfig, header: StoreHeader, task: Task) -> ModelAr
         ff_dim=cfg.ff_dim,
         dropout=cfg.dropout,
         aux_weight=cfg.aux_weight,
+        modality_dropout=cfg.modality_dropout,
     )
 
 
