@@ -15,6 +15,10 @@ reported, so machine load from other jobs hits both alike; the load average befo
 recorded. Top-level figures are for the first `--threads` entry (default: all cores); `by_threads` holds
 every count. OMP_WAIT_POLICY defaults to PASSIVE here (see below); the JSON records it.
 `epoch_s_erato` projects one epoch at ERATO scale: 25,000 training clips / 16 per step × step_ms.
+`kernel_floor_ms` is the time a profiled fast-path step spends in the arithmetic kernels that any
+implementation must run (oneDNN LSTM, mm/addmm/bmm; KERNEL_OPS), `epoch_floor_s_erato` the same per
+epoch; `profile` splits the rest into dropout-mask draws and everything else. `benchmarks/erato_scale.py`
+reuses `kernel_profile` for the epoch-vs-floor target.
 bfloat16 autocast is timed only where the CPU has native bf16 (avx512_bf16 or amx_bf16) or on CUDA;
 elsewhere bf16 matmuls are emulated (tens of times slower) and `step_ms_bf16` is null.
 """
@@ -88,6 +92,55 @@ def train_step_fn(
     return step
 
 
+#: The arithmetic every implementation of the model must run: oneDNN/cuDNN LSTM kernels and the matrix
+#: products (projections, attention, feed-forward, heads; forward and backward). Their time is the floor.
+KERNEL_OPS = (
+    "aten::mkldnn_rnn_layer",
+    "aten::mkldnn_rnn_layer_backward",
+    "aten::_cudnn_rnn",
+    "aten::_cudnn_rnn_backward",
+    "aten::mm",
+    "aten::addmm",
+    "aten::bmm",
+    "aten::baddbmm",
+)
+
+
+def kernel_profile(step: Callable[[], object], steps: int = 5, device: torch.device | None = None) -> dict:
+    """Profile `steps` calls of `step` (after warm-up) with torch.profiler: per-step wall time, the time in
+    KERNEL_OPS (the kernel floor), in dropout-mask draws (bernoulli_) and in everything else."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device is not None and device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    step()
+    t0 = time.perf_counter()
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        if cuda:
+            torch.cuda.synchronize()
+    wall_ms = (time.perf_counter() - t0) * 1e3 / steps
+
+    def own_ms(e) -> float:  # time spent in the op itself (CPU kernels), or on the GPU for CUDA
+        t = getattr(e, "self_device_time_total", 0.0) if cuda else e.self_cpu_time_total
+        return t / 1e3 / steps
+
+    by_op = {e.key: own_ms(e) for e in prof.key_averages()}
+    kernel = {k: round(by_op.get(k, 0.0), 2) for k in KERNEL_OPS if by_op.get(k)}
+    floor = sum(kernel.values())
+    dropout = by_op.get("aten::bernoulli_", 0.0)
+    return {
+        "steps": steps,
+        "step_ms_profiled": round(wall_ms, 1),
+        "kernel_floor_ms": round(floor, 1),
+        "kernel_ms": kernel,
+        "dropout_masks_ms": round(dropout, 1),
+        "other_ms": round(max(0.0, wall_ms - floor - dropout), 1),
+        "timer": "CUDA kernel time" if cuda else "self CPU time of each op (calling thread's wall time)",
+    }
+
+
 def time_interleaved(
     fns: dict[str, Callable[[], float]], warmup: int, repeats: int
 ) -> dict[str, list[float]]:
@@ -127,6 +180,7 @@ def measure(args: argparse.Namespace, threads: int, device: torch.device, bf16: 
     load_before = os.getloadavg()
     times = time_interleaved(fns, args.warmup, args.repeats)
     med = {k: statistics.median(v) for k, v in times.items()}
+    profile = kernel_profile(fns["fast"], args.profile_steps, device) if args.profile_steps > 0 else None
     out: dict[str, object] = {
         "threads": threads,
         "step_ms": round(med["fast"], 1),
@@ -135,6 +189,11 @@ def measure(args: argparse.Namespace, threads: int, device: torch.device, bf16: 
         "step_ms_bf16": round(med["fast_bf16"], 1) if bf16 else None,
         "epoch_s_erato": round(ERATO_TRAIN_CLIPS / args.batch * med["fast"] / 1e3, 1),
         "reference_epoch_s_erato": round(ERATO_TRAIN_CLIPS / args.batch * med["reference"] / 1e3, 1),
+        "kernel_floor_ms": profile["kernel_floor_ms"] if profile else None,
+        "epoch_floor_s_erato": round(ERATO_TRAIN_CLIPS / args.batch * profile["kernel_floor_ms"] / 1e3, 1)
+        if profile
+        else None,
+        "profile": profile,
         "raw_ms": {k: [round(t, 1) for t in v] for k, v in times.items()},
         "loadavg_before": [round(v, 2) for v in load_before],
         "loadavg_after": [round(v, 2) for v in os.getloadavg()],
@@ -155,6 +214,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--profile-steps", type=int, default=5, help="fast-path steps under torch.profiler (0: no profile)"
+    )
     args = p.parse_args(argv)
 
     cpu = cpu_info()
@@ -184,7 +246,19 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "statistic": "median, fast and reference steps interleaved",
             "data": "random features (synthetic), ~20% of steps masked per modality, clip 0 without text",
         },
-        **{k: top[k] for k in ("step_ms", "reference_step_ms", "speedup", "epoch_s_erato", "step_ms_bf16")},
+        **{
+            k: top[k]
+            for k in (
+                "step_ms",
+                "reference_step_ms",
+                "speedup",
+                "epoch_s_erato",
+                "step_ms_bf16",
+                "kernel_floor_ms",
+                "epoch_floor_s_erato",
+                "profile",
+            )
+        },
         "torch_threads": top["threads"],
         "bf16_native": bf16,
         "by_threads": by_threads,

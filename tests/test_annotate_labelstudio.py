@@ -332,8 +332,9 @@ def test_label_studio_round_trip(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        check=True,
     )
+    # k8's malformed pair and k9's empty annotation are problems: the rest is imported, exit status 1.
+    assert res.returncode == 1, res.stderr
     final = {c.clip_id: c for c in load_manifest(final_path)}
     assert len(final) == 9
 

@@ -125,9 +125,10 @@ def test_cli_build_shots_writes_csv_and_reports_bad_files(colour_clip: Path, tmp
             "adaptive",
         ],
     )
-    assert res.exit_code == 0, res.output
+    # The good file is still written; the bad one is named and makes the exit status 1.
+    assert res.exit_code == 1, res.output
     assert len(load_shots(tmp_path / "o" / f"{colour_clip.stem}.csv")) == 3
-    assert "1 of 2 file(s) failed" in res.output
+    assert "1 of 2 file(s) failed" in res.output and bad.name in res.output.replace("\n", "")
     res = CliRunner().invoke(
         app, ["build", "shots", str(colour_clip), "--out", str(tmp_path), "--detector", "nope"]
     )

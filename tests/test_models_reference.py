@@ -105,6 +105,9 @@ def test_train_speed_benchmark_writes_its_figures(tmp_path) -> None:
         "reference_step_ms",
         "speedup",
         "epoch_s_erato",
+        "kernel_floor_ms",
+        "epoch_floor_s_erato",
+        "profile",
         "cores",
         "cpu",
         "versions",
@@ -115,3 +118,6 @@ def test_train_speed_benchmark_writes_its_figures(tmp_path) -> None:
     assert res["speedup"] == pytest.approx(res["reference_step_ms"] / res["step_ms"], rel=0.01)
     assert res["epoch_s_erato"] == pytest.approx(25_000 / 2 * res["step_ms"] / 1e3, rel=0.01)
     assert res["versions"]["torch"] == torch.__version__
+    # the kernel floor is part of the profiled step
+    assert 0 < res["kernel_floor_ms"] <= res["profile"]["step_ms_profiled"]
+    assert res["epoch_floor_s_erato"] == pytest.approx(25_000 / 2 * res["kernel_floor_ms"] / 1e3, rel=0.01)

@@ -1,6 +1,8 @@
 """Trainer end to end on a tiny store: train → checkpoint → kill → resume → evaluate, and refusal of bad data."""
 
 import dataclasses
+import json
+import os
 import subprocess
 import sys
 
@@ -120,3 +122,174 @@ def test_evaluate_refuses_store_from_other_extractors(store, tmp_path):
         StoreError, match="modality 'text': extractor is 'minilm', the checkpoint was trained with 'toy'"
     ):
         evaluate(tmp_path / "r" / "best.pt", other)
+
+
+def _batches(store, split="train", prefetch=3):
+    from perr.train.batches import Batches
+
+    sp = FeatureStore(store)[split]
+    return Batches(sp, sp.modalities, sp.targets("5"), np.arange(len(sp)), prefetch=prefetch)
+
+
+def test_prefetched_batches_are_the_stored_rows_in_the_epoch_order(store):
+    """The loader thread hands over exactly what the store holds (float16 → float32, masks as bool), in
+    the shuffle's order, the same as reading in the step's own thread."""
+    from perr.train.batches import LoaderStats, epoch_order
+
+    ahead, inline = _batches(store), _batches(store, prefetch=0)
+    order = epoch_order(len(ahead), 3, 1)
+    stats = LoaderStats()
+    got = list(ahead.iterate(7, torch.device("cpu"), order, stats=stats))
+    ref = list(inline.iterate(7, torch.device("cpu"), order))
+    assert len(got) == len(ref) == -(-len(ahead) // 7) and stats.batches == len(got) and stats.gather_s > 0
+    sp = ahead.split
+    for (rows, x, mask, y), (rows2, x2, mask2, y2), i in zip(got, ref, range(0, len(order), 7), strict=True):
+        assert np.array_equal(rows, np.sort(order[i : i + 7])) and np.array_equal(rows, rows2)
+        assert torch.equal(y, y2) and np.array_equal(y.numpy(), sp.targets("5")[rows])
+        for m in sp.modalities:
+            assert x[m].dtype == torch.float32 and mask[m].dtype == torch.bool
+            assert np.array_equal(x[m].numpy(), np.asarray(sp.features(m)[rows], dtype=np.float32))
+            assert np.array_equal(mask[m].numpy(), np.asarray(sp.mask(m)[rows]) != 0)
+            assert torch.equal(x[m], x2[m]) and torch.equal(mask[m], mask2[m])
+
+
+def test_loader_thread_stops_when_the_loop_stops_early_and_passes_errors_on(store):
+    import threading
+
+    data = _batches(store)
+    for i, _ in enumerate(data.iterate(4, torch.device("cpu"))):
+        if i == 2:
+            break
+    assert not [t for t in threading.enumerate() if t.name == "perr-batches"]
+    broken = _batches(store)
+    broken.targets = broken.targets[:10]  # rows past 10 have no target: the loader fails part-way
+    with pytest.raises(IndexError):
+        list(broken.iterate(4, torch.device("cpu")))
+    assert not [t for t in threading.enumerate() if t.name == "perr-batches"]
+
+
+def test_epoch_is_the_same_with_and_without_the_loader_thread(store):
+    """Same seed, same thread count: the prefetching loop trains exactly the weights of the inline one."""
+    from perr.models import build_model
+    from perr.train import make_optimizer
+    from perr.train.loop import EpochProfile, model_args_for, train_epoch
+
+    cfg = _cfg()
+    header = FeatureStore(store)["train"].header
+    weights, losses = [], []
+    for prefetch in (3, 0):
+        torch.manual_seed(0)
+        model = build_model(model_args_for(cfg, header, FeatureStore(store)["train"].task("5")))
+        opt = make_optimizer(model, cfg.lr)
+        profile = EpochProfile()
+        losses.append(
+            train_epoch(model, opt, _batches(store, prefetch=prefetch), cfg, torch.device("cpu"), 0, profile)
+        )
+        weights.append(model.state_dict())
+        steps = profile.to_json()
+        assert steps["steps"] == -(-100 // cfg.batch_size) and steps["ms_per_step"]["forward"] > 0
+    assert losses[0] == losses[1]
+    for k in weights[0]:
+        assert torch.equal(weights[0][k], weights[1][k]), k
+
+
+def test_auto_threads_follow_model_size_and_cores(store, tmp_path):
+    from perr.machine import physical_cores
+    from perr.models import ModelArgs, build_model
+    from perr.train.threads import SMALL_WORK, auto_threads, resolve_threads, step_work
+
+    dims = {"person_a": 249, "person_b": 249, "background": 1280, "audio": 131, "text": 512}
+    tiny = build_model(ModelArgs("smta-transformer", {k: 8 for k in dims}, 5, 16, 16, 2, 32))
+    paper = build_model(ModelArgs("smta-transformer", dims, 5, 256, 256, 4, 512))
+    assert step_work(tiny, 16, 32) < SMALL_WORK < step_work(paper, 16, 32)
+    assert auto_threads(tiny, 16, 32, cores=8) == 1
+    assert auto_threads(paper, 16, 32, cores=8) == 8
+    assert auto_threads(paper, 16, 32) == physical_cores()
+    assert 1 <= physical_cores() <= len(os.sched_getaffinity(0))
+    from perr.train.threads import spare_core
+
+    before = torch.get_num_threads()
+    try:  # helper threads only beside a pool that leaves a core free, and always beside a GPU
+        torch.set_num_threads(physical_cores())
+        assert not spare_core(torch.device("cpu")) and spare_core(torch.device("cuda"))
+        torch.set_num_threads(1)
+        assert spare_core(torch.device("cpu")) == (physical_cores() > 1)
+    finally:
+        torch.set_num_threads(before)
+    assert resolve_threads(3, tiny, 16, 32, torch.device("cpu")) == 3
+    res = train(store, _cfg(epochs=1), tmp_path / "r")  # threads=0: auto, recorded per epoch
+    history = [json.loads(line) for line in (res.out / "history.jsonl").read_text().splitlines()]
+    assert history[0]["threads"] == 1
+
+
+def _two_epochs(store, masks, model_cls=None):
+    from perr.models import build_model
+    from perr.train import make_optimizer
+    from perr.train.loop import model_args_for, train_epoch
+
+    cfg = _cfg()
+    sp = FeatureStore(store)["train"]
+    torch.manual_seed(0)
+    model = build_model(model_args_for(cfg, sp.header, sp.task("5")))
+    if model_cls is not None:
+        model.__class__ = model_cls
+    opt = make_optimizer(model, cfg.lr)
+    losses = [
+        train_epoch(model, opt, _batches(store), cfg, torch.device("cpu"), e, masks=masks) for e in (0, 1)
+    ]
+    return losses, model.state_dict(), torch.get_rng_state()
+
+
+def test_dropout_masks_drawn_ahead_change_nothing(store):
+    """Masks drawn a step ahead by a helper thread are F.dropout's own draws: same losses, weights and
+    generator state as drawing in the step; 100 rows in batches of 16 end with a batch of 4, which
+    draws in place (a batch size seen for the first time)."""
+    from perr.models.dropout import MaskPlan
+
+    plan = MaskPlan()
+    ahead = _two_epochs(store, plan)
+    inline = _two_epochs(store, None)
+    assert plan.enabled and set(plan.tapes) == {16, 4}
+    # epoch 1: 6 steps of 16 (the first learns the tape) and one of 4 (learns its own); epoch 2: all 7 ahead
+    assert plan.steps_ahead == (6 - 1) + 7
+    assert ahead[0] == inline[0] and torch.equal(ahead[2], inline[2])
+    for k in ahead[1]:
+        assert torch.equal(ahead[1][k], inline[1][k]), k
+
+
+def test_dropout_plan_turns_itself_off_for_a_model_with_other_randomness(store):
+    """A model that draws random numbers besides dropout would have them reordered by drawing ahead:
+    the plan sees the generator move more than its draws explain and stops drawing ahead."""
+    from perr.models.dropout import MaskPlan
+    from perr.models.fusion import FusionModel
+
+    class Noisy(FusionModel):
+        def forward(self, x, mask=None):
+            torch.rand(3)  # e.g. input noise or stochastic depth
+            return super().forward(x, mask)
+
+    plan = MaskPlan()
+    ahead = _two_epochs(store, plan, Noisy)
+    inline = _two_epochs(store, None, Noisy)
+    assert not plan.enabled and plan.steps_ahead == 0
+    assert ahead[0] == inline[0] and torch.equal(ahead[2], inline[2])
+
+
+def test_batches_reach_another_device_in_one_copy_per_buffer(store):
+    """The transfer branch (CUDA on a GPU machine) on CPU: a batch moves as its three buffers and the
+    modalities are views of the moved feature buffer (the meta device stands in for the GPU's memory)."""
+    data = _batches(store)
+    host = data.gather(np.arange(5, 12))
+    rows, x, mask, y = data.unpack(host, torch.device("meta"))
+    assert np.array_equal(rows, np.arange(5, 12)) and y.device.type == "meta" and y.shape == (7,)
+    sp = data.split
+    for m in sp.modalities:
+        assert x[m].device.type == "meta" and x[m].shape == (7, sp.header.T, sp.header.dims[m])
+        assert mask[m].device.type == "meta" and mask[m].dtype == torch.bool
+    bases = {x[m].untyped_storage().data_ptr() for m in sp.modalities}
+    assert len(bases) == 1  # one buffer, one copy
+    # and on the host, the same views hold the stored values
+    _, hx, hmask, _ = data.unpack(host, torch.device("cpu"))
+    for m in sp.modalities:
+        assert np.array_equal(hx[m].numpy(), np.asarray(sp.features(m)[5:12], dtype=np.float32))
+        assert np.array_equal(hmask[m].numpy(), np.asarray(sp.mask(m)[5:12]) != 0)

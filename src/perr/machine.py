@@ -40,3 +40,53 @@ def package_versions(packages: Iterable[str]) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "absent"
     return out
+
+
+def physical_cores() -> int:
+    """Physical cores among the CPUs this process may use (SMT siblings counted once); at least 1.
+
+    Intra-op threads beyond the physical cores share execution units and mostly add synchronisation, so
+    this, not the logical count, is what a compute-bound thread pool should use; a container's CPU quota
+    (:func:`cpu_quota`) caps it."""
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    cores: set[tuple[str, str]] = set()
+    try:
+        cpu = phys = core = None
+        for line in [*Path("/proc/cpuinfo").read_text().splitlines(), ""]:
+            key, _, value = (s.strip() for s in line.partition(":"))
+            if key == "processor":
+                cpu = int(value)
+            elif key == "physical id":
+                phys = value
+            elif key == "core id":
+                core = value
+            elif not line.strip() and cpu is not None:
+                if cpu in allowed:
+                    cores.add((phys or "0", core if core is not None else str(cpu)))
+                cpu = phys = core = None
+    except (OSError, ValueError):
+        cores = set()
+    count = max(1, len(cores) or len(allowed))
+    quota = cpu_quota()
+    return min(count, max(1, int(quota))) if quota is not None else count
+
+
+def cpu_quota() -> float | None:
+    """CPUs' worth of time a container's cgroup grants this process (`docker --cpus`), None if unlimited."""
+    for quota_file, period_file in (
+        ("/sys/fs/cgroup/cpu.max", None),  # cgroup v2: "<quota> <period>" or "max <period>"
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),  # v1
+    ):
+        try:
+            fields = Path(quota_file).read_text().split()
+            if period_file is not None:
+                fields.append(Path(period_file).read_text().strip())
+        except OSError:
+            continue
+        if len(fields) >= 2 and fields[0] not in ("max", "-1"):
+            try:
+                return int(fields[0]) / int(fields[1])
+            except (ValueError, ZeroDivisionError):
+                return None
+        return None
+    return None

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +96,10 @@ def _hist(x: list[float], edges: np.ndarray) -> dict[str, list[float]]:
 
 def class_table(clips: Sequence[Clip]) -> dict[str, Any] | None:
     """Table 2: count and ratio per fine class, grouped by coarse class. None if nothing is labelled."""
-    labels = [c.label for c in clips if c.label is not None]
+    return _class_table([c.label for c in clips if c.label is not None])
+
+
+def _class_table(labels: Sequence[str]) -> dict[str, Any] | None:
     if not labels:
         return None
     n = len(labels)
@@ -109,37 +112,78 @@ def class_table(clips: Sequence[Clip]) -> dict[str, Any] | None:
     }
 
 
-def compute_stats(clips: Sequence[Clip]) -> dict[str, Any]:
+class ClipStats:
+    """The §3.3 numbers gathered clip by clip, keeping a few scalars per clip instead of the clips, so a
+    generator or a reader can stream any number of clips through it (:func:`compute_stats` uses it)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.durations: list[float] = []
+        self.shots: list[int] = []
+        self.ratios: list[float] = []
+        self.modes: Counter[str] = Counter()
+        self.subs: list[float] = []
+        self.labels: list[str] = []
+        self.videos: set[str] = set()
+        self.dramas: set[str] = set()
+        self.status: Counter[str] = Counter()
+
+    def add(self, clip: Clip) -> None:
+        self.n += 1
+        if clip.duration is not None:
+            self.durations.append(clip.duration)
+        if clip.shots:
+            self.shots.append(len(clip.shots))
+        t = pair_timing(clip)
+        if t is not None:
+            if t.appearance_ratio is not None:
+                self.ratios.append(t.appearance_ratio)
+            if t.mode is not None:
+                self.modes[t.mode] += 1
+        r = subtitle_ratio(clip)
+        if r is not None:
+            self.subs.append(r)
+        if clip.label is not None:
+            self.labels.append(clip.label)
+        self.videos.add(clip.video)
+        if clip.drama:
+            self.dramas.add(clip.drama)
+        self.status[clip.status or "unset"] += 1
+
+    def result(self) -> dict[str, Any]:
+        durations, subs, ratios, modes = self.durations, self.subs, self.ratios, self.modes
+        shots = [float(s) for s in self.shots]
+        max_shots = max(self.shots, default=1)
+        n_modes = sum(modes.values())
+        return {
+            "n_clips": self.n,
+            "total_hours": sum(durations) / 3600,
+            "videos": len(self.videos),
+            "dramas": len(self.dramas),
+            "status": dict(self.status),
+            "duration": {**_summary(durations), "hist": _hist(durations, np.arange(0, 36, 1.0))},
+            "shots_per_clip": {
+                **_summary(shots),
+                "hist": _hist(shots, np.arange(0.5, max(max_shots, 25) + 1.5, 1.0)),
+            },
+            "appearance_ratio": {**_summary(ratios), "hist": _hist(ratios, np.linspace(0, 1, 11))},
+            "interaction_mode": {
+                "n": n_modes,
+                "counts": {m: modes.get(m, 0) for m in IOM_MODES},
+                "ratios": {m: (modes.get(m, 0) / n_modes if n_modes else None) for m in IOM_MODES},
+            },
+            "subtitle_ratio": {
+                **_summary(subs),
+                "hist": _hist(subs, np.linspace(0, 1, 11)),
+                "no_subtitle_share": (sum(r == 0 for r in subs) / len(subs)) if subs else None,
+            },
+            "classes": _class_table(self.labels),
+        }
+
+
+def compute_stats(clips: Iterable[Clip]) -> dict[str, Any]:
     """All §3.3 numbers for a list of clips (proposals or annotated)."""
-    durations = [c.duration for c in clips if c.duration is not None]
-    shots = [len(c.shots) for c in clips if c.shots]
-    timings = [t for t in (pair_timing(c) for c in clips) if t is not None]
-    ratios = [t.appearance_ratio for t in timings if t.appearance_ratio is not None]
-    modes = Counter(t.mode for t in timings if t.mode is not None)
-    n_modes = sum(modes.values())
-    subs = [r for r in (subtitle_ratio(c) for c in clips) if r is not None]
-    max_shots = max(shots, default=1)
-    return {
-        "n_clips": len(clips),
-        "total_hours": sum(durations) / 3600,
-        "videos": len({c.video for c in clips}),
-        "dramas": len({c.drama for c in clips if c.drama}),
-        "status": dict(Counter(c.status or "unset" for c in clips)),
-        "duration": {**_summary(durations), "hist": _hist(durations, np.arange(0, 36, 1.0))},
-        "shots_per_clip": {
-            **_summary([float(s) for s in shots]),
-            "hist": _hist([float(s) for s in shots], np.arange(0.5, max(max_shots, 25) + 1.5, 1.0)),
-        },
-        "appearance_ratio": {**_summary(ratios), "hist": _hist(ratios, np.linspace(0, 1, 11))},
-        "interaction_mode": {
-            "n": n_modes,
-            "counts": {m: modes.get(m, 0) for m in IOM_MODES},
-            "ratios": {m: (modes.get(m, 0) / n_modes if n_modes else None) for m in IOM_MODES},
-        },
-        "subtitle_ratio": {
-            **_summary(subs),
-            "hist": _hist(subs, np.linspace(0, 1, 11)),
-            "no_subtitle_share": (sum(r == 0 for r in subs) / len(subs)) if subs else None,
-        },
-        "classes": class_table(clips),
-    }
+    acc = ClipStats()
+    for c in clips:
+        acc.add(c)
+    return acc.result()

@@ -4,20 +4,21 @@ Layout of one split folder (e.g. `features/train/`):
 
     header.json              modalities (name, dim, extractor, version), T, N, tasks, provenance
     index.parquet            one row per clip: row, clip_id, label columns, drama, ...
-    <modality>.npy           float16 [N, T, d_m], memory-mapped on read
+    <modality>.npy           float16 [N, T, d_m], memory-mapped (or read by rows) on read
     <modality>.mask.npy      uint8   [N, T]; 0 = evidence missing (feature row is zeros)
     texts.json, <modality>.text.npy   optional step texts (header `step_texts`): the raw text behind a
                              text modality's vector at each step, as int32 [N, T] ids into texts.json
                              (-1 = none), so a text encoder can be fine-tuned (`text_encoder=finetune`)
 
 A store root holds one such folder per split (`train/`, `val/`, `test/`). Folders are written under
-a temp name and renamed, so a store is either complete or absent. Plain `.npy` files keep the store
-readable from any language with a NumPy reader; the header makes a mismatch with a model's config a
-clear error instead of a silent wrong answer.
+a temp name, chunk by chunk (:class:`SplitWriter`), and renamed, so a store is either complete or
+absent. Plain `.npy` files keep the store readable from any language with a NumPy reader; the header
+makes a mismatch with a model's config a clear error instead of a silent wrong answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -112,6 +113,188 @@ class StoreError(ValueError):
     """A store that cannot be used; the message names the file and the field."""
 
 
+class RowFile:
+    """Rows of one `.npy` array read and written in place with pread/pwrite, never through a mapping.
+
+    A memory map's touched pages count toward the process's RSS, so streaming a 3.7 GB store through
+    one shows 3.7 GB of RSS although the pages are only page cache; plain reads and writes at the rows'
+    offsets keep RSS at the size of the rows in flight. The file stays a plain `.npy` that
+    `np.load(mmap_mode="r")` reads.
+    """
+
+    def __init__(self, path: str | os.PathLike, write: bool = False) -> None:
+        self.path = Path(path)
+        self.fd = os.open(self.path, os.O_RDWR if write else os.O_RDONLY)
+        try:
+            with open(self.fd, "rb", closefd=False) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                else:
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                self.offset = fh.tell()
+        except Exception:
+            os.close(self.fd)
+            raise
+        if fortran or not shape:
+            os.close(self.fd)
+            raise StoreError(f"{self.path}: expected a C-ordered array with rows")
+        self.shape: tuple[int, ...] = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.row_shape = self.shape[1:]
+        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, shape: tuple[int, ...], dtype: Any) -> RowFile:
+        """A new `.npy` file of `shape` (zeros, sparse until written), open for writing."""
+        dtype = np.dtype(dtype)
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+        with open(path, "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, header)
+            fh.truncate(fh.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+        return cls(path, write=True)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def write(self, start: int, rows: np.ndarray) -> None:
+        buf = memoryview(np.ascontiguousarray(rows, dtype=self.dtype)).cast("B")
+        pos = self.offset + start * self.row_bytes
+        while len(buf):
+            done = os.pwrite(self.fd, buf, pos)
+            buf, pos = buf[done:], pos + done
+
+    def read_range(self, start: int, stop: int) -> np.ndarray:
+        """Rows start … stop - 1 as a new array."""
+        out = np.empty((stop - start, *self.row_shape), self.dtype)
+        self._read_into(memoryview(out).cast("B"), self.offset + start * self.row_bytes)
+        return out
+
+    def read_rows(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The given rows (any order) into `out` (or a new array); runs of consecutive rows are one read."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if out is None:
+            out = np.empty((len(rows), *self.row_shape), self.dtype)
+        if not len(rows):
+            return out
+        if rows.min() < 0 or rows.max() >= self.shape[0]:
+            raise IndexError(f"{self.path}: rows outside 0 … {self.shape[0] - 1}")
+        flat = memoryview(out.reshape(len(rows), -1)).cast("B")
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for lo, hi in zip([0, *breaks.tolist()], [*breaks.tolist(), len(rows)], strict=True):
+            self._read_into(
+                flat[lo * self.row_bytes : hi * self.row_bytes], self.offset + int(rows[lo]) * self.row_bytes
+            )
+        return out
+
+    def _read_into(self, buf: memoryview, pos: int) -> None:
+        while len(buf):
+            got = os.preadv(self.fd, [buf], pos)
+            if got <= 0:
+                raise StoreError(f"{self.path}: file ends early (truncated?)")
+            buf, pos = buf[got:], pos + got
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            self.close()
+
+
+class SplitWriter:
+    """Write one split folder chunk by chunk, so memory stays flat whatever N is.
+
+    Each modality is a float16 [N, T, d_m] `.npy` and a uint8 [N, T] mask, created at full size in a temp
+    folder and filled in place by row chunks (:class:`RowFile`); `close` syncs them, writes
+    `index.parquet` and `header.json` last and renames the folder into place, so a split is either
+    complete or absent. Masked steps are zeroed (a masked step never leaks a value). As a context
+    manager, an exception removes the temp folder.
+    """
+
+    def __init__(self, folder: str | os.PathLike, header: StoreHeader) -> None:
+        self.folder = Path(folder)
+        self.header = header
+        self.tmp = self.folder.with_name(f".{self.folder.name}.tmp")
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir(parents=True)
+        n, t = header.n, header.T
+        self._files: list[RowFile] = []
+        self._x: dict[str, RowFile] = {}
+        self._m: dict[str, RowFile] = {}
+        for s in header.modalities:
+            self._x[s.name] = RowFile.create(self.tmp / f"{s.name}.npy", (n, t, s.dim), np.float16)
+            self._m[s.name] = RowFile.create(self.tmp / f"{s.name}.mask.npy", (n, t), np.uint8)
+            self._files += [self._x[s.name], self._m[s.name]]
+        self._written = np.zeros(n, dtype=bool)
+
+    def write(self, start: int, features: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]) -> None:
+        """Rows `start … start + c - 1`: features[m] [c, T, d_m] (any float dtype), masks[m] [c, T] (bool/0-1)."""
+        h = self.header
+        count = len(features[h.modalities[0].name])
+        if start < 0 or start + count > h.n:
+            raise StoreError(f"rows {start}…{start + count - 1} outside the split's {h.n} rows")
+        for spec in h.modalities:
+            x, m = np.asarray(features[spec.name]), np.asarray(masks[spec.name])
+            if x.shape != (count, h.T, spec.dim):
+                raise StoreError(f"modality {spec.name}: shape {x.shape}, expected {(count, h.T, spec.dim)}")
+            if m.shape != (count, h.T):
+                raise StoreError(f"modality {spec.name} mask: shape {m.shape}, expected {(count, h.T)}")
+            present = m.astype(bool)
+            x16 = x.astype(np.float16)
+            x16[~present] = 0
+            self._x[spec.name].write(start, x16)
+            self._m[spec.name].write(start, present.astype(np.uint8))
+        self._written[start : start + count] = True
+
+    def close(
+        self,
+        index: Sequence[Mapping[str, Any]],
+        step_texts: tuple[Sequence[str], Mapping[str, np.ndarray]] | None = None,
+    ) -> Path:
+        """Sync the arrays, write the step texts (see :func:`write_split`), the index and the header, and
+        move the folder into place."""
+        n = len(index)
+        if self.header.n != n:
+            raise StoreError(f"{self.folder}: header says n={self.header.n} but index has {n} rows")
+        if not self._written.all():
+            missing = np.flatnonzero(~self._written)
+            raise StoreError(f"{self.folder}: {len(missing)} row(s) never written (first: {missing[0]})")
+        for f in self._files:
+            f.sync()
+            f.close()
+        _write_step_texts(self.tmp, self.header, step_texts)
+        rows = [{"row": i, **dict(r)} for i, r in enumerate(index)]
+        pq.write_table(pa.Table.from_pylist(rows), self.tmp / "index.parquet")
+        write_json(self.tmp / "header.json", self.header.to_json())
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        os.replace(self.tmp, self.folder)
+        return self.folder
+
+    def abort(self) -> None:
+        for f in self._files:
+            f.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> SplitWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+#: rows per chunk when `write_split` copies whole arrays through a SplitWriter
+_WRITE_CHUNK = 1024
+
+
 def write_split(
     folder: str | os.PathLike,
     header: StoreHeader,
@@ -120,41 +303,28 @@ def write_split(
     index: Sequence[Mapping[str, Any]],
     step_texts: tuple[Sequence[str], Mapping[str, np.ndarray]] | None = None,
 ) -> Path:
-    """Write one split folder atomically (temp folder + rename).
+    """Write one split folder atomically from whole arrays (a :class:`SplitWriter`, fed in chunks).
 
     features[m]: [N, T, d_m] (any float dtype, stored float16); masks[m]: [N, T] (bool/0-1).
-    Rows masked out are zeroed so a masked step never leaks a value. `step_texts` = (texts, {modality:
-    ids [N, T]}) stores the raw text of each step (id into texts, -1 = none) for the modalities named
-    in `header.step_texts`.
+    `step_texts` = (texts, {modality: ids [N, T]}) stores the raw text of each step (id into texts,
+    -1 = none) for the modalities named in `header.step_texts`.
     """
-    folder = Path(folder)
     n = len(index)
     if header.n != n:
         raise StoreError(f"{folder}: header says n={header.n} but index has {n} rows")
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
     for spec in header.modalities:
-        x = np.asarray(features[spec.name])
-        m = np.asarray(masks[spec.name]).astype(np.uint8)
-        if x.shape != (n, header.T, spec.dim):
-            raise StoreError(f"modality {spec.name}: shape {x.shape}, expected {(n, header.T, spec.dim)}")
-        if m.shape != (n, header.T):
-            raise StoreError(f"modality {spec.name} mask: shape {m.shape}, expected {(n, header.T)}")
-        out = np.lib.format.open_memmap(tmp / f"{spec.name}.npy", mode="w+", dtype=np.float16, shape=x.shape)
-        out[:] = np.where(m[..., None].astype(bool), x, 0).astype(np.float16)
-        out.flush()
-        del out
-        np.save(tmp / f"{spec.name}.mask.npy", m)
-    _write_step_texts(tmp, header, step_texts)
-    rows = [{"row": i, **dict(r)} for i, r in enumerate(index)]
-    pq.write_table(pa.Table.from_pylist(rows), tmp / "index.parquet")
-    write_json(tmp / "header.json", header.to_json())
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-    return folder
+        shape = np.shape(features[spec.name])
+        if shape != (n, header.T, spec.dim):
+            raise StoreError(f"modality {spec.name}: shape {shape}, expected {(n, header.T, spec.dim)}")
+    with SplitWriter(folder, header) as writer:
+        for start in range(0, n, _WRITE_CHUNK):
+            stop = min(n, start + _WRITE_CHUNK)
+            writer.write(
+                start,
+                {m.name: features[m.name][start:stop] for m in header.modalities},
+                {m.name: masks[m.name][start:stop] for m in header.modalities},
+            )
+        return writer.close(index, step_texts)
 
 
 def _write_step_texts(
@@ -193,6 +363,7 @@ class FeatureSplit:
         self.index: list[dict[str, Any]] = pq.read_table(ip).to_pylist()
         self._x: dict[str, np.ndarray] = {}
         self._m: dict[str, np.ndarray] = {}
+        self._files: dict[str, RowFile] = {}
 
     def __len__(self) -> int:
         return self.header.n
@@ -210,6 +381,18 @@ class FeatureSplit:
         if modality not in self._m:
             self._m[modality] = self._load(f"{modality}.mask.npy", modality)
         return self._m[modality]
+
+    def row_file(self, modality: str, mask: bool = False) -> RowFile:
+        """A modality's features (or mask) for row reads that keep RSS small (:class:`RowFile`)."""
+        name = f"{modality}.mask.npy" if mask else f"{modality}.npy"
+        if name not in self._files:
+            if modality not in self.modalities:
+                raise StoreError(f"{self.folder}: no modality {modality!r}; has {', '.join(self.modalities)}")
+            p = self.folder / name
+            if not p.exists():
+                raise StoreError(f"{p}: missing")
+            self._files[name] = RowFile(p)
+        return self._files[name]
 
     def _load(self, name: str, modality: str) -> np.ndarray:
         if modality not in self.modalities:

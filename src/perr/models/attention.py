@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from perr.models.dropout import Dropout, dropout
 from perr.registry import Registry
 
 ATTENTION: Registry[type[nn.Module]] = Registry("attention block")
@@ -101,7 +102,7 @@ class _MultiheadCore(nn.Module):
         q, kk, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [N, H, K, dh]
         scores = torch.matmul(q, kk.transpose(-1, -2)) * (1.0 / math.sqrt(dh))
         attn = masked_softmax(scores, key_valid[:, None, None, :])  # [N, H, K, K]
-        probs = F.dropout(attn[:, :, :n_out], self.dropout, self.training)
+        probs = dropout(attn[:, :, :n_out], self.dropout, self.training)
         out = torch.matmul(probs, v).transpose(1, 2).reshape(n, n_out, d)
         return self.out_proj(out), attn.mean(dim=1)
 
@@ -129,9 +130,9 @@ class TransformerEncoderBlock(nn.Module):
         self.linear2 = nn.Linear(ff_dim, d_model)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
 
     def forward(self, z: Tensor, key_valid: Tensor, n_out: int | None = None) -> tuple[Tensor, Tensor]:
         n_out = z.shape[1] if n_out is None else n_out

@@ -10,12 +10,13 @@ with exactly the metrics of an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,12 @@ from perr.faults import checkpoint_reached
 from perr.io import atomic_open, write_json
 from perr.labels import Task
 from perr.models import ModelArgs, build_model
+from perr.models.dropout import MaskPlan
 from perr.splits import stratified_split
 from perr.store import FeatureSplit, FeatureStore, StoreHeader
-from perr.train.batches import Batches, check_data, epoch_order
+from perr.train.batches import Batches, LoaderStats, check_data, epoch_order
 from perr.train.evaluation import evaluate_split
+from perr.train.threads import resolve_threads, spare_core
 
 
 @dataclass
@@ -95,29 +98,96 @@ def _prepare_data(fs: FeatureStore, cfg: TrainConfig, task: Task, modalities: li
     return _Data(Batches(train_split, modalities, targets, rows), None, None)
 
 
-def _train_epoch(
+@dataclass
+class EpochProfile:
+    """Where one epoch's time went (seconds, summed over steps); filled when passed to `train_epoch`.
+    Forward/backward/optimizer are timed in the step thread (synchronised on CUDA, so the figures are
+    the kernels' and not their launches); gather runs in the loader thread beside them."""
+
+    steps: int = 0
+    wall_s: float = 0.0
+    forward_s: float = 0.0
+    backward_s: float = 0.0
+    optimizer_s: float = 0.0
+    loader: LoaderStats = field(default_factory=LoaderStats)
+
+    def to_json(self) -> dict[str, Any]:
+        per = 1e3 / max(self.steps, 1)
+        parts = {
+            "gather": self.loader.gather_s,
+            "h2d": self.loader.h2d_s,
+            "wait": self.loader.wait_s,
+            "forward": self.forward_s,
+            "backward": self.backward_s,
+            "optimizer": self.optimizer_s,
+        }
+        return {
+            "steps": self.steps,
+            "wall_s": round(self.wall_s, 3),
+            "steps_per_s": round(self.steps / self.wall_s, 3) if self.wall_s else None,
+            "ms_per_step": {k: round(v * per, 2) for k, v in parts.items()}
+            | {"total": round(self.wall_s * per, 2)},
+            "note": "gather runs in the loader thread, overlapped with the step; wait is the step thread "
+            "blocked on the loader; h2d is the host-to-device copy issued by the step thread",
+        }
+
+
+def train_epoch(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     data: Batches,
     cfg: TrainConfig,
     device: torch.device,
     epoch: int,
+    profile: EpochProfile | None = None,
+    masks: MaskPlan | None = None,
 ) -> float:
-    """One pass over the training rows in the epoch's shuffle order; the mean training loss."""
+    """One pass over the training rows in the epoch's shuffle order; the mean training loss.
+
+    Batches are prepared ahead by a background thread (perr.train.batches); with `masks` (CPU), the
+    dropout masks are drawn one step ahead by another (perr.models.dropout), exactly as the step would
+    draw them. The loss is summed on the device and read once at the end, so no step waits on the
+    device just to log a number."""
     model.train()
-    total, count = 0.0, 0
-    for _, x, mask, y in data.iterate(cfg.batch_size, device, epoch_order(len(data), cfg.seed, epoch)):
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            output = model(x, mask)
-            loss = model.loss(output, y, mask)
-        loss.float().backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        total += float(loss.detach()) * len(y)
-        count += len(y)
-    return total / max(count, 1)
+    total = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
+    count = 0
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    stats = profile.loader if profile is not None else None
+    start = time.perf_counter()
+    order = epoch_order(len(data), cfg.seed, epoch)
+    sizes = [min(cfg.batch_size, len(data) - i) for i in range(0, len(data), cfg.batch_size)]
+    with masks.epoch(sizes) if masks is not None else contextlib.nullcontext():
+        for _, x, mask, y in data.iterate(cfg.batch_size, device, order, stats=stats):
+            optimizer.zero_grad(set_to_none=True)
+            if profile is not None:
+                sync()
+                t0 = time.perf_counter()
+            with masks.step(len(y)) if masks is not None else contextlib.nullcontext():
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    output = model(x, mask)
+                    loss = model.loss(output, y, mask)
+                if profile is not None:
+                    sync()
+                    t1 = time.perf_counter()
+                loss.float().backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if profile is not None:
+                sync()
+                t2 = time.perf_counter()
+            optimizer.step()
+            if profile is not None:
+                sync()
+                t3 = time.perf_counter()
+                profile.forward_s += t1 - t0
+                profile.backward_s += t2 - t1
+                profile.optimizer_s += t3 - t2
+                profile.steps += 1
+            total.add_(loss.detach().to(total.dtype), alpha=len(y))
+            count += len(y)
+    if profile is not None:
+        profile.wall_s += time.perf_counter() - start
+    return float(total) / max(count, 1)
 
 
 def train(
@@ -129,11 +199,24 @@ def train(
 ) -> RunResult:
     """Train one model on `store` into run folder `out`, resuming if it holds a checkpoint of the same config.
 
-    `stop_after_epoch` ends the process-level loop early (used to simulate a kill in tests).
+    `stop_after_epoch` ends the process-level loop early (used to simulate a kill in tests). Torch's
+    intra-op thread count is set for the run (`cfg.threads`, 0 = auto: perr.train.threads) and put back.
     """
+    before = torch.get_num_threads()
+    try:
+        return _train(store, cfg, out, progress, stop_after_epoch)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(
+    store: str | os.PathLike | FeatureStore,
+    cfg: TrainConfig,
+    out: str | os.PathLike,
+    progress: Callable[[str, int, int], None] | None,
+    stop_after_epoch: int | None,
+) -> RunResult:
     cfg.validate()
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
     fs = store if isinstance(store, FeatureStore) else FeatureStore(store)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -147,6 +230,8 @@ def train(
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % (2**32))
     model = build_model(args).to(device)
+    threads = resolve_threads(cfg.threads, model, cfg.batch_size, header.T, device)
+    torch.set_num_threads(threads)
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     signature = [s for s in header.modalities if s.name in modalities]
@@ -176,16 +261,19 @@ def train(
         )
         return ckpt
 
+    # dropout masks drawn a step ahead on CPU, when a core is spare for the helper (perr.train.threads)
+    masks = MaskPlan() if device.type == "cpu" and spare_core(device) else None
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        train_loss = _train_epoch(model, optimizer, data.train, cfg, device, epoch)
+        train_loss = train_epoch(model, optimizer, data.train, cfg, device, epoch, masks=masks)
         scheduler.step()
         record: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": train_loss,
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - t0,
+            "threads": threads,
         }
         if data.val_split is not None:
             vm, vloss, _ = evaluate_split(

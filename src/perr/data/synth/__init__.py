@@ -20,12 +20,17 @@ subtitle is active), so evidence is scattered and sometimes lost. Each modality 
 random projection of its latent factors (with per-clip identity, topic and nuisance distractors) plus
 noise. `difficulty` (default 1.0) scales noise, decoys, glitches and weak clips together.
 
-Modules: :mod:`.config` (what to make), :mod:`.world` (vocabularies, templates, projections),
-:mod:`.story` (one clip), :mod:`.writer` (generate, split, write).
+Streaming: clips are made and written a chunk at a time (memory stays flat whatever `n` is), and every
+clip's draws come from its own seeded streams, so any chunk size writes the same bytes.
+
+Modules: :mod:`.config` (what to make), :mod:`.world` (vocabularies, templates, difficulty),
+:mod:`.story` (one clip), :mod:`.render` (noise, glitches, projections of a chunk), :mod:`.writer`
+(plan, split, stream into the store).
 """
 
 from perr.data.synth.config import (
     DATASET,
+    DEFAULT_CHUNK,
     DEFAULT_DIMS,
     GENERATOR_VERSION,
     MANIFEST_NAME,
@@ -46,6 +51,7 @@ from perr.data.synth.writer import (
 
 __all__ = [
     "DATASET",
+    "DEFAULT_CHUNK",
     "DEFAULT_DIMS",
     "GENERATOR_VERSION",
     "IOM_RATIOS",

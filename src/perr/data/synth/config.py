@@ -10,7 +10,8 @@ from perr.modalities import DEFAULT_SIGNATURE, PERR_MODALITIES
 from perr.settings import check_settings, setting
 
 GENERATOR = "perr.data.synth"
-GENERATOR_VERSION = "2"
+#: 3: every clip's noise, drifts and glitches from its own seeded stream (streaming, chunk-independent), float32
+GENERATOR_VERSION = "3"
 DATASET = "synthetic-erato"
 STORE_DIRNAME = "synthetic-erato"
 MANIFEST_NAME = "manifest.synthetic.jsonl"
@@ -23,6 +24,8 @@ DEFAULT_DIMS: Mapping[str, int] = {
     "text": 128,
 }
 SPLIT_MODES = ("stratified", "drama")
+#: clips generated and written at a time: ~80 MB of float32 features at the extractors' dims (2,421 a step)
+DEFAULT_CHUNK = 256
 
 
 @dataclass

@@ -121,27 +121,6 @@ def _onehot(vocab: Sequence[str], value: str, scale: float = 1.0) -> np.ndarray:
     return v
 
 
-def stretches(
-    rng: np.random.Generator, n: int, T: int, chance: float, lo: int = 2, hi: int = 6
-) -> np.ndarray:
-    """[n, T] bool: for each row with probability `chance`, one run of lo–hi steps at a random place."""
-    has = rng.random(n) < chance
-    start = rng.integers(0, T, size=n)
-    length = rng.integers(lo, hi + 1, size=n)
-    t = np.arange(T)[None, :]
-    return has[:, None] & (t >= start[:, None]) & (t < (start + length)[:, None])
-
-
-def ar1(rng: np.random.Generator, shape: tuple[int, int, int], rho: float = 0.8) -> np.ndarray:
-    """Unit-variance AR(1) nuisance over axis 1 (time) of [N, T, width]: slow drifts, not white noise."""
-    eps = rng.standard_normal(shape)
-    x = np.empty(shape)
-    x[:, 0] = eps[:, 0]
-    for t in range(1, shape[1]):
-        x[:, t] = rho * x[:, t - 1] + np.sqrt(1 - rho**2) * eps[:, t]
-    return x
-
-
 class Story:
     """The latent story of one clip: per-step latent factors per modality, masks, and the record."""
 
@@ -160,7 +139,7 @@ class Story:
         self.shot, pa, pb = _presence(rng, mode, T)
         self.present = {"a": pa, "b": pb}
         self.utts = _utterances(rng, T) if has_subs else []
-        self.z = {m: np.zeros((T, LAYOUTS[m].width)) for m in PERR_MODALITIES}
+        self.z = {m: np.zeros((T, LAYOUTS[m].width), np.float32) for m in PERR_MODALITIES}
         self.speaker: list[str] = [
             SPEAKERS[int(np.searchsorted([0.42, 0.84], u))] for u in rng.random(len(self.utts))
         ]

@@ -1,6 +1,6 @@
 """The synthetic world: what a story is made of (vocabularies, latent layouts per modality, the
-decisive-moment templates per class, weak scene/music priors), the dramas, the fixed projections from
-latents to features, and what `difficulty` turns."""
+decisive-moment templates per class, weak scene/music priors), the dramas, and what `difficulty` turns
+(the fixed projections from latents to features are in :mod:`.render`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from perr.data.synth.config import SynthConfig
-from perr.modalities import PERR_MODALITIES
 
 #: Paper §3.3, Fig. 3: interaction mode of the pair by Intersection over Minimum of their time on screen.
 IOM_RATIOS: Mapping[str, float] = {"iom=0": 0.0981, "0<iom<1": 0.3787, "iom=1": 0.5232}
@@ -204,16 +201,6 @@ class Drama:
     episodes: int
     cast: np.ndarray  # [6, identity]
     style: np.ndarray  # [style]
-
-
-def projections(cfg: SynthConfig) -> dict[str, np.ndarray]:
-    """Fixed random projection per modality (latent width → feature dim), from `world_seed`."""
-    out = {}
-    for i, m in enumerate(PERR_MODALITIES):
-        rng = np.random.default_rng([cfg.world_seed, 7919, i])
-        width = LAYOUTS[m].width
-        out[m] = rng.standard_normal((width, int(cfg.dims[m]))) / np.sqrt(width / 4.0)
-    return out
 
 
 def make_dramas(rng: np.random.Generator, count: int) -> list[Drama]:

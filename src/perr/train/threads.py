@@ -1,0 +1,64 @@
+"""How many torch intra-op threads a run uses: `threads` in TrainConfig, where 0 (the default) is auto.
+
+Auto looks at the model's work per step and the machine's physical cores, never at the load, so the same
+config on the same machine always picks the same count (float results depend on it, and a resumed run
+must end with exactly the metrics of an uninterrupted one). A small model's kernels finish in tens of
+microseconds, and handing each one to a second thread costs a wake-up and a barrier, while one thread
+leaves the other core to the helpers (batch loader, dropout masks drawn ahead); a large model (the
+paper's d 256) gains from every physical core.
+
+Measured on the 2-core AMD EPYC (smta-transformer, batch 16, T 32, the extractors' dims): idle, d 256 runs
+258 ms a step on 2 threads and 402 ms on 1 (`benchmarks/results/train_speed.idle.json`), and d 64 about
+69 vs 79 ms on a fixed batch before the helpers took the gather and the dropout masks off the step; with
+other jobs on the cores (load 3–4) one thread won at every width (`erato_scale.SYNTHETIC.load4.json`).
+`SMALL_WORK` therefore puts d 64 (0.24 G multiply-adds a step) on one thread and d 128 (0.8 G) and up
+on every core; `benchmarks/erato_scale.py --stages sweep` re-measures the crossover. On a machine shared
+with other jobs, `--set threads=1` is the safe choice at any size.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from perr.machine import physical_cores
+
+#: multiply-adds of one forward step (≈ parameters × batch × T) below which one thread is faster
+SMALL_WORK = 0.5e9
+
+
+def step_work(model: torch.nn.Module, batch_size: int, T: int) -> float:
+    """≈ multiply-adds of one forward step: every weight is used once per clip and time step."""
+    return float(sum(p.numel() for p in model.parameters())) * batch_size * T
+
+
+def auto_threads(model: torch.nn.Module, batch_size: int, T: int, cores: int | None = None) -> int:
+    """1 for a small model, else every physical core the process may use."""
+    cores = physical_cores() if cores is None else cores
+    return 1 if step_work(model, batch_size, T) < SMALL_WORK else max(1, cores)
+
+
+def resolve_threads(
+    requested: int, model: torch.nn.Module, batch_size: int, T: int, device: torch.device
+) -> int:
+    """The intra-op thread count to use: `requested` when > 0; auto on CPU; torch's default elsewhere
+    (on a GPU the host threads only feed it)."""
+    if requested > 0:
+        return requested
+    if device.type != "cpu":
+        return torch.get_num_threads()
+    return auto_threads(model, batch_size, T)
+
+
+@functools.cache
+def _cores() -> int:
+    return physical_cores()
+
+
+def spare_core(device: torch.device) -> bool:
+    """Whether helper threads (batch loader, dropout masks drawn ahead) have a core of their own: always
+    beside a GPU; on CPU only when torch's threads leave a physical core free. Beside a thread pool that
+    fills every core they cost more than they save (their work preempts a pool thread, and the pool
+    waits for it at each barrier: d 256 on 2 threads ran 645 ms a step with them, 515 ms without)."""
+    return device.type != "cpu" or torch.get_num_threads() < _cores()
