@@ -11,17 +11,21 @@ from perr.models.attention import ATTENTION
 from perr.models.fusion import MODELS, STAGE1, FusionModel, build_model
 from perr.models.pair import PairCrossModel, pair_roles
 from perr.models.recurrent import ModalityLSTMs
+from perr.models.text_encoder import TOKEN_MASK, TOKENS, TextFinetuneModel
 from perr.models.timeline import attention_timeline
 
 __all__ = [
     "ATTENTION",
     "MODELS",
     "STAGE1",
+    "TOKENS",
+    "TOKEN_MASK",
     "FusionModel",
     "ModalityLSTMs",
     "ModelArgs",
     "ModelOutput",
     "PairCrossModel",
+    "TextFinetuneModel",
     "attention_timeline",
     "build_model",
     "pair_roles",

@@ -28,6 +28,10 @@ class ModelArgs:
     dropout: float = 0.1
     aux_weight: float = 1.0  # weight of Σ_m CE(ŷ^m) in eq. 5 (paper: 1)
     modality_dropout: float = 0.0  # pair-cross: chance a clip's modality is dropped in training (balance.py)
+    # text_encoder=finetune (perr.models.text_encoder): these modalities are encoded from raw step texts
+    text_modalities: list[str] = field(default_factory=list)
+    text_model: str = ""  # sentence-transformers folder; "" = the packaged all-MiniLM-L6-v2
+    text_max_tokens: int = 64
 
     def __post_init__(self) -> None:
         if not self.input_dims:
@@ -49,6 +53,7 @@ class ModelArgs:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["input_dims"] = dict(self.input_dims)
+        d["text_modalities"] = list(self.text_modalities)
         return d
 
     @classmethod
@@ -60,6 +65,7 @@ class ModelArgs:
             raise ValueError(f"ModelArgs: unknown field(s) {unknown}; known: {sorted(known)}")
         d = dict(d)
         d["input_dims"] = {str(k): int(v) for k, v in d.get("input_dims", {}).items()}
+        d["text_modalities"] = [str(m) for m in d.get("text_modalities", [])]
         return cls(**d)
 
 
