@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--select", default="", help="key=v1,v2: pair-cross setting chosen on dev (seed 0)")
     ap.add_argument("--drop", action="append", default=[], help="ablation of pair-cross: group left out")
     ap.add_argument("--ablation-tasks", default="", help="tasks of the ablation (default: --tasks)")
+    ap.add_argument("--ablation-seeds", default="", help="seeds of the ablation (default: --seeds)")
     ap.add_argument("--note", default="")
     args = ap.parse_args()
 
@@ -178,7 +179,7 @@ def main() -> None:
             runs / "compare" / "pair-cross",
             ["pair-cross"],
             ab_tasks,
-            seeds,
+            [int(x) for x in args.ablation_seeds.split(",")] if args.ablation_seeds else seeds,
             drops=[None, *args.drop],
             base=base,
             progress=wait_for_lock,

@@ -43,6 +43,7 @@ class TrainConfig:
     # end to end from the store's raw step texts (dialogue stores; perr.models.text_encoder)
     text_encoder: str = "frozen"  # frozen | finetune
     text_lr: float = 5e-5  # learning rate of the fine-tuned text encoder
+    text_finetune: list[str] = field(default_factory=list)  # which step-text modalities; [] = all of them
     text_model: str = ""  # sentence-transformers folder; "" = the packaged all-MiniLM-L6-v2
     text_max_tokens: int = 64  # tokens kept per text (longer ones are truncated)
     # optimisation: the paper's protocol

@@ -54,7 +54,13 @@ def model_args_for(cfg: TrainConfig, header: StoreHeader, task: Task) -> ModelAr
         raise ValueError("drop: every modality was dropped")
     text_modalities: list[str] = []
     if cfg.text_encoder == "finetune":
-        text_modalities = [m for m in header.step_texts if m in dims]
+        unknown = sorted(set(cfg.text_finetune) - set(header.step_texts))
+        if unknown:
+            raise ValueError(
+                f"text_finetune: {unknown} have no raw step texts in this store (has: {header.step_texts or 'none'})"
+            )
+        wanted = cfg.text_finetune or header.step_texts
+        text_modalities = [m for m in header.step_texts if m in dims and m in wanted]
         if not text_modalities:
             raise ValueError(
                 "text_encoder=finetune needs raw step texts in the store, and this one has none"
