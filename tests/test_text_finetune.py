@@ -58,8 +58,8 @@ def small(**kw) -> TrainConfig:
         d_model=32,
         stage2_hidden=32,
         ff_dim=64,
-        epochs=2,
-        batch_size=16,
+        epochs=1,
+        batch_size=32,
         lr=1e-3,
         text_encoder="finetune",
         text_lr=1e-4,
@@ -85,7 +85,7 @@ def test_finetune_trains_moves_the_encoder_and_reloads(meld_store, tmp_path) -> 
     assert max(moved.values()) > 1e-4, "the text encoder's weights did not change"
     assert moved["bert.encoder.layer.5.output.dense.weight"] > 0
     hist = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
-    assert len(hist) == 2 and all(h["seconds"] > 0 for h in hist)
+    assert len(hist) == 1 and hist[0]["seconds"] > 0
     # the reloaded checkpoint predicts exactly what the run reported on test
     again = evaluate(tmp_path / "run" / "best.pt", meld_store, out=tmp_path / "eval")
     for k in ("micro_f1", "macro_f1", "weighted_f1"):
