@@ -50,6 +50,7 @@ def main() -> None:
     res = Path(ap.parse_args().results)
     meld = load(res / "beyond_smta_meld.json")
     ft = load(res / "beyond_smta_meld_finetune.json")
+    ft3 = load(res / "beyond_smta_meld_finetune_sentiment.json") or ft  # sentiment: its own run (1 epoch)
     syn = load(res / "beyond_smta.SYNTHETIC.json")
     dya = load(res / "beyond_smta_meld_dyadic.json")
     print(
@@ -74,7 +75,7 @@ def main() -> None:
         p, s = fact(ft, "pair-cross", "7", "params"), fact(ft, "pair-cross", "7", "seconds_per_epoch_mean")
         print(
             f"| PairCross + fine-tuned MiniLM on the classified utterance (`text_encoder=finetune`) | {p or '—'} / — | "
-            f"{f'{s:.0f}' if s else '—'} / — | {cell(ft, 'pair-cross', '7')} | {cell(ft, 'pair-cross', '3')} | — | — |"
+            f"{f'{s:.0f}' if s else '—'} / — | {cell(ft, 'pair-cross', '7')} | {cell(ft3, 'pair-cross', '3')} | — | — |"
         )
     for name, emo, sen in ANCHORS:
         print(f"| {name} | — | — | {emo} | {sen} | — | — |")
