@@ -18,19 +18,17 @@ import platform
 import time
 from pathlib import Path
 
-import torch
-
 from perr.config import TrainConfig, apply_overrides
 from perr.io import write_json
+from perr.machine import cpu_info, package_versions
 from perr.train import train
 
 
 def setup() -> dict:
     return {
-        "cores": os.cpu_count(),
+        "cpu": cpu_info(),
         "loadavg_start": os.getloadavg(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
+        "versions": package_versions(["torch", "numpy", "perr", "sentence-transformers", "transformers"]),
         "machine": platform.machine(),
     }
 
@@ -44,6 +42,9 @@ def main() -> None:
     ap.add_argument("--lr", default="1e-3,5e-3")
     ap.add_argument("--d-model", default="64")
     ap.add_argument("--set", action="append", default=[], help="fixed key=value for every point")
+    ap.add_argument(
+        "--grid", action="append", default=[], help="one more axis: key=v1,v2 (any TrainConfig key)"
+    )
     args = ap.parse_args()
 
     fixed = dict(kv.split("=", 1) for kv in args.set)
@@ -51,13 +52,22 @@ def main() -> None:
     runs = out.with_suffix("")
     info = setup()
     points = []
+    axes = dict(kv.split("=", 1) for kv in args.grid)
     grid = itertools.product(
-        args.models.split(","), args.tasks.split(","), args.lr.split(","), args.d_model.split(",")
+        args.models.split(","),
+        args.tasks.split(","),
+        args.lr.split(","),
+        args.d_model.split(","),
+        *(v.split(",") for v in axes.values()),
     )
-    for model, task, lr, d in grid:
+    for model, task, lr, d, *extra in grid:
         cfg = TrainConfig(model=model, task=task, early_stop_metric="weighted_f1")
-        apply_overrides(cfg, {**fixed, "lr": lr, "d_model": d, "stage2_hidden": d, "ff_dim": 2 * int(d)})
-        run = runs / f"{model}-task{task}-lr{lr}-d{d}"
+        more = dict(zip(axes, extra, strict=True))
+        apply_overrides(
+            cfg, {**fixed, "lr": lr, "d_model": d, "stage2_hidden": d, "ff_dim": 2 * int(d), **more}
+        )
+        tag = "".join(f"-{k}{v}" for k, v in more.items())
+        run = runs / f"{model}-task{task}-lr{lr}-d{d}{tag}"
         t0 = time.perf_counter()
         train(args.store, cfg, run)
         seconds = time.perf_counter() - t0
@@ -69,6 +79,7 @@ def main() -> None:
                 "task": task,
                 "lr": float(lr),
                 "d_model": int(d),
+                **more,
                 "config": cfg.to_dict(),
                 "best_epoch": best["epoch"],
                 "dev_weighted_f1": best["val_weighted_f1"],

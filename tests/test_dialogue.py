@@ -21,7 +21,7 @@ from perr.data.dialogue import (
 )
 from perr.data.meld import MELD_EMOTIONS, MELD_SENTIMENTS, clean_meld_text, parse_time, read_meld
 from perr.labels import Task
-from perr.store import FeatureStore
+from perr.store import FeatureStore, StoreError
 from perr.text_embedders import make_embedder
 
 pytest.importorskip(
@@ -162,6 +162,27 @@ def test_speaker_and_others_modalities_hold_the_right_utterances(small_store, em
     # first clip: only itself, right-aligned, left padding masked everywhere
     assert ms[0].tolist() == [0, 0, 0, 1] and mo[0].tolist() == [0, 0, 0, 0]
     assert np.abs(spk[0, 3].astype(np.float32)).sum() > 1
+
+
+def test_step_texts_round_trip_and_match_the_vectors(small_store):
+    """Each split stores the raw text behind every step (ids into its own texts.json), so a text
+    encoder can be fine-tuned on the store: same layout as the vectors, -1 exactly where masked."""
+    store = FeatureStore(small_store)
+    rows = {(d, u): t for d, u, _, t, *_ in ROWS}
+    train = store["train"]
+    assert train.header.step_texts == ["speaker", "others"]
+    texts = train.texts
+    assert set(texts) == {t for (d, _), t in rows.items() if d == "d1"}  # only this split's texts
+    spk, oth = train.step_text_ids("speaker"), train.step_text_ids("others")
+    for m, ids in (("speaker", spk), ("others", oth)):
+        assert ids.shape == (train.header.n, train.header.T) and ids.dtype == np.int32
+        assert ((ids >= 0) == train.mask(m).astype(bool)).all()
+    # clip of utterance 7 (T = 4): steps = 1 (B), 3 (A), 4 (C), 7 (A)
+    assert [texts[i] for i in spk[4] if i >= 0] == [rows["d1", 3], rows["d1", 7]]
+    assert [texts[i] for i in oth[4] if i >= 0] == [rows["d1", 1], rows["d1", 4]]
+    assert set(store["test"].texts) == {rows["d3", 2], rows["d3", 5]}
+    with pytest.raises(StoreError, match="no step texts"):
+        train.step_text_ids("target")
 
 
 def test_later_utterances_never_reach_earlier_clips(tmp_path, embedder):

@@ -32,6 +32,7 @@ from perr.models import attention_timeline
 from perr.report import figures, tables
 from perr.store import FeatureSplit, FeatureStore, StoreError
 from perr.train import summarise_runs, train
+from perr.train.batches import Batches, text_source
 
 DATASETS = ("synthetic", "meld")
 
@@ -231,10 +232,11 @@ def attention_figure(
     model = ckpt.build_model()
     data_split = fs[split]
     modalities = ckpt.modalities
-    x = {
-        m: torch.from_numpy(np.asarray(data_split.features(m)[[clip]], dtype=np.float32)) for m in modalities
-    }
-    mask = {m: torch.from_numpy(np.asarray(data_split.mask(m)[[clip]]).astype(bool)) for m in modalities}
+    rows = np.array([clip])
+    data = Batches(
+        data_split, modalities, np.zeros(len(data_split), dtype=np.int64), rows, text=text_source(model)
+    )
+    x, mask = data.tensors(rows, torch.device("cpu"))  # raw step texts too for a fine-tuned text encoder
     with torch.no_grad():
         output = model(x, mask)
     if output.attention is None:

@@ -38,6 +38,14 @@ class TrainConfig:
     ff_dim: int = 512
     dropout: float = 0.1
     aux_weight: float = 1.0
+    modality_dropout: float = 0.0  # pair-cross: chance each modality of a clip is dropped in training
+    # text modalities: cached frozen embeddings (the store's vectors) or a sentence encoder fine-tuned
+    # end to end from the store's raw step texts (dialogue stores; perr.models.text_encoder)
+    text_encoder: str = "frozen"  # frozen | finetune
+    text_lr: float = 5e-5  # learning rate of the fine-tuned text encoder
+    text_finetune: list[str] = field(default_factory=list)  # which step-text modalities; [] = all of them
+    text_model: str = ""  # sentence-transformers folder; "" = the packaged all-MiniLM-L6-v2
+    text_max_tokens: int = 64  # tokens kept per text (longer ones are truncated)
     # optimisation: the paper's protocol
     epochs: int = 50
     batch_size: int = 16
@@ -65,6 +73,10 @@ class TrainConfig:
             raise ValueError("epochs, batch_size must be ≥ 1 and lr > 0")
         if not 0 <= self.holdout_fraction < 1:
             raise ValueError(f"holdout_fraction: {self.holdout_fraction} not in [0, 1)")
+        if self.text_encoder not in {"frozen", "finetune"}:
+            raise ValueError(f"text_encoder: unknown {self.text_encoder!r}; choose frozen or finetune")
+        if self.text_lr <= 0 or self.text_max_tokens < 1:
+            raise ValueError("text_lr must be > 0 and text_max_tokens ≥ 1")
         if self.early_stop_metric not in {"micro_f1", "macro_f1", "weighted_f1", "loss"}:
             raise ValueError(f"early_stop_metric: unknown {self.early_stop_metric!r}")
 

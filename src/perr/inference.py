@@ -144,6 +144,13 @@ class Predictor:
         self.device = resolve_device(device)
         self.checkpoint = Path(checkpoint)
         self.ckpt = Checkpoint.load(checkpoint, self.device)
+        if self.ckpt.model_args.text_modalities:
+            raise ValueError(
+                f"{self.checkpoint}: trained with text_encoder=finetune on raw dialogue texts "
+                f"({', '.join(self.ckpt.model_args.text_modalities)}); a video clip gives subtitle vectors, "
+                "not those texts, so it cannot be predicted here. Use `perr evaluate` on a dialogue store, "
+                "or a model trained with text_encoder=frozen"
+            )
         self.model = self.ckpt.build_model(self.device)
         self.task = self.ckpt.task
         self.modalities = self.ckpt.modalities

@@ -6,6 +6,9 @@ Layout of one split folder (e.g. `features/train/`):
     index.parquet            one row per clip: row, clip_id, label columns, drama, ...
     <modality>.npy           float16 [N, T, d_m], memory-mapped (or read by rows) on read
     <modality>.mask.npy      uint8   [N, T]; 0 = evidence missing (feature row is zeros)
+    texts.json, <modality>.text.npy   optional step texts (header `step_texts`): the raw text behind a
+                             text modality's vector at each step, as int32 [N, T] ids into texts.json
+                             (-1 = none), so a text encoder can be fine-tuned (`text_encoder=finetune`)
 
 A store root holds one such folder per split (`train/`, `val/`, `test/`). Folders are written under
 a temp name, chunk by chunk (:class:`SplitWriter`), and renamed, so a store is either complete or
@@ -64,6 +67,7 @@ class StoreHeader:
     synthetic: bool = False
     provenance: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    step_texts: list[str] = field(default_factory=list)  # modalities whose raw step texts are stored
 
     @property
     def modality_names(self) -> list[str]:
@@ -83,6 +87,7 @@ class StoreHeader:
             "modalities": [asdict(m) for m in self.modalities],
             "tasks": {k: t.to_json() for k, t in self.tasks.items()},
             "provenance": self.provenance,
+            **({"step_texts": list(self.step_texts)} if self.step_texts else {}),
         }
 
     @classmethod
@@ -96,6 +101,7 @@ class StoreHeader:
             synthetic=bool(d.get("synthetic", False)),
             provenance=dict(d.get("provenance", {})),
             format_version=int(d.get("format_version", FORMAT_VERSION)),
+            step_texts=[str(m) for m in d.get("step_texts", [])],
         )
 
     def feature_signature(self) -> list[dict[str, Any]]:
@@ -247,8 +253,13 @@ class SplitWriter:
             self._m[spec.name].write(start, present.astype(np.uint8))
         self._written[start : start + count] = True
 
-    def close(self, index: Sequence[Mapping[str, Any]]) -> Path:
-        """Sync the arrays, write the index and the header, and move the folder into place."""
+    def close(
+        self,
+        index: Sequence[Mapping[str, Any]],
+        step_texts: tuple[Sequence[str], Mapping[str, np.ndarray]] | None = None,
+    ) -> Path:
+        """Sync the arrays, write the step texts (see :func:`write_split`), the index and the header, and
+        move the folder into place."""
         n = len(index)
         if self.header.n != n:
             raise StoreError(f"{self.folder}: header says n={self.header.n} but index has {n} rows")
@@ -258,6 +269,7 @@ class SplitWriter:
         for f in self._files:
             f.sync()
             f.close()
+        _write_step_texts(self.tmp, self.header, step_texts)
         rows = [{"row": i, **dict(r)} for i, r in enumerate(index)]
         pq.write_table(pa.Table.from_pylist(rows), self.tmp / "index.parquet")
         write_json(self.tmp / "header.json", self.header.to_json())
@@ -289,10 +301,13 @@ def write_split(
     features: Mapping[str, np.ndarray],
     masks: Mapping[str, np.ndarray],
     index: Sequence[Mapping[str, Any]],
+    step_texts: tuple[Sequence[str], Mapping[str, np.ndarray]] | None = None,
 ) -> Path:
     """Write one split folder atomically from whole arrays (a :class:`SplitWriter`, fed in chunks).
 
     features[m]: [N, T, d_m] (any float dtype, stored float16); masks[m]: [N, T] (bool/0-1).
+    `step_texts` = (texts, {modality: ids [N, T]}) stores the raw text of each step (id into texts,
+    -1 = none) for the modalities named in `header.step_texts`.
     """
     n = len(index)
     if header.n != n:
@@ -309,7 +324,25 @@ def write_split(
                 {m.name: features[m.name][start:stop] for m in header.modalities},
                 {m.name: masks[m.name][start:stop] for m in header.modalities},
             )
-        return writer.close(index)
+        return writer.close(index, step_texts)
+
+
+def _write_step_texts(
+    folder: Path, header: StoreHeader, step_texts: tuple[Sequence[str], Mapping[str, np.ndarray]] | None
+) -> None:
+    texts, ids = step_texts if step_texts is not None else ([], {})
+    if sorted(ids) != sorted(header.step_texts):
+        raise StoreError(f"step texts given for {sorted(ids)}, header.step_texts says {header.step_texts}")
+    unknown = set(ids) - set(header.modality_names)
+    if unknown:
+        raise StoreError(f"step texts for unknown modality(ies) {sorted(unknown)}")
+    for m, a in ids.items():
+        a = np.asarray(a)
+        if a.shape != (header.n, header.T) or (a.size and (a.min() < -1 or a.max() >= len(texts))):
+            raise StoreError(f"step texts of {m}: shape {a.shape} or ids outside [-1, {len(texts)})")
+        np.save(folder / f"{m}.text.npy", a.astype(np.int32))
+    if ids:
+        write_json(folder / "texts.json", list(texts), indent=0)
 
 
 class FeatureSplit:
@@ -368,6 +401,21 @@ class FeatureSplit:
         if not p.exists():
             raise StoreError(f"{p}: missing")
         return np.load(p, mmap_mode="r")
+
+    def step_text_ids(self, modality: str) -> np.ndarray:
+        """int32 [N, T] ids into `texts` (-1 = no text) of a modality in `header.step_texts`."""
+        if modality not in self.header.step_texts:
+            raise StoreError(
+                f"{self.folder}: modality {modality!r} has no step texts (has: {self.header.step_texts or 'none'})"
+            )
+        return self._load(f"{modality}.text.npy", modality)
+
+    @property
+    def texts(self) -> list[str]:
+        """The split's distinct step texts (texts.json), loaded once."""
+        if not hasattr(self, "_texts"):
+            self._texts: list[str] = json.loads((self.folder / "texts.json").read_text(encoding="utf-8"))
+        return self._texts
 
     def column(self, name: str) -> list[Any]:
         if self.index and name not in self.index[0]:

@@ -1,4 +1,4 @@
-"""The nine Table-3 models behind one registry.
+"""The nine Table-3 models and the pair-aware `pair-cross` behind one registry.
 
 from perr.models import MODELS, ModelArgs, build_model
 model = build_model(ModelArgs("smta-transformer", {"person_a": 1280, ...}, n_classes=5))
@@ -9,17 +9,24 @@ loss = model.loss(out, y, mask)  # eq. 5
 from perr.models.args import ModelArgs, ModelOutput
 from perr.models.attention import ATTENTION
 from perr.models.fusion import MODELS, STAGE1, FusionModel, build_model
+from perr.models.pair import PairCrossModel, pair_roles
 from perr.models.recurrent import ModalityLSTMs
+from perr.models.text_encoder import TOKEN_MASK, TOKENS, TextFinetuneModel
 from perr.models.timeline import attention_timeline
 
 __all__ = [
     "ATTENTION",
     "MODELS",
     "STAGE1",
+    "TOKENS",
+    "TOKEN_MASK",
     "FusionModel",
     "ModalityLSTMs",
     "ModelArgs",
     "ModelOutput",
+    "PairCrossModel",
+    "TextFinetuneModel",
     "attention_timeline",
     "build_model",
+    "pair_roles",
 ]

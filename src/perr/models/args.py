@@ -27,6 +27,11 @@ class ModelArgs:
     ff_dim: int = 512  # transformer feed-forward width
     dropout: float = 0.1
     aux_weight: float = 1.0  # weight of Σ_m CE(ŷ^m) in eq. 5 (paper: 1)
+    modality_dropout: float = 0.0  # pair-cross: chance a clip's modality is dropped in training (balance.py)
+    # text_encoder=finetune (perr.models.text_encoder): these modalities are encoded from raw step texts
+    text_modalities: list[str] = field(default_factory=list)
+    text_model: str = ""  # sentence-transformers folder; "" = the packaged all-MiniLM-L6-v2
+    text_max_tokens: int = 64
 
     def __post_init__(self) -> None:
         if not self.input_dims:
@@ -36,6 +41,8 @@ class ModelArgs:
                 raise ValueError(f"ModelArgs.input_dims[{k!r}] = {v}: feature dims must be positive")
         if self.n_classes < 2:
             raise ValueError(f"ModelArgs.n_classes = {self.n_classes}: need at least 2 classes")
+        if not 0 <= self.modality_dropout < 1:
+            raise ValueError(f"ModelArgs.modality_dropout = {self.modality_dropout}: must be in [0, 1)")
         if self.d_model % self.heads:
             raise ValueError(f"ModelArgs.d_model = {self.d_model} is not divisible by heads = {self.heads}")
 
@@ -46,6 +53,7 @@ class ModelArgs:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["input_dims"] = dict(self.input_dims)
+        d["text_modalities"] = list(self.text_modalities)
         return d
 
     @classmethod
@@ -57,6 +65,7 @@ class ModelArgs:
             raise ValueError(f"ModelArgs: unknown field(s) {unknown}; known: {sorted(known)}")
         d = dict(d)
         d["input_dims"] = {str(k): int(v) for k, v in d.get("input_dims", {}).items()}
+        d["text_modalities"] = [str(m) for m in d.get("text_modalities", [])]
         return cls(**d)
 
 
@@ -65,4 +74,4 @@ class ModelOutput(NamedTuple):
     aux_logits: Tensor  # [B, M, C] per-modality heads FC_m(h_T^m)
     attention: (
         Tensor | None
-    )  # [B, T, K, K] A_t per step, heads averaged (K = M+1 smta-*, M plain); None for lstm
+    )  # [B, T, K, K] A_t per step, heads averaged (K = M+1 smta-*, M plain and pair-cross); None for lstm

@@ -29,6 +29,7 @@ from perr.models.args import ModelArgs, ModelOutput
 from perr.models.attention import ATTENTION, guard_keys
 from perr.models.dropout import Dropout
 from perr.models.recurrent import ModalityLSTMs
+from perr.models.text_encoder import TextFinetuneModel
 from perr.registry import Registry
 
 STAGE1 = ("lstm", "plain", "smta")
@@ -163,6 +164,9 @@ for _kind in ("plain", "smta"):
         MODELS.register(_key)(lambda args, _k=_kind, _a=_att: FusionModel(args, _k, _a))
 
 
-def build_model(args: ModelArgs) -> FusionModel:
-    """Build the registered model `args.name` (fresh weights)."""
+def build_model(args: ModelArgs) -> nn.Module:
+    """Build the registered model `args.name` (fresh weights); pair-cross registers itself from pair.py.
+    With `args.text_modalities` (text_encoder=finetune) it is wrapped in a TextFinetuneModel."""
+    if args.text_modalities:
+        return TextFinetuneModel(args, lambda inner: MODELS.get(inner.name)(inner))
     return MODELS.get(args.name)(args)

@@ -23,12 +23,30 @@ import numpy as np
 import torch
 
 from perr.labels import Task
+from perr.models import TextFinetuneModel
 from perr.store import FeatureSplit, StoreError
 from perr.train.threads import spare_core
 from perr.validation import validate_split
 
 #: One batch: the rows it holds (sorted), features and masks per modality, class indices.
 Batch = tuple[np.ndarray, dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class TextSource:
+    """Text modalities read as raw step texts (text_encoder=finetune): the loader gives each one as int64
+    ids [n, T] into the batch's distinct texts, tokenized by `tokenize` (perr.models.text_encoder)."""
+
+    modalities: list[str]
+    tokenize: Callable[[Sequence[str]], dict[str, torch.Tensor]]
+
+
+def text_source(model: torch.nn.Module) -> TextSource | None:
+    """The text source a model needs (a TextFinetuneModel), else None."""
+    if isinstance(model, TextFinetuneModel):
+        return TextSource(model.text_modalities, model.tokenize)
+    return None
+
 
 #: batches prepared ahead of the step (bounded: memory stays a few batches)
 PREFETCH = 3
@@ -55,6 +73,7 @@ class Batches:
     rows: np.ndarray  # which rows of the split this view covers
     prefetch: int | None = None  # batches prepared ahead by the loader thread; 0: in the step's thread;
     # None: PREFETCH when a core is spare for it (perr.train.threads.spare_core), else 0
+    text: TextSource | None = None  # text modalities given as raw step texts (text_encoder=finetune)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -63,21 +82,42 @@ class Batches:
         """Host tensors of `rows` (sorted: runs of consecutive rows are one read) in one buffer per kind,
         so a batch reaches the device in three copies whatever the number of modalities; pinned when `pin`."""
         n = len(rows)
-        files = [self.split.row_file(m) for m in self.modalities]
+        dense = self.dense_modalities
+        files = [self.split.row_file(m) for m in dense]
         sizes = [n * int(np.prod(f.row_shape)) for f in files]
         features = torch.empty(sum(sizes), dtype=torch.float32, pin_memory=pin)
-        masks = torch.empty((len(files), n, files[0].row_shape[0]), dtype=torch.bool, pin_memory=pin)
+        masks = torch.empty((len(self.modalities), n, self.split.header.T), dtype=torch.bool, pin_memory=pin)
         flat, present = features.numpy(), masks.numpy()
         at = 0
-        for k, (m, f, size) in enumerate(zip(self.modalities, files, sizes, strict=True)):
+        for f, size in zip(files, sizes, strict=True):
             # float16 → float32 straight into the batch buffer
             np.copyto(flat[at : at + size].reshape(n, *f.row_shape), f.read_rows(rows), casting="unsafe")
-            np.not_equal(self.split.row_file(m, mask=True).read_rows(rows), 0, out=present[k])
             at += size
+        for k, m in enumerate(self.modalities):
+            np.not_equal(self.split.row_file(m, mask=True).read_rows(rows), 0, out=present[k])
         y = torch.from_numpy(self.targets[rows])
+        texts = self._texts(rows) if self.text is not None else None
         return HostBatch(
-            rows, features, masks, y.pin_memory() if pin else y, [tuple(f.row_shape) for f in files]
+            rows, features, masks, y.pin_memory() if pin else y, [tuple(f.row_shape) for f in files], texts
         )
+
+    @property
+    def dense_modalities(self) -> list[str]:
+        """The modalities read as float vectors (all but the raw-text ones)."""
+        skip = set(self.text.modalities) if self.text is not None else set()
+        return [m for m in self.modalities if m not in skip]
+
+    def _texts(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        """Each text modality's step ids [n, T] into the batch's distinct texts, and their tokens."""
+        assert self.text is not None
+        ids = {m: np.asarray(self.split.step_text_ids(m)[rows], dtype=np.int64) for m in self.text.modalities}
+        used = np.unique(np.concatenate([a[a >= 0] for a in ids.values()]))
+        where = np.full(len(self.split.texts) + 1, -1, dtype=np.int64)  # id -1 → where[-1] = -1
+        where[used] = np.arange(len(used))
+        all_texts = self.split.texts
+        out = dict(self.text.tokenize([all_texts[i] for i in used]))
+        out.update({m: torch.from_numpy(where[a]) for m, a in ids.items()})
+        return out
 
     def unpack(self, batch: HostBatch, device: torch.device) -> Batch:
         """The batch on `device` (one copy per buffer, asynchronous from pinned memory) as per-modality views."""
@@ -87,10 +127,12 @@ class Batches:
             masks = masks.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
         n, x, at = len(batch.rows), {}, 0
-        for m, shape in zip(self.modalities, batch.shapes, strict=True):
+        for m, shape in zip(self.dense_modalities, batch.shapes, strict=True):
             size = n * int(np.prod(shape))
             x[m] = features[at : at + size].view(n, *shape)
             at += size
+        for k, v in (batch.texts or {}).items():
+            x[k] = v.to(device) if device.type != "cpu" else v
         return batch.rows, x, dict(zip(self.modalities, masks.unbind(0), strict=True)), y
 
     def tensors(
@@ -144,6 +186,7 @@ class HostBatch:
     masks: torch.Tensor
     targets: torch.Tensor
     shapes: list[tuple[int, ...]]
+    texts: dict[str, torch.Tensor] | None = None  # raw-text modalities: step ids [n, T] and the tokens
 
 
 _DONE = object()

@@ -12,7 +12,7 @@ import torch
 from perr.labels import Task
 from perr.metrics import classification_metrics
 from perr.store import FeatureSplit
-from perr.train.batches import Batches
+from perr.train.batches import Batches, text_source
 
 
 @torch.no_grad()
@@ -73,7 +73,8 @@ def evaluate_split(
     """(metrics per task, mean loss, the predictions) on a split or a subset of its rows."""
     targets = split.targets(task.name)
     rows = np.arange(len(split)) if rows is None else rows
-    pred = predict_batches(model, Batches(split, modalities, targets, rows), device, bf16=bf16)
+    data = Batches(split, modalities, targets, rows, text=text_source(model))
+    pred = predict_batches(model, data, device, bf16=bf16)
     stored = [split.index[r][task.column] for r in pred["rows"]]
     y = torch.from_numpy(targets[pred["rows"]])
     loss = float(torch.nn.functional.nll_loss(torch.log(torch.from_numpy(pred["probs"]).clamp_min(1e-12)), y))

@@ -22,6 +22,7 @@ class SplitClips:
     features: dict[str, np.ndarray]
     masks: dict[str, np.ndarray]
     index: list[dict[str, Any]] = field(default_factory=list)
+    text_ids: dict[str, np.ndarray] = field(default_factory=dict)  # [N, T] row of each step's text, -1 none
 
 
 def assemble_split(
@@ -52,11 +53,15 @@ def assemble_split(
     table[:-1] = vectors
     rows = text_row[src]
     zero = len(vectors)
-    features = {"speaker": table[np.where(same, rows, zero)], "others": table[np.where(other, rows, zero)]}
-    masks = {"speaker": same.astype(np.uint8), "others": other.astype(np.uint8)}
+    present = {"speaker": same, "others": other}
     if with_target:
-        features[TARGET_MODALITY] = table[np.where(valid, text_row[:, None], zero)]
-        masks[TARGET_MODALITY] = valid.astype(np.uint8)
+        present[TARGET_MODALITY] = valid
+    text_ids = {
+        m: np.where(p, text_row[:, None] if m == TARGET_MODALITY else rows, -1).astype(np.int32)
+        for m, p in present.items()
+    }
+    features = {m: table[np.where(ids >= 0, ids, zero)] for m, ids in text_ids.items()}
+    masks = {m: p.astype(np.uint8) for m, p in present.items()}
     index = []
     for i, u in enumerate(utts):
         index.append(
@@ -74,4 +79,4 @@ def assemble_split(
                 "split": u.split,
             }
         )
-    return SplitClips(features=features, masks=masks, index=index)
+    return SplitClips(features=features, masks=masks, index=index, text_ids=text_ids)

