@@ -10,6 +10,7 @@ run of more than ~15 s on 2 cores.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -80,7 +81,12 @@ def episode(minutes: float) -> Path:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.make_episode(minutes, 720, REPO / "runs" / "episodes" / f"episode-{minutes:g}min-720p.mp4")
+    folder = REPO / "runs" / "episodes"
+    folder.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers may ask for the same episode at once: one makes it, the other waits and reuses it.
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return module.make_episode(minutes, 720, folder / f"episode-{minutes:g}min-720p.mp4")
 
 
 #: matplotlib's default colour cycle (C0, C1, …): what the figures draw their series in.
@@ -102,6 +108,17 @@ def colour_share(pixels: object, rgb: tuple[int, int, int], tol: int = 6) -> flo
 
     diff = np.abs(np.asarray(pixels, dtype=np.int16) - np.asarray(rgb, dtype=np.int16)).max(axis=-1)
     return float((diff <= tol).mean())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test` runs on pytest-xdist workers (`-n 2 --dist loadgroup`). A module's tests stay on one
+    worker, so its module fixtures (a build, a Label Studio server) are made once; a test marked
+    ``xdist_group("ray")`` runs beside the other Ray tests, never at the same time as them (two Ray
+    instances on one machine compete for Ray's fixed ports). Runs before xdist reads the marks."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -26,7 +26,8 @@ from perr.manifest import Character, Clip, SubtitleEvent, TimeSpan, write_manife
 from perr.modalities import DEFAULT_SIGNATURE
 from perr.store import FeatureStore
 
-pytestmark = pytest.mark.video
+# With the Ray tests (test_ray_cluster) on one xdist worker: see conftest.pytest_collection_modifyitems.
+pytestmark = [pytest.mark.video, pytest.mark.xdist_group("ray")]
 PERR = [sys.executable, "-m", "perr"]
 T = 8
 CFG = ExtractConfig(T=T)

@@ -32,7 +32,7 @@ pytest.importorskip(*FEATURES_EXTRA)
 from perr.features.files import read_clip_file
 from perr.manifest import Clip, SubtitleEvent, write_manifest
 
-pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.video]
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.video, pytest.mark.xdist_group("ray")]
 
 PERR = [sys.executable, "-m", "perr"]
 RAY = str(Path(sys.executable).with_name("ray"))
