@@ -7,7 +7,7 @@ included), sampled from /proc.
 proportional set sizes, which count shared pages (model weights mapped by several workers, libraries)
 once; PSS comes from /proc/PID/smaps_rollup, a walk of every page table, so it is read only when the RSS
 sum reaches a new peak. The measurement must not slow what it measures: reading smaps_rollup of every
-process five times a second took about a fifth of a core and slowed a 45-s feature extraction by ~15 %.
+process five times a second took about a fifth of a core and slowed a 45-s feature extraction by ~20 %.
 CPU time comes from `os.wait4`, which includes every descendant the child waited for; processes that
 are not the child's (`also`: a running Ray cluster's nodes) are counted from /proc/PID/stat: each
 process's last sampled time, less what it had used before the run (a process that ends between two
