@@ -59,9 +59,9 @@ demo: setup
 
 # Layer rules (import-linter contracts in pyproject.toml), lint and format first: a broken house fails fast.
 # PERR_NO_SKIPS: everything is installed here, so a skip (missing extra, tool or ../shared) is a failure.
-# -n 2: two pytest-xdist workers; a module's tests, and all Ray tests, stay on one worker (tests/conftest.py).
+# -n 2 --dist loadfile: two pytest-xdist workers, each test module on one of them (its fixtures made once).
 test: system setup-all ls-venv lint
-	PERR_NO_SKIPS=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=30 < /dev/null
+	PERR_NO_SKIPS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=30 < /dev/null
 
 lint: setup
 	$(BIN)/lint-imports

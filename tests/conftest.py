@@ -110,17 +110,6 @@ def colour_share(pixels: object, rgb: tuple[int, int, int], tol: int = 6) -> flo
     return float((diff <= tol).mean())
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`make test` runs on pytest-xdist workers (`-n 2 --dist loadgroup`). A module's tests stay on one
-    worker, so its module fixtures (a build, a Label Studio server) are made once; a test marked
-    ``xdist_group("ray")`` runs beside the other Ray tests, never at the same time as them (two Ray
-    instances on one machine compete for Ray's fixed ports). Runs before xdist reads the marks."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """With PERR_NO_SKIPS=1 (set by `make test`, which installs every extra and tool), a test skipped for a
     missing extra or tool fails the run: such a skip would hide a broken install. Skips for missing real

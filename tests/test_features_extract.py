@@ -4,6 +4,7 @@ isolation, kill-and-resume, config checks, the packed store, and Ray giving the 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,8 +27,7 @@ from perr.manifest import Character, Clip, SubtitleEvent, TimeSpan, write_manife
 from perr.modalities import DEFAULT_SIGNATURE
 from perr.store import FeatureStore
 
-# With the Ray tests (test_ray_cluster) on one xdist worker: see conftest.pytest_collection_modifyitems.
-pytestmark = [pytest.mark.video, pytest.mark.xdist_group("ray")]
+pytestmark = pytest.mark.video
 PERR = [sys.executable, "-m", "perr"]
 T = 8
 CFG = ExtractConfig(T=T)
@@ -216,3 +216,33 @@ def test_units_of_work_shrink_so_every_worker_gets_two() -> None:
     assert unit_seconds(clips, workers=2) == pytest.approx(570.0 / 4)  # 570 s of video, 4 units
     assert unit_seconds(clips, workers=4) == pytest.approx(570.0 / 8)
     assert unit_seconds(clips[:2], workers=4) == MIN_GROUP_SECONDS  # 90 s / 8 is below the floor
+
+
+_DRIVER_PROBE = """
+import sys
+from pathlib import Path
+from perr.execution import ExecutionConfig
+from perr.features.batch import extract_manifest
+summary = extract_manifest(sys.argv[1], sys.argv[2], execution=ExecutionConfig(backend="local", jobs=2),
+                           progress=False)
+assert sorted(summary.failed) == ["gone_a", "gone_b"], summary.failed
+print("torch" in sys.modules)
+"""
+
+
+def test_the_driver_of_worker_processes_never_loads_torch(tmp_path: Path) -> None:
+    """With worker processes, `perr features extract` only hands out work: torch (~190 MB of RSS) loads
+    in the workers, which also resolve ``--device auto`` on their own machine."""
+    clips = [
+        Clip(clip_id=f"gone_{k}", video=str(tmp_path / f"gone_{k}.mp4"), start=0.0, end=5.0) for k in "ab"
+    ]
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, clips)
+    res = subprocess.run(
+        [sys.executable, "-c", _DRIVER_PROBE, str(manifest), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().splitlines()[-1] == "False"

@@ -93,3 +93,38 @@ def test_build_box_tracks_by_key_and_the_box_at_a_step(tmp_path: Path) -> None:
     assert box_at(close, 1.8) == Box(4, 4, 14, 14)  # past the last, within the gap: the nearest
     assert box_at(close, 2.0) is None  # 0.6 s from any saved box
     assert box_at(track, 1.5) == Box(5, 5, 15, 15)  # neighbours exactly MAX_BOX_GAP either side
+
+
+_FER_PROBE = """
+import os, sys
+import numpy as np
+os.environ["KERAS_BACKEND"] = "torch"
+if sys.argv[1] == "plain":
+    import keras  # keras finds jax (installed with mediapipe) and imports it
+from perr.features.person.expression import ExpressionModel
+faces = np.random.default_rng(0).integers(0, 256, (4, 64, 64), dtype=np.uint8)
+emb, probs = ExpressionModel()(faces)
+np.savez(sys.argv[2], emb=emb, probs=probs, jax=np.array("jax" in sys.modules))
+"""
+
+
+def test_expression_model_loads_without_jax_and_gives_the_same_outputs(tmp_path: Path) -> None:
+    """keras would import jax (~95 MB of RSS in every feature worker); perr hides it while keras loads.
+    The model must give exactly what it gives when keras is imported the ordinary way, jax and all."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("keras is not installed (the features extra)")
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed: keras has nothing to import, perr nothing to hide")
+    out = {}
+    for mode in ("hidden", "plain"):
+        out[mode] = tmp_path / f"{mode}.npz"
+        subprocess.run([sys.executable, "-c", _FER_PROBE, mode, str(out[mode])], check=True, timeout=300)
+    hidden, plain = np.load(out["hidden"]), np.load(out["plain"])
+    assert not bool(hidden["jax"]) and bool(plain["jax"])
+    np.testing.assert_array_equal(hidden["emb"], plain["emb"])
+    np.testing.assert_array_equal(hidden["probs"], plain["probs"])
+    np.testing.assert_allclose(hidden["probs"].sum(axis=1), 1.0, atol=1e-5)

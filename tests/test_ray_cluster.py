@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +34,7 @@ pytest.importorskip(*FEATURES_EXTRA)
 from perr.features.files import read_clip_file
 from perr.manifest import Clip, SubtitleEvent, write_manifest
 
-pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.video, pytest.mark.xdist_group("ray")]
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.video]
 
 PERR = [sys.executable, "-m", "perr"]
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -119,15 +121,18 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory):
+def cluster():
     tool("ffmpeg")
-    root = tmp_path_factory.mktemp("rc")  # short: Ray's socket paths must fit in 107 bytes
+    # Ray's socket paths (<root>/t/session_<date>_<pid>/sockets/plasma_store.N) must fit in 107 bytes,
+    # which pytest's temp folders (deeper still under pytest-xdist) do not
+    root = Path(tempfile.mkdtemp(prefix="perr-rc-", dir="/tmp"))
     c = Cluster(root)
     try:
         c.start_head()
         yield c
     finally:
         c.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _worker_was_lost(worker: subprocess.Popen) -> None:

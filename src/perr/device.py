@@ -1,12 +1,20 @@
-"""`--device auto|cpu|cuda[:N]|mps` resolution, shared by every command that runs a model."""
+"""`--device auto|cpu|cuda[:N]|mps` resolution, shared by every command that runs a model.
+
+torch is imported when a device is resolved, not with this module: drivers that only hand work to worker
+processes (`perr features extract` with workers) never load it (~190 MB of RSS)."""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
     """`auto` picks CUDA, then Apple MPS, then CPU; an explicit device that is absent is an error."""
+    import torch
+
     if spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

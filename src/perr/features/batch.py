@@ -132,7 +132,9 @@ def extract_manifest(
     one = workers == 1 and execution.backend != "ray"
     lanes = lanes if lanes is not None else (2 if one and (os.cpu_count() or 1) >= 2 else 1)
     threads = threads if threads is not None else (1 if (lanes > 1 or not one) else None)
-    dev = str(resolve_device(device))
+    # An explicit device is checked here, at once; "auto" is resolved by each worker on its own machine, so
+    # this process, which only hands out work, never loads torch (unless it extracts inline).
+    dev = device if device == "auto" else str(resolve_device(device))
     executor = make_executor(execution, out, init_worker, (threads, verbose()))
     try:
         with _progress(progress) as bar:

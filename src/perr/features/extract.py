@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from perr.device import resolve_device
 from perr.faults import checkpoint_reached
 from perr.features import extractors as _extractors  # noqa: F401  (registers every extractor)
 from perr.features.base import EXTRACTORS, ClipContext, Extractor
@@ -138,7 +139,7 @@ def process_group(
     cfg_json: dict[str, Any],
     out_dir: str,
     lanes: int = 1,
-    device: str = "cpu",
+    device: str = "cpu",  # auto | cpu | cuda[:N] | mps
     on_clip: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Extract the clips of one video from one decode (perr.features.video_pass) and write each clip's
@@ -148,7 +149,8 @@ def process_group(
     clips = [Clip.model_validate_json(c) for c in clips_json]
     results: list[dict[str, Any]] = []
     try:
-        extractors = worker_extractors(cfg, device)
+        # "auto" is resolved here, on the worker's machine: a Ray task on a GPU node takes its GPU
+        extractors = worker_extractors(cfg, str(resolve_device(device)))
     except Exception as e:  # models that cannot load fail every clip, with the reason
         return [_failed(out, c, f"{type(e).__name__}: {e}", traceback.format_exc()) for c in clips]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,27 @@ def fer_model_path() -> str:
     return str(p)
 
 
+def import_keras_without_jax() -> Any:
+    """keras, imported without jax. keras 3 imports jax when it is installed (a checkpoint callback's
+    compatibility shim; mediapipe installs jax), which costs each worker ~95 MB of RSS that the torch
+    backend never uses; the shim tolerates jax's absence, so jax is hidden while keras loads."""
+    hide = "jax" not in sys.modules
+    if hide:
+        sys.modules["jax"] = None  # type: ignore[assignment]  # `import jax` raises ImportError
+    try:
+        import keras
+    finally:
+        if hide and sys.modules.get("jax", 0) is None:
+            del sys.modules["jax"]
+    return keras
+
+
 class ExpressionModel:
     """fer's mini-Xception: 64×64 grey face → (128-d embedding, 7 probabilities), batched."""
 
     def __init__(self, path: str | None = None, device: str = "cpu") -> None:
         os.environ.setdefault("KERAS_BACKEND", "torch")
-        import keras
+        keras = import_keras_without_jax()
 
         self.device = device
         if keras.backend.backend() != "torch":
