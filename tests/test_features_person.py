@@ -120,7 +120,7 @@ def test_expression_network_in_torch_equals_keras_on_real_faces(tmp_path: Path) 
     import cv2
 
     if importlib.util.find_spec("keras") is None:
-        pytest.skip("keras is not installed (the dev extra: the reference for this test)")
+        pytest.skip("keras is not installed (the test-reference extra: the reference for this test)")
     from conftest import shared_file
     from perr.features.person.expression import ExpressionModel, fer_model_path
     from perr.video import VideoReader
