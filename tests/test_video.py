@@ -281,3 +281,78 @@ def test_frames_at_far_apart_times_seek_and_match_sequential_decoding() -> None:
         k = int(np.flatnonzero(times <= t + 1e-6)[-1])
         assert f.time == pytest.approx(times[k], abs=1e-6)
         assert np.abs(f.image.astype(int) - every[k][1].astype(int)).mean() < 1.0
+
+
+# -- sparse decoding: non-reference frames skipped away from the requested times ---------------------------
+
+
+def _same_frames(r: VideoReader, times: np.ndarray) -> None:
+    full = list(r.iter_frames_at(times, max_side=320))
+    sparse = list(r.iter_frames_at(times, max_side=320, skip_nonref=True))
+    assert [i for i, _ in sparse] == [i for i, _ in full]
+    for (_, a), (_, b) in zip(full, sparse, strict=True):
+        assert (a.time, a.index) == (b.time, b.index)
+        assert np.array_equal(a.image, b.image)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "video/pyscenedetect/testvideo.mp4",
+        "video/pyscenedetect/goldeneye-vfr-drop3.mp4",  # variable frame rate
+        "video/opencv/Megamind.avi",  # MPEG-4 with packed B-frames: shuffled PTS, decoded in full
+        "video/moviepy/audrey_hardsub.mp4",
+    ],
+)
+def test_skipping_nonreference_frames_gives_the_frames_of_a_full_decode(name: str) -> None:
+    """Feature extraction's sampling (T = 32 over spans of the file, plus random times): the same frames,
+    times, indices and pixels as decoding every frame."""
+    with VideoReader(shared_file(name)) as r:
+        d = r.info.duration
+        rng = np.random.default_rng(0)
+        _same_frames(r, np.sort(np.r_[np.linspace(0.2, d - 0.2, 32), rng.uniform(0, d, 16), d + 1.0]))
+
+
+def test_skipping_nonreference_frames_decodes_fewer_frames() -> None:
+    """On x264 output, asking for one time 20 s in decodes far fewer frames than decoding them all."""
+    from perr.video.sparse import NonrefSkipping
+
+    with VideoReader(shared_file("video/pyscenedetect/testvideo.mp4")) as r:
+        full = {f.time: f.index for f in r.impl.raw(0.0, 21.0, lambda t: True)}
+        skipping = NonrefSkipping(np.array([20.0]), r.info.fps)
+        sparse = list(r.impl.raw(0.0, 21.0, lambda t: True, sparse=skipping))
+    assert len(full) > 600
+    assert len(sparse) < 0.8 * len(full)
+    assert all(full[f.time] == f.index for f in sparse)  # indices still count the skipped frames
+
+
+def test_a_skipped_frame_that_was_on_screen_is_decoded_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A VFR file whose frames are 1 s apart after 4 s, B-frames non-reference (no pyramid): asked for times
+    0.9 s after each frame, the frame on screen is older than the always-decoded window, so a skipped B-frame
+    must be noticed and its span decoded again in full (counted here), with a full decode's result."""
+    import perr.video.sparse as sparse
+
+    vfr = tmp_path / "synthetic_vfr_gaps.mp4"
+    ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=4.4", "-vf", "setpts='PTS+max(0,N-100)*1.0/TB'"),
+        *("-fps_mode", "passthrough", "-c:v", "libx264", "-x264-params", "b-pyramid=0"),
+        *("-pix_fmt", "yuv420p"),
+        str(vfr),
+    )
+    caught = []
+    check = sparse.NonrefSkipping.check
+
+    def counted(self: sparse.NonrefSkipping, picked: float, t: float) -> None:
+        try:
+            check(self, picked, t)
+        except sparse.SparseDecodeUnsafe as e:
+            caught.append(e)
+            raise
+
+    monkeypatch.setattr(sparse.NonrefSkipping, "check", counted)
+    with VideoReader(vfr) as r:
+        times = r.timestamps()[100:-1] + 0.9
+        _same_frames(r, times)
+    assert caught, "no skipped frame was ever the one on screen: the fixture no longer tests the fallback"

@@ -113,7 +113,7 @@ def _stream(video: Path, pending: list[_Pending], cfg: ExtractConfig, on_ready: 
         return
     with reader:
         frames = reader.iter_frames_at(
-            times, max_side=cfg.frame_max_side, seek_gap=reader.keyframe_interval()
+            times, max_side=cfg.frame_max_side, seek_gap=reader.keyframe_interval(), skip_nonref=True
         )
         for j, frame in frames:
             _, i, k = requests[j]

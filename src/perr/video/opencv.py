@@ -62,9 +62,10 @@ class OpenCVBackend:
         end: float | None,
         keep: Callable[[float], bool],
         reference_only: bool = False,
+        sparse: object | None = None,
     ) -> Iterator[RawFrame]:
         """Every frame from the beginning (OpenCV seeks are not frame-accurate); pixels are retrieved
-        only where `keep(time)` says so."""
+        only where `keep(time)` says so. `sparse` is ignored: OpenCV cannot skip frames undecoded."""
         import cv2
 
         cap = self.cap

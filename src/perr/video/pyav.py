@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from perr.video.clock import PtsRepair, clock_origin
+from perr.video.sparse import NonrefSkipping, SparseDecodeUnsafe
 from perr.video.types import RawFrame, SubtitleStreamInfo, VideoError, VideoInfo
 
 
@@ -123,14 +124,18 @@ class PyAVBackend:
         end: float | None,
         keep: Callable[[float], bool],
         reference_only: bool = False,
+        sparse: NonrefSkipping | None = None,
     ) -> Iterator[RawFrame]:
         """Frames from the keyframe before `start` (or the beginning) up to `end`, with repaired times.
-        `keep` is unused here: PyAV converts lazily, so skipping costs nothing."""
+        `keep` is unused here: PyAV converts lazily, so skipping costs nothing. With `sparse`, non-reference
+        frames away from its times are not decoded (perr.video.sparse); indices still count them."""
         import av
 
         c = self.container
         vs = c.streams.video[0]
-        vs.codec_context.skip_frame = "NONREF" if reference_only else "DEFAULT"
+        cc = vs.codec_context
+        cc.skip_frame = "NONREF" if reference_only else "DEFAULT"
+        mode = cc.skip_frame
         c0 = clock_origin(c)
         tb = float(vs.time_base)
         if start is not None and start > 1.0:
@@ -142,8 +147,19 @@ class PyAVBackend:
         bad_packets = 0
 
         def frames() -> Iterator[Any]:
-            nonlocal bad_packets
+            nonlocal bad_packets, mode
             for pkt in c.demux(vs):
+                if sparse is not None:
+                    full = True
+                    if pkt.pts is not None:
+                        t = round(pkt.pts * tb - c0, 9)
+                        full = sparse.full(t)
+                        sparse.note(t, full)
+                    elif pkt.size > 0:
+                        raise SparseDecodeUnsafe(f"{self.path}: a video packet without a timestamp")
+                    want = "DEFAULT" if full else "NONREF"
+                    if want != mode:
+                        cc.skip_frame = mode = want
                 try:
                     yield from pkt.decode()
                 except av.error.FFmpegError as e:
@@ -153,14 +169,17 @@ class PyAVBackend:
 
         def timed() -> Iterator[tuple[Any, float]]:
             for fr in frames():
-                yield from repair.push(fr)
+                done = repair.push(fr)
+                if sparse is not None and repair.shuffled and sparse.skipped_any:
+                    raise SparseDecodeUnsafe(f"{self.path}: frame timestamps out of order")
+                yield from done
             yield from repair.flush()
 
         index = 0
         for fr, t in timed():
             if end is not None and t > end:
                 break
-            yield RawFrame(index, t, fr)
+            yield RawFrame(index if sparse is None else sparse.index(t), t, fr)
             index += 1
         if repair.shuffled:
             self.problems.append(

@@ -22,6 +22,7 @@ import numpy as np
 from perr.video.clock import fit_size
 from perr.video.opencv import OpenCVBackend
 from perr.video.pyav import PyAVBackend
+from perr.video.sparse import NonrefSkipping, SparseDecodeUnsafe
 from perr.video.types import Frame, RawFrame, VideoBackend, VideoError, VideoInfo
 
 
@@ -155,6 +156,7 @@ class VideoReader:
         size: tuple[int, int] | None = None,
         max_side: int | None = None,
         seek_gap: float = 10.0,
+        skip_nonref: bool = False,
     ) -> Iterator[tuple[int, Frame | VideoError]]:
         """Stream the frame on screen at each of the ascending `times`: (index into `times`, frame) as soon
         as decoding has passed it, so a caller can finish one clip while the decode goes on to the next.
@@ -162,7 +164,8 @@ class VideoReader:
         Times closer than `seek_gap` are reached by decoding forward; a larger gap seeks (to the keyframe
         before the next time). A group of times whose decoding fails yields the error for each of its
         times instead of a frame, and the stream goes on with the next group: a corrupt span costs only
-        the times inside it.
+        the times inside it. `skip_nonref` lets the decoder drop non-reference frames away from the
+        times (perr.video.sparse): the same frames, checked, for about 40 % less decoding when sparse.
         """
         if len(times) == 0:
             return
@@ -171,36 +174,55 @@ class VideoReader:
         breaks = np.flatnonzero(np.diff(ts) > seek_gap) + 1
         for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(ts)], strict=True):
             group = ts[lo:hi]
-            t_first, t_last = float(group[0]), float(group[-1])
+            done = 0  # times of the group already yielded
+            sparse = skip_nonref and self.backend == "pyav"
+            while done < len(group):
+                try:
+                    for _, frame in self._decode_group(group[done:], out, sparse):
+                        yield int(lo + done), frame
+                        done += 1
+                except SparseDecodeUnsafe:  # decode the rest of the group again, every frame
+                    sparse = False
+                    continue
+                except VideoError as e:
+                    error = e
+                except Exception as e:  # a decoder error inside the span
+                    error = VideoError(
+                        self.path, f"decoding failed near {float(group[done]):.1f} s: {type(e).__name__}: {e}"
+                    )
+                else:
+                    break
+                for j in range(done, len(group)):
+                    yield int(lo + j), error
+                break
 
-            def keep(
-                t: float, a: float = t_first, b: float = t_last
-            ) -> bool:  # OpenCV: retrieve near the span
-                return a - 1.0 <= t <= b + 1.0
+    def _decode_group(
+        self, group: np.ndarray, out: tuple[int, int] | None, sparse: bool
+    ) -> Iterator[tuple[int, Frame]]:
+        """The frames on screen at the ascending `group` times, from one forward decode."""
+        t_first, t_last = float(group[0]), float(group[-1])
 
-            i, prev = 0, None
-            try:
-                for raw in self.impl.raw(max(0.0, t_first - 1.0), None, keep):
-                    while i < len(group) and raw.time > group[i] + 1e-6:
-                        pick = prev if prev is not None else raw
-                        yield int(lo + i), Frame(pick.index, pick.time, self.to_rgb(pick, out))
-                        i += 1
-                    if i >= len(group):
-                        break
-                    prev = raw
-                while i < len(group) and prev is not None:
-                    yield int(lo + i), Frame(prev.index, prev.time, self.to_rgb(prev, out))
-                    i += 1
-            except VideoError as e:
-                error = e
-            except Exception as e:  # a decoder error inside the span
-                error = VideoError(
-                    self.path, f"decoding failed near {t_first:.1f} s: {type(e).__name__}: {e}"
-                )
-            else:
-                continue
-            for j in range(i, len(group)):
-                yield int(lo + j), error
+        def keep(t: float) -> bool:  # OpenCV: retrieve near the span
+            return t_first - 1.0 <= t <= t_last + 1.0
+
+        skipping = NonrefSkipping(group, self.info.fps) if sparse else None
+
+        def pick(i: int, chosen: RawFrame) -> tuple[int, Frame]:
+            if skipping is not None:
+                skipping.check(chosen.time, float(group[i]))
+            return i, Frame(chosen.index, chosen.time, self.to_rgb(chosen, out))
+
+        i, prev = 0, None
+        for raw in self.impl.raw(max(0.0, t_first - 1.0), None, keep, sparse=skipping):
+            while i < len(group) and raw.time > group[i] + 1e-6:
+                yield pick(i, prev if prev is not None else raw)
+                i += 1
+            if i >= len(group):
+                return
+            prev = raw
+        while i < len(group) and prev is not None:
+            yield pick(i, prev)
+            i += 1
 
     def keyframe_interval(self, seconds: float = 60.0) -> float:
         """Median seconds between keyframes over the first `seconds` (packets only, no decoding)."""
