@@ -38,10 +38,10 @@ def run(*args, ok=True):
         (["data", "validate"], ["NaN/inf"]),
         (["data", "synth"], ["--difficulty", "--like-extractors", "0.05<=x<=5.0"]),
         (["build"], ["run", "shots", "stats"]),
-        (["build", "run"], ["--max-clip", "--face-detector", "--jobs", "35.0"]),
+        (["build", "run"], ["--max-clip", "--face-detector", "--jobs", "35.0", "--no-progress"]),
         (["annotate"], ["export", "import", "agreement", "split"]),
         (["features"], ["extract", "pack"]),
-        (["features", "extract"], ["--T", "--extractor", "--audio-backend", "--backend"]),
+        (["features", "extract"], ["--T", "--extractor", "--audio-backend", "--backend", "--no-progress"]),
     ],
 )
 def test_help_everywhere(cmd, says):

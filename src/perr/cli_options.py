@@ -25,6 +25,7 @@ ADDRESS = typer.Option(
     None, help="Ray cluster to join, HOST:PORT (default: start a local Ray instance for this run)"
 )
 NUM_CPUS = typer.Option(None, min=1, help="CPUs of the local Ray instance (default: all)")
+NO_PROGRESS = typer.Option(False, "--no-progress", help="no progress bars (logs, pipes, scripts)")
 NO_SHARED_FS = typer.Option(
     False,
     "--no-shared-fs",

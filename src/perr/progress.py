@@ -36,6 +36,12 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
+def progress_allowed(flag: bool = True) -> bool:
+    """For commands with their own bars (rich decides about terminals): `flag` (their --no-progress) and
+    PERR_PROGRESS=0 both turn them off."""
+    return flag and os.environ.get("PERR_PROGRESS", "").strip().lower() not in {"0", "false", "no", "off"}
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, total: int, unit: str = "") -> Iterator[Update]:
     """A bar for `total` units; yields `update(done, total)`. Silent unless :func:`progress_enabled`."""

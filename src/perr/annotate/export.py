@@ -24,6 +24,7 @@ from perr.annotate import schema
 from perr.io import atomic_open, atomic_path, write_json
 from perr.labels import DEFINITIONS, FINE, FINE_TO_COARSE
 from perr.manifest import Clip, load_manifest
+from perr.progress import progress_allowed
 
 #: Label Studio serves files under its local-files document root at this URL prefix.
 LOCAL_FILES_PREFIX = "/data/local-files/?d="
@@ -284,7 +285,9 @@ def export_tasks(
     root = Path(document_root) if document_root is not None else None
     tasks, problems = [], []
     clips = load_manifest(manifest)
-    for clip in track(clips, description="cutting clips" if cut else "tasks", disable=not show_progress):
+    for clip in track(
+        clips, description="cutting clips" if cut else "tasks", disable=not progress_allowed(show_progress)
+    ):
         bad = _check(clip, base)
         if cut and not bad and (clip.end is None or clip.video.startswith(_URL_SCHEMES)):
             bad = [

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import typer
 
-from perr.cli_options import ADDRESS, BACKEND, JOBS, NO_SHARED_FS, NUM_CPUS, BackendChoice, execution_config
+from perr.cli_options import (
+    ADDRESS,
+    BACKEND,
+    JOBS,
+    NO_PROGRESS,
+    NO_SHARED_FS,
+    NUM_CPUS,
+    BackendChoice,
+    execution_config,
+)
 from perr.construct.chunks import CHUNK_SECONDS
 from perr.construct.config import BuildConfig
 from perr.construct.shots import SHOT_DETECTORS
@@ -39,7 +48,7 @@ def run_cmd(
         help="cut long videos into chunks of about this many seconds, so one episode uses every worker "
         "(0 = whole videos; the results do not depend on it)",
     ),
-    no_progress: bool = typer.Option(False, "--no-progress", help="no progress bars"),
+    no_progress: bool = NO_PROGRESS,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show the libraries' own log messages"),
 ) -> None:
     """All build stages: shots, faces/characters, subtitles, segments, clip proposals → DIR/manifest.jsonl.

@@ -46,6 +46,7 @@ from perr.execution import ExecutionConfig, Executor, Runner
 from perr.faces import Track
 from perr.faults import checkpoint_reached
 from perr.io import write_json
+from perr.progress import progress_allowed
 from perr.video import VideoError, VideoInfo, iter_video_files, probe
 
 #: Tracks per descriptor task (about a second of dlib work each).
@@ -247,7 +248,7 @@ class _Bars:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console,
-            disable=not enabled,
+            disable=not progress_allowed(enabled),
             transient=False,
         )
         self.tasks: dict[str, Any] = {}

@@ -43,6 +43,7 @@ from perr.features.video_pass import clip_groups
 from perr.io import read_json, write_json
 from perr.logs import verbose
 from perr.manifest import load_manifest
+from perr.progress import progress_allowed
 from perr.store import ModalitySpec
 
 #: Seconds of one video in one unit of work (at most): a 45-minute episode becomes ~20 units that several
@@ -195,6 +196,6 @@ def _progress(enabled: bool) -> Progress:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         TextColumn("{task.description}"),
-        disable=not enabled,
+        disable=not progress_allowed(enabled),
         transient=False,
     )

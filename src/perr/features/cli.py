@@ -8,7 +8,16 @@ from pathlib import Path
 
 import typer
 
-from perr.cli_options import ADDRESS, BACKEND, JOBS, NO_SHARED_FS, NUM_CPUS, BackendChoice, execution_config
+from perr.cli_options import (
+    ADDRESS,
+    BACKEND,
+    JOBS,
+    NO_PROGRESS,
+    NO_SHARED_FS,
+    NUM_CPUS,
+    BackendChoice,
+    execution_config,
+)
 from perr.features.config import DEFAULT_EXTRACTORS, ExtractConfig
 from perr.logs import quiet_libraries
 from perr.settings import config_options
@@ -45,6 +54,7 @@ def extract_cmd(
         "in a second thread (default on ≥ 2 cores); 1: one after another",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show the libraries' own log messages"),
+    no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Extract person_a, person_b, background, audio and text features for every clip of MANIFEST.
 
@@ -65,7 +75,16 @@ def extract_cmd(
         cfg = dataclasses.replace(
             config, modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()), extractors=chosen
         )
-        summary = extract_manifest(manifest, out, cfg, execution, threads=threads, lanes=lanes, device=device)
+        summary = extract_manifest(
+            manifest,
+            out,
+            cfg,
+            execution,
+            progress=not no_progress,
+            threads=threads,
+            lanes=lanes,
+            device=device,
+        )
     except (ManifestError, ValueError) as e:  # bad manifest, bad option, another config in OUT
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
