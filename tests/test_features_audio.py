@@ -5,6 +5,8 @@ track must give zeros with mask 0."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,47 @@ def test_backend_follows_the_speech(clips: dict[str, ClipContext], backend: str)
     assert cos < 0.99, f"{backend}: silence and speech embed alike (cos {cos:.3f})"
     xm, mm = ex.extract(clips["mute"])
     assert not mm.any() and not xm.any()
+
+
+def test_logmel_in_numpy_equals_librosa_and_spares_its_import(tmp_path) -> None:
+    """The default backend's log-mel (perr.features.logmel) equals librosa's on real speech (espeak-ng),
+    the real audrey_hardsub track, noise, silence and a clip shorter than one FFT window — and computing
+    it never imports librosa (2–5 CPU-s of SciPy and numba start-up in every worker)."""
+    import subprocess
+    import sys
+    import wave
+
+    import librosa
+
+    from conftest import shared_file
+    from perr.features.logmel import log_mel
+    from perr.video import read_audio
+
+    rng = np.random.default_rng(0)
+    with wave.open(str(speech_wav("The relationship is tense tonight.", tmp_path / "speech.wav"))) as w:
+        speech = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32) / 32768.0
+    waves = {
+        "speech": speech,
+        "audrey": read_audio(shared_file("video/moviepy/audrey_hardsub.mp4"), 16000),
+        "noise": (0.1 * rng.standard_normal(16000 * 5)).astype(np.float32),
+        "silence": np.zeros(16000 * 2, np.float32),
+        "shorter_than_a_window": rng.standard_normal(100).astype(np.float32),
+    }
+    for name, y in waves.items():
+        with pytest.warns(UserWarning) if len(y) < 400 else contextlib.nullcontext():
+            ref = librosa.power_to_db(
+                librosa.feature.melspectrogram(y=y, sr=16000, n_fft=400, hop_length=160, n_mels=64), ref=1.0
+            )
+        got = log_mel(y, 16000, n_fft=400, hop=160, n_mels=64)
+        assert got.shape == ref.shape and got.dtype == ref.dtype, name
+        np.testing.assert_allclose(got, ref, atol=1e-4, err_msg=name)
+    code = (
+        "import sys, numpy as np\n"
+        "from perr.features.audio_backends import AUDIO_BACKENDS\n"
+        "embed = AUDIO_BACKENDS.get('logmel').factory()\n"
+        "x = embed(np.zeros(16000, np.float32), np.array([0.5]), 1.0)\n"
+        "assert x.shape == (1, 128)\n"
+        "print('librosa' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -2,7 +2,7 @@
 returns ``embed(wave, centres_s, window_s) -> [T, dim]``.
 
 * ``logmel`` (default, chosen by speed: ~1000× real time on one core): mean and standard deviation over
-  the window of 64 librosa log-mel bands → 128 values.
+  the window of 64 log-mel bands → 128 values (librosa's, computed in NumPy: :mod:`perr.features.logmel`).
 * ``resemblyzer``: the 256-d voice embedding of the window (resemblyzer's packaged LSTM, 1.6 s partials).
 * ``aisfx``: the 512-d general-sound embedding of aiSFX (its packaged CNN, 44.1 kHz mel blocks of
   ~2.3 s centred on each step); the richest and the slowest.
@@ -38,12 +38,10 @@ AUDIO_BACKENDS: Registry[AudioBackend] = Registry("audio backend")
 
 
 def _logmel_backend() -> Embed:
-    import librosa
+    from perr.features.logmel import log_mel  # librosa's log-mel in NumPy, without librosa's import
 
     def embed(wave: np.ndarray, centres: np.ndarray, window: float) -> np.ndarray:
-        S = librosa.power_to_db(
-            librosa.feature.melspectrogram(y=wave, sr=SR, n_fft=400, hop_length=HOP, n_mels=N_MELS), ref=1.0
-        ).T  # [frames, 64]
+        S = log_mel(wave, SR, n_fft=400, hop=HOP, n_mels=N_MELS).T  # [frames, 64]
         out = np.zeros((len(centres), 2 * N_MELS), np.float32)
         for i, (a, b) in enumerate(frame_windows(centres, window, SR / HOP, len(S))):
             seg = S[a:b]

@@ -135,16 +135,21 @@ class VideoReader:
         size: tuple[int, int] | None = None,
         max_side: int | None = None,
         seek_gap: float = 10.0,
+        skip_nonref: bool = False,
     ) -> list[Frame]:
         """The frame on screen at each requested time (last frame with time ≤ t), in request order.
 
         Times before the first frame give the first frame; after the last, the last frame. Requested
         times more than `seek_gap` seconds apart are reached by seeking instead of decoding the gap.
+        `skip_nonref`: see :meth:`iter_frames_at` (the same frames, less decoding).
         """
         req = np.asarray(times, dtype=np.float64)
         order = np.argsort(req, kind="stable")
         result: list[Frame | None] = [None] * len(req)
-        for i, frame in self.iter_frames_at(req[order], size=size, max_side=max_side, seek_gap=seek_gap):
+        frames = self.iter_frames_at(
+            req[order], size=size, max_side=max_side, seek_gap=seek_gap, skip_nonref=skip_nonref
+        )
+        for i, frame in frames:
             if isinstance(frame, VideoError):
                 raise frame
             result[order[i]] = frame

@@ -39,7 +39,7 @@ def source_frames_at(
     if video.is_dir():
         return _folder_frames_at(video, times, fps, max_side)
     with VideoReader(video) as r:
-        frames = r.frames_at(np.asarray(times, dtype=np.float64), max_side=max_side)
+        frames = r.frames_at(np.asarray(times, dtype=np.float64), max_side=max_side, skip_nonref=True)
     if len(frames) != len(times):
         raise SourceError(f"{video}: decoded {len(frames)} of {len(times)} requested frames")
     return np.stack([f.image for f in frames])
