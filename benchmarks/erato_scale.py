@@ -52,7 +52,7 @@ def _load_heavy() -> None:
     """Bind torch and the training code as module globals, after the child stages ran (see above)."""
     global np, torch, kernel_profile, TrainConfig, build_model, FeatureStore, make_optimizer
     global Batches, epoch_order, EpochProfile, model_args_for, train_epoch, resolve_threads, step_work
-    global MaskPlan, spare_core
+    global MaskPlan, mask_helper
     import numpy as np
     import torch
     from train_speed import kernel_profile
@@ -64,7 +64,7 @@ def _load_heavy() -> None:
     from perr.train import make_optimizer
     from perr.train.batches import Batches, epoch_order
     from perr.train.loop import EpochProfile, model_args_for, train_epoch
-    from perr.train.threads import resolve_threads, spare_core, step_work
+    from perr.train.threads import mask_helper, resolve_threads, step_work
 
 
 SMALL = {"d_model": 64, "stage2_hidden": 64, "ff_dim": 128}  # the issue's d-64 run (and `perr demo`'s size)
@@ -135,7 +135,8 @@ def step_profile(store_root: Path, size: dict[str, int], steps: int, device: tor
     rows = epoch_order(len(sp), 0, 0)[: steps * cfg.batch_size]
     data = Batches(sp, args.modalities, sp.targets("5"), np.sort(rows))
     warm = Batches(sp, args.modalities, sp.targets("5"), np.sort(rows[: 2 * cfg.batch_size]))
-    masks = MaskPlan() if device.type == "cpu" and spare_core(device) else None  # as perr.train.train does
+    helper = mask_helper(device)  # as perr.train.train does
+    masks = MaskPlan(background=helper == "background") if helper is not None else None
     train_epoch(model, opt, warm, cfg, device, 0, masks=masks)
     prof = EpochProfile()
     load = os.getloadavg()
@@ -157,6 +158,8 @@ def step_profile(store_root: Path, size: dict[str, int], steps: int, device: tor
         "step_work_gmac": round(step_work(model, cfg.batch_size, sp.header.T) / 1e9, 3),
         "loop": prof.to_json(),
         "dropout_masks_drawn_ahead_steps": masks.steps_ahead if masks is not None else None,
+        "dropout_mask_helper": helper,  # "core", "background" (idle priority) or None (in place)
+        "dropout_masks_starved_steps": masks.starved if masks is not None else None,
         "kernel": kernels,
         "loadavg_before": [round(v, 2) for v in load],
         "loadavg_after": [round(v, 2) for v in os.getloadavg()],
@@ -184,7 +187,8 @@ def sweep_one(store_root: Path, d: int, threads: int, helpers: bool, steps: int)
     model = build_model(args)
     opt = make_optimizer(model, cfg.lr)
     rows = np.sort(epoch_order(len(sp), 0, 0)[: (steps + 3) * cfg.batch_size])
-    cpu, masks, ahead = torch.device("cpu"), MaskPlan() if helpers else None, 3 if helpers else 0
+    cpu, ahead = torch.device("cpu"), 3 if helpers else 0
+    masks = MaskPlan(background=mask_helper(cpu) == "background") if helpers else None
     warm = Batches(sp, args.modalities, sp.targets("5"), rows[: 3 * 16], prefetch=ahead)
     train_epoch(model, opt, warm, cfg, cpu, 0, masks=masks)
     prof = EpochProfile()

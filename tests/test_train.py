@@ -257,6 +257,77 @@ def test_dropout_masks_drawn_ahead_change_nothing(store):
         assert torch.equal(ahead[1][k], inline[1][k]), k
 
 
+def test_background_mask_helper_changes_nothing_and_retires_when_starved(store, monkeypatch):
+    """Beside a thread pool that fills every core the helper runs at idle priority. When it keeps a
+    step waiting (here: its third tape stalls for 1 s, as if other processes had the cores), the step
+    takes what it already drew, retires it for the rest of the epoch and draws in place: losses,
+    weights and the generator's state stay those of drawing in the step."""
+    import threading
+    import time
+
+    from perr.models import dropout as dropout_mod
+    from perr.models.dropout import Draw, MaskPlan
+
+    monkeypatch.setattr(dropout_mod, "STARVED_S", 0.5)
+    # the scheduler policy itself is tested below; here the helper keeps its priority, so only the
+    # deliberate stall can starve it (on a CI machine busy with other tests an idle one might be too)
+    monkeypatch.setattr(dropout_mod, "lower_this_thread", lambda: None)
+    made = {"helper": 0}
+    make = Draw.make
+
+    def stalling_make(self, generator=None):
+        if threading.current_thread().name == "perr-dropout-masks":
+            made["helper"] += 1
+            if made["helper"] == 2 * len(plan.tapes[16]) + 1:  # the first mask of its third tape
+                time.sleep(3.0)
+        return make(self, generator)
+
+    plan = MaskPlan(background=True)
+    monkeypatch.setattr(Draw, "make", stalling_make)
+    ahead = _two_epochs(store, plan)
+    monkeypatch.setattr(Draw, "make", make)
+    inline = _two_epochs(store, None)
+    assert plan.starved == 1 and plan.retired == 1  # epoch 1 only: the stall happens once
+    # epoch 1: step 1 learns the tape, steps 2-4 come from the helper (the stalled one included), then
+    # in place; epoch 2: all 7 ahead
+    assert plan.steps_ahead == 3 + 7
+    assert ahead[0] == inline[0] and torch.equal(ahead[2], inline[2])
+    for k in ahead[1]:
+        assert torch.equal(ahead[1][k], inline[1][k]), k
+
+
+def test_mask_helper_runs_where_the_cores_allow():
+    """A spare core gets an ordinary helper; a pool on every core gets an idle-priority one on Linux;
+    a GPU draws its own masks."""
+    from perr.machine import idle_priority_supported, lower_this_thread, physical_cores
+    from perr.train.threads import mask_helper
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(physical_cores())
+        assert mask_helper(torch.device("cpu")) == ("background" if idle_priority_supported() else None)
+        assert mask_helper(torch.device("cuda")) is None
+        if physical_cores() > 1:
+            torch.set_num_threads(1)
+            assert mask_helper(torch.device("cpu")) == "core"
+    finally:
+        torch.set_num_threads(before)
+    if idle_priority_supported():  # the policy really changes, for the calling thread only
+        import threading
+
+        seen: dict[str, int] = {}
+
+        def lowered() -> None:
+            tid = lower_this_thread()
+            seen["tid"], seen["policy"] = tid, os.sched_getscheduler(0)
+
+        t = threading.Thread(target=lowered)
+        t.start()
+        t.join()
+        assert seen["policy"] == os.SCHED_IDLE and seen["tid"] != threading.get_native_id()
+        assert os.sched_getscheduler(0) != os.SCHED_IDLE
+
+
 def test_dropout_plan_turns_itself_off_for_a_model_with_other_randomness(store):
     """A model that draws random numbers besides dropout would have them reordered by drawing ahead:
     the plan sees the generator move more than its draws explain and stops drawing ahead."""

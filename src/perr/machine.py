@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
@@ -90,3 +91,33 @@ def cpu_quota() -> float | None:
                 return None
         return None
     return None
+
+
+def idle_priority_supported() -> bool:
+    """Whether a thread can ask to run only on otherwise idle CPU time (Linux's SCHED_IDLE)."""
+    return hasattr(os, "SCHED_IDLE") and hasattr(os, "sched_setscheduler")
+
+
+def lower_this_thread() -> int | None:
+    """Put the calling thread on SCHED_IDLE: it then runs only where no ordinary thread wants the core,
+    so a helper beside a thread pool that fills every core takes the pool's idle moments (its waits at
+    barriers, the step's single-threaded Python) instead of preempting it. The thread's native id, or
+    None where the OS refuses or lacks the policy."""
+    if not idle_priority_supported():
+        return None
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: the calling thread (Linux)
+    except OSError:
+        return None
+    return threading.get_native_id()
+
+
+def restore_thread(native_id: int) -> bool:
+    """Give a thread lowered by :func:`lower_this_thread` an ordinary share of the CPU again. Linux lets
+    only a privileged process (root, CAP_SYS_NICE, or an RLIMIT_NICE that allows nice 0) do this:
+    False where it refuses, so the caller can stop relying on that thread instead."""
+    try:
+        os.sched_setscheduler(native_id, os.SCHED_OTHER, os.sched_param(0))
+    except (OSError, AttributeError):
+        return False
+    return True

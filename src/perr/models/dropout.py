@@ -10,6 +10,13 @@ of `F.dropout`. The plan learns a step's draws (shape, strides, dtype, p) from t
 batch size, drawn in place, and proves that they are all the step draws: replaying them on a copy of the
 generator from the step's starting state must give its final state, else the plan turns itself off.
 Without a plan (evaluation, GPU, tests), :func:`dropout` is `F.dropout`.
+
+Where torch's threads fill every core (the paper's d 256 on 2 cores), the helper runs `background`: on
+Linux's SCHED_IDLE (perr.machine.lower_this_thread), so it draws in the moments the thread pool leaves a
+core idle (its barriers, the step's single-threaded Python) instead of preempting it. If other processes
+keep the cores busy and the step waits on a starved helper, the step retires the helper for the rest of
+the epoch (restoring its priority where the OS allows, so the tape it is drawing ends soon) and draws in
+place: the masks are the same either way, only the time differs.
 """
 
 from __future__ import annotations
@@ -24,7 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from perr.machine import lower_this_thread, restore_thread
+
 _local = threading.local()
+
+#: a step that waits this long for a background helper's masks counts it as starved (a paper-sized
+#: step's masks take ~25-40 ms to draw on a free core)
+STARVED_S = 0.25
+_RETIRED = object()  # the helper's last item when retired: it drew nothing more
 
 
 @dataclass(frozen=True)
@@ -69,13 +83,20 @@ class MaskPlan:
     Use: `with plan.epoch(batch_sizes):` around an epoch and `with plan.step(batch_size):` around each
     step's forward and backward. A step whose batch size has no learnt tape yet draws in place (and
     learns it); the helper then draws ahead for the following steps, stopping before any step it cannot
-    foresee, so the generator is always used in the order of an ordinary run.
+    foresee, so the generator is always used in the order of an ordinary run. `background`: the helper
+    runs at idle priority (see the module doc), for when torch's threads leave no core spare.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, background: bool = False) -> None:
         self.tapes: dict[int, tuple[Draw, ...]] = {}
         self.enabled = True
+        self.background = background
         self.steps_ahead = 0  # steps whose masks were drawn ahead (for profiles and tests)
+        self.starved = 0  # steps that found a background helper starved (for profiles and tests)
+        self.retired = 0  # epochs in which a starved helper was retired
+        self._retire = threading.Event()
+        self._inline_rest = False  # the helper was retired: the epoch's remaining steps draw in place
+        self._helper_id: int | None = None  # native id of a background helper that lowered itself
         self._sizes: list[int] = []
         self._index = 0  # the epoch's current step
         self._ahead_end = 0  # steps before this one have their masks drawn (or being drawn) by the helper
@@ -90,6 +111,7 @@ class MaskPlan:
     @contextlib.contextmanager
     def epoch(self, batch_sizes: Sequence[int]) -> Iterator[None]:
         self._sizes, self._index, self._ahead_end = list(batch_sizes), 0, 0
+        self._inline_rest = False
         self._draw_ahead()
         try:
             yield
@@ -99,7 +121,7 @@ class MaskPlan:
     def _draw_ahead(self) -> None:
         """Start the helper on the run of steps from the current one whose tapes are known."""
         run: list[tuple[Draw, ...]] = []
-        for b in self._sizes[self._index :]:
+        for b in self._sizes[self._index :] if not self._inline_rest else []:
             if not self.enabled or b not in self.tapes:
                 break
             run.append(self.tapes[b])
@@ -107,11 +129,17 @@ class MaskPlan:
         if not run:
             return
         self._queue, self._stop = queue.Queue(maxsize=2), threading.Event()  # one step ahead at most
-        q, stop = self._queue, self._stop
+        self._retire, self._helper_id = threading.Event(), None
+        q, stop, retire = self._queue, self._stop, self._retire
 
         def work() -> None:
             try:
+                if self.background:
+                    self._helper_id = lower_this_thread()
                 for tape in run:
+                    if retire.is_set():  # everything drawn so far is queued, in order; nothing more
+                        q.put(_RETIRED)
+                        return
                     masks = [d.make() for d in tape]
                     while not stop.is_set():
                         with contextlib.suppress(queue.Full):
@@ -137,16 +165,14 @@ class MaskPlan:
     @contextlib.contextmanager
     def step(self, batch_size: int) -> Iterator[None]:
         before = None
-        if self._index < self._ahead_end:
-            item = self._queue.get()
-            if isinstance(item, BaseException):
-                raise item
+        item = self._next_masks() if self._index < self._ahead_end else None
+        if item is not None:
             self._mode, self._masks, self._draws = "replay", item, list(self.tapes[batch_size])
             self.steps_ahead += 1
-        elif self.enabled:
+        elif self.enabled and batch_size not in self.tapes:
             self._mode, self._draws = "record", []
             before = torch.get_rng_state()
-        else:
+        else:  # no plan, or a retired helper: F.dropout's own draws, in the same order
             self._mode = "off"
         if self._sizes and self._index < len(self._sizes) and batch_size != self._sizes[self._index]:
             raise RuntimeError(
@@ -167,6 +193,27 @@ class MaskPlan:
         if self._index >= self._ahead_end and self._index < len(self._sizes):
             self._stop_helper()  # its run is used up; everything it drew has been taken
             self._draw_ahead()
+
+    def _next_masks(self) -> list[Tensor] | None:
+        """The helper's masks for this step; None once it has retired (the step then draws in place).
+        A background helper that keeps the step waiting is starved: it is asked to retire after what it
+        has already drawn."""
+        try:
+            item = self._queue.get(timeout=STARVED_S) if self.background else self._queue.get()
+        except queue.Empty:
+            self.starved += 1
+            self._retire.set()  # other work has the cores: drawing in place is as fast, and never stalls
+            if self._helper_id is not None:
+                restore_thread(self._helper_id)  # so the tape it is drawing ends soon (where allowed)
+            self._helper_id = None
+            item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        if item is _RETIRED:
+            self._ahead_end, self._inline_rest = self._index, True
+            self.retired += 1
+            return None
+        return item
 
     def _learn(self, batch_size: int, before: Tensor) -> None:
         """Keep the step's draws as its batch size's tape if they are all it drew from the generator."""

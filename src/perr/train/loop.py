@@ -35,7 +35,7 @@ from perr.splits import stratified_split
 from perr.store import FeatureSplit, FeatureStore, StoreHeader
 from perr.train.batches import Batches, LoaderStats, check_data, epoch_order, text_source
 from perr.train.evaluation import evaluate_split
-from perr.train.threads import resolve_threads, spare_core
+from perr.train.threads import mask_helper, resolve_threads
 
 
 @dataclass
@@ -287,8 +287,9 @@ def _train(
         )
         return ckpt
 
-    # dropout masks drawn a step ahead on CPU, when a core is spare for the helper (perr.train.threads)
-    masks = MaskPlan() if device.type == "cpu" and spare_core(device) else None
+    # dropout masks drawn a step ahead on CPU, by a helper on a spare core or at idle priority (threads.py)
+    helper = mask_helper(device)
+    masks = MaskPlan(background=helper == "background") if helper is not None else None
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
