@@ -222,7 +222,7 @@ def test_auto_threads_follow_model_size_and_cores(store, tmp_path):
     assert history[0]["threads"] == 1
 
 
-def _two_epochs(store, masks, model_cls=None):
+def _two_epochs(store, masks, model_cls=None, branches=None):
     from perr.models import build_model
     from perr.train import make_optimizer
     from perr.train.loop import model_args_for, train_epoch
@@ -235,7 +235,8 @@ def _two_epochs(store, masks, model_cls=None):
         model.__class__ = model_cls
     opt = make_optimizer(model, cfg.lr)
     losses = [
-        train_epoch(model, opt, _batches(store), cfg, torch.device("cpu"), e, masks=masks) for e in (0, 1)
+        train_epoch(model, opt, _batches(store), cfg, torch.device("cpu"), e, masks=masks, branches=branches)
+        for e in (0, 1)
     ]
     return losses, model.state_dict(), torch.get_rng_state()
 
@@ -255,6 +256,24 @@ def test_dropout_masks_drawn_ahead_change_nothing(store):
     assert ahead[0] == inline[0] and torch.equal(ahead[2], inline[2])
     for k in ahead[1]:
         assert torch.equal(ahead[1][k], inline[1][k]), k
+
+
+def test_stage2_lstms_on_two_threads_change_nothing(store):
+    """The stage-2 LSTMs run on two threads (forward and backward, beside the masks' helper) give the
+    losses, weights and generator state of the serial model, bit for bit, over two epochs."""
+    from perr.models.branches import BranchPool
+    from perr.models.dropout import MaskPlan
+
+    pool = BranchPool()
+    try:
+        parallel = _two_epochs(store, MaskPlan(), branches=pool)
+        assert pool.maps > 0  # the pool really ran branches
+    finally:
+        pool.close()
+    serial = _two_epochs(store, MaskPlan())
+    assert parallel[0] == serial[0] and torch.equal(parallel[2], serial[2])
+    for k in serial[1]:
+        assert torch.equal(parallel[1][k], serial[1][k]), k
 
 
 def test_background_mask_helper_changes_nothing_and_retires_when_starved(store, monkeypatch):

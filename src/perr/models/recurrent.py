@@ -6,12 +6,19 @@ kernel for forward and one for backward, and cuDNN on GPU. Measured alternative 
 (`baddbmm` per step for all M) is *slower* on CPU (≈600 ms vs ≈390 ms fwd+bwd at B=16, T=32, I=512,
 H=256, 1 thread), because autograd then differentiates T small per-step matmuls instead of the
 kernel's batched weight gradients. Only h_T is returned: eq. 3/4 read the last hidden state alone.
+Where a core is spare (perr.models.branches), the M kernels run on two threads, forward and backward.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from perr.models.branches import installed_pool, run_branches
+
+
+def _last_hidden(lstm: nn.Module, x: Tensor) -> Tensor:
+    return lstm(x)[1][0][0]
 
 
 class ModalityLSTMs(nn.Module):
@@ -21,4 +28,9 @@ class ModalityLSTMs(nn.Module):
 
     def forward(self, gs: list[Tensor]) -> Tensor:
         """gs: M tensors [B, T, I], one per modality -> h_T: [B, M, H] (zero initial state)."""
-        return torch.stack([lstm(x)[1][0][0] for lstm, x in zip(self.lstms, gs, strict=True)], dim=1)
+        if len(gs) != len(self.lstms):
+            raise ValueError(f"{len(gs)} inputs for {len(self.lstms)} LSTMs")
+        pool = installed_pool(gs[0])
+        if pool is None:
+            return torch.stack([_last_hidden(lstm, x) for lstm, x in zip(self.lstms, gs, strict=True)], dim=1)
+        return torch.stack(run_branches(pool, list(self.lstms), _last_hidden, gs), dim=1)

@@ -87,11 +87,12 @@ class Batches:
         sizes = [n * int(np.prod(f.row_shape)) for f in files]
         features = torch.empty(sum(sizes), dtype=torch.float32, pin_memory=pin)
         masks = torch.empty((len(self.modalities), n, self.split.header.T), dtype=torch.bool, pin_memory=pin)
-        flat, present = features.numpy(), masks.numpy()
+        present = masks.numpy()
         at = 0
         for f, size in zip(files, sizes, strict=True):
-            # float16 → float32 straight into the batch buffer
-            np.copyto(flat[at : at + size].reshape(n, *f.row_shape), f.read_rows(rows), casting="unsafe")
+            # float16 → float32 straight into the batch buffer: torch's cast uses F16C/AVX (0.2 ms for a
+            # d-64 batch of the ERATO-sized store) where NumPy 1.26 converts element by element (3.6 ms)
+            features[at : at + size].view(n, *f.row_shape).copy_(torch.from_numpy(f.read_rows(rows)))
             at += size
         for k, m in enumerate(self.modalities):
             np.not_equal(self.split.row_file(m, mask=True).read_rows(rows), 0, out=present[k])

@@ -30,12 +30,13 @@ from perr.faults import checkpoint_reached
 from perr.io import atomic_open, write_json
 from perr.labels import Task
 from perr.models import ModelArgs, TextFinetuneModel, build_model
+from perr.models.branches import BranchPool, parallel_branches
 from perr.models.dropout import MaskPlan
 from perr.splits import stratified_split
 from perr.store import FeatureSplit, FeatureStore, StoreHeader
 from perr.train.batches import Batches, LoaderStats, check_data, epoch_order, text_source
 from perr.train.evaluation import evaluate_split
-from perr.train.threads import mask_helper, resolve_threads
+from perr.train.threads import mask_helper, resolve_threads, spare_core
 
 
 @dataclass
@@ -166,13 +167,15 @@ def train_epoch(
     epoch: int,
     profile: EpochProfile | None = None,
     masks: MaskPlan | None = None,
+    branches: BranchPool | None = None,
 ) -> float:
     """One pass over the training rows in the epoch's shuffle order; the mean training loss.
 
     Batches are prepared ahead by a background thread (perr.train.batches); with `masks` (CPU), the
     dropout masks are drawn one step ahead by another (perr.models.dropout), exactly as the step would
-    draw them. The loss is summed on the device and read once at the end, so no step waits on the
-    device just to log a number."""
+    draw them; with `branches` (CPU, a core spare), the model's independent branches run on two threads
+    (perr.models.branches). The loss is summed on the device and read once at the end, so no step waits
+    on the device just to log a number."""
     model.train()
     total = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
     count = 0
@@ -181,7 +184,7 @@ def train_epoch(
     start = time.perf_counter()
     order = epoch_order(len(data), cfg.seed, epoch)
     sizes = [min(cfg.batch_size, len(data) - i) for i in range(0, len(data), cfg.batch_size)]
-    with masks.epoch(sizes) if masks is not None else contextlib.nullcontext():
+    with masks.epoch(sizes) if masks is not None else contextlib.nullcontext(), parallel_branches(branches):
         for _, x, mask, y in data.iterate(cfg.batch_size, device, order, stats=stats):
             optimizer.zero_grad(set_to_none=True)
             if profile is not None:
@@ -228,9 +231,11 @@ def train(
     intra-op thread count is set for the run (`cfg.threads`, 0 = auto: perr.train.threads) and put back.
     """
     before = torch.get_num_threads()
+    branches = BranchPool()  # its thread starts only if _train uses it
     try:
-        return _train(store, cfg, out, progress, stop_after_epoch)
+        return _train(store, cfg, out, progress, stop_after_epoch, branches)
     finally:
+        branches.close()
         torch.set_num_threads(before)
 
 
@@ -240,6 +245,7 @@ def _train(
     out: str | os.PathLike,
     progress: Callable[[str, int, int], None] | None,
     stop_after_epoch: int | None,
+    branches: BranchPool,
 ) -> RunResult:
     cfg.validate()
     fs = store if isinstance(store, FeatureStore) else FeatureStore(store)
@@ -290,10 +296,12 @@ def _train(
     # dropout masks drawn a step ahead on CPU, by a helper on a spare core or at idle priority (threads.py)
     helper = mask_helper(device)
     masks = MaskPlan(background=helper == "background") if helper is not None else None
+    # the stage-2 LSTMs on two threads when torch's threads leave a core spare (perr.models.branches)
+    pool = branches if spare_core(device) else None
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        train_loss = train_epoch(model, optimizer, data.train, cfg, device, epoch, masks=masks)
+        train_loss = train_epoch(model, optimizer, data.train, cfg, device, epoch, masks=masks, branches=pool)
         scheduler.step()
         record: dict[str, Any] = {
             "epoch": epoch,

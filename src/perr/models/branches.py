@@ -1,0 +1,154 @@
+"""Independent branches of a model run on two threads: the stage-2 LSTMs, forward and backward.
+
+At d 64 torch runs on one thread (perr.train.threads: a second intra-op thread costs more in barriers
+than it saves on such small kernels), and the other core holds only the batch loader and the dropout
+masks. The M stage-2 LSTMs (eq. 2) do not depend on each other, and each is one fused oneDNN kernel that
+releases the GIL, so a helper thread can run some of them while the step's thread runs the rest. Autograd
+would run their backward kernels one after another on the step's thread, so :class:`ParallelBranches`
+is an autograd Function: its forward records each branch's graph separately, and its backward
+differentiates the branches on both threads (`torch.autograd.grad`, which runs a CPU graph on the thread
+that calls it).
+
+Every kernel is the one the serial code runs, on the same inputs, so outputs and gradients are bit-equal
+(tests/test_models.py compares them). Measured on the 2-core AMD EPYC (5 LSTMs, B 16, T 32, input 128,
+hidden 64, forward + backward): 25.3 ms serial, 19.7 ms on two threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+_local = threading.local()
+
+
+class BranchPool:
+    """One helper thread that runs the first jobs of each `map` while the caller runs the rest."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None  # started by the first map
+        self.maps = 0  # calls of map (forward and backward passes run on two threads), for tests and profiles
+
+    def _work(self, threads: int) -> None:
+        torch.set_num_threads(threads)  # the caller's intra-op count, not OpenMP's per-thread default
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, items, grad = job
+            try:
+                with torch.set_grad_enabled(grad):
+                    self._done.put([fn(i) for i in items])
+            except BaseException as e:  # handed to the caller and raised there
+                self._done.put(e)
+
+    def map(self, fn: Callable[[int], Any], n: int) -> list[Any]:
+        """[fn(0), …, fn(n-1)]: the helper takes the first n // 2, the caller the rest (the caller's own
+        work between steps makes it the busier thread). Grad mode is the caller's on both threads."""
+        split = n // 2
+        self.maps += 1
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._work, args=(torch.get_num_threads(),), name="perr-branches", daemon=True
+            )
+            self._thread.start()
+        self._jobs.put((fn, range(split), torch.is_grad_enabled()))
+        try:
+            mine = [fn(i) for i in range(split, n)]
+        finally:
+            theirs = self._done.get()  # always collected, so the next map never reads a stale result
+        if isinstance(theirs, BaseException):
+            raise theirs
+        return [*theirs, *mine]
+
+    def close(self) -> None:
+        """Stop the helper thread (if it ever started); a later map starts a new one."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
+
+
+@contextlib.contextmanager
+def parallel_branches(pool: BranchPool | None) -> Iterator[None]:
+    """Install `pool` for this thread's forward passes (None: run branches serially)."""
+    before = getattr(_local, "pool", None)
+    _local.pool = pool
+    try:
+        yield
+    finally:
+        _local.pool = before
+
+
+def installed_pool(x: Tensor) -> BranchPool | None:
+    """The pool to use for branches on `x`: only on CPU and outside autocast (autocast state is
+    per-thread, so the helper would run a branch at a different precision)."""
+    pool: BranchPool | None = getattr(_local, "pool", None)
+    if pool is None or x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+        return None
+    return pool
+
+
+def run_branches(
+    pool: BranchPool,
+    modules: Sequence[nn.Module],
+    fn: Callable[[nn.Module, Tensor], Tensor],
+    inputs: Sequence[Tensor],
+) -> list[Tensor]:
+    """[fn(modules[i], inputs[i])] for every i on the pool's two threads, differentiable."""
+    if not torch.is_grad_enabled():
+        return pool.map(lambda i: fn(modules[i], inputs[i]), len(modules))
+    params = [[p for p in m.parameters() if p.requires_grad] for m in modules]
+    flat = [p for ps in params for p in ps]
+    return list(ParallelBranches.apply(pool, modules, fn, params, len(inputs), *inputs, *flat))
+
+
+class ParallelBranches(torch.autograd.Function):
+    """Forward: each branch's own graph, built on the pool's threads. Backward: each branch's
+    `torch.autograd.grad`, on the pool's threads; the parameter gradients flow back as this Function's."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        pool: BranchPool,
+        modules: Sequence[nn.Module],
+        fn: Callable,
+        params: list,
+        n: int,
+        *tensors: Tensor,
+    ) -> tuple[Tensor, ...]:
+        leaves = [x.detach().requires_grad_(x.requires_grad) for x in tensors[:n]]
+
+        def branch(i: int) -> Tensor:
+            with torch.enable_grad():
+                return fn(modules[i], leaves[i])
+
+        outs = pool.map(branch, n)
+        ctx.pool, ctx.leaves, ctx.outs, ctx.params = pool, leaves, outs, params
+        return tuple(o.detach() for o in outs)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, *grads: Tensor) -> tuple[Tensor | None, ...]:
+        leaves, outs, params = ctx.leaves, ctx.outs, ctx.params
+
+        def branch(i: int) -> tuple[Tensor | None, ...]:
+            wrt = ([leaves[i]] if leaves[i].requires_grad else []) + params[i]
+            if not wrt or not outs[i].requires_grad:
+                return (None,) * (1 + len(params[i]))
+            got = torch.autograd.grad(outs[i], wrt, grads[i], allow_unused=True)
+            return got if leaves[i].requires_grad else (None, *got)
+
+        per = ctx.pool.map(branch, len(outs))
+        ctx.leaves = ctx.outs = None  # the branch graphs are freed by autograd.grad; drop the references
+        grad_x = [g[0] for g in per]
+        grad_p = [gp for g in per for gp in g[1:]]
+        return (None, None, None, None, None, *grad_x, *grad_p)

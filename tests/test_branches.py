@@ -1,0 +1,110 @@
+"""perr.models.branches: independent branches (the stage-2 LSTMs) on two threads, forward and backward,
+bit-equal to running them one after another."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from perr.models.branches import BranchPool, installed_pool, parallel_branches
+from perr.models.recurrent import ModalityLSTMs
+
+
+@pytest.fixture
+def pool():
+    p = BranchPool()
+    yield p
+    p.close()
+
+
+def _lstms_and_inputs(m: int = 5):
+    torch.manual_seed(0)
+    lstms = ModalityLSTMs(m, 12, 8)
+    xs = [torch.randn(3, 7, 12, requires_grad=True) for _ in range(m)]
+    return lstms, xs
+
+
+def _forward_backward(lstms, xs, pool):
+    for x in xs:
+        x.grad = None
+    lstms.zero_grad(set_to_none=True)
+    with parallel_branches(pool):
+        out = lstms(xs)
+    weights = torch.arange(out.numel(), dtype=out.dtype).view_as(out)  # a different gradient per output
+    (out * weights).sum().backward()
+    return [out.detach(), *(p.grad for p in lstms.parameters()), *(x.grad for x in xs)]
+
+
+@pytest.mark.parametrize("m", [1, 2, 5])
+def test_two_threads_give_the_serial_outputs_and_gradients(pool, m):
+    lstms, xs = _lstms_and_inputs(m)
+    serial = _forward_backward(lstms, xs, None)
+    parallel = _forward_backward(lstms, xs, pool)
+    assert len(serial) == len(parallel)
+    for a, b in zip(serial, parallel, strict=True):
+        assert a is not None and torch.equal(a, b)
+    assert pool.maps == (2 if m > 0 else 0)  # one forward, one backward map
+
+
+def test_helper_thread_really_runs_branches(pool):
+    """The first half of the branches runs on the pool's thread, the rest on the caller's."""
+    seen: list[str] = []
+    out = pool.map(lambda i: seen.append(threading.current_thread().name) or i * i, 4)
+    assert out == [0, 1, 4, 9]
+    assert seen.count("perr-branches") == 2 and threading.current_thread().name in seen
+
+
+def test_no_grad_forward_uses_the_pool_and_builds_no_graph(pool):
+    lstms, xs = _lstms_and_inputs()
+    with torch.no_grad():
+        serial = lstms(xs)
+        with parallel_branches(pool):
+            parallel = lstms(xs)
+    assert torch.equal(serial, parallel) and not parallel.requires_grad and pool.maps == 1
+
+
+def test_frozen_branch_and_inputs_without_grad(pool):
+    """A branch whose parameters are frozen gets no gradient; inputs that need none get none."""
+    lstms, xs = _lstms_and_inputs(3)
+    for p in lstms.lstms[1].parameters():
+        p.requires_grad_(False)
+    xs = [x.detach() for x in xs]
+    with parallel_branches(pool):
+        lstms(xs).sum().backward()
+    assert all(p.grad is None for p in lstms.lstms[1].parameters())
+    assert all(p.grad is not None for k in (0, 2) for p in lstms.lstms[k].parameters())
+    assert all(x.grad is None for x in xs)
+
+
+def test_an_error_on_the_helper_reaches_the_caller_and_the_pool_keeps_working(pool):
+    def fail_first(i: int) -> int:
+        if i == 0:
+            raise RuntimeError("branch 0 broke")
+        return i
+
+    with pytest.raises(RuntimeError, match="branch 0 broke"):
+        pool.map(fail_first, 2)
+    assert pool.map(lambda i: i + 1, 3) == [1, 2, 3]
+
+
+def test_branches_stay_serial_under_autocast_and_off_the_cpu(pool):
+    """Autocast is per thread (the helper would run its branches at another precision), and a GPU
+    runs its kernels asynchronously anyway: there the pool is not used."""
+    x = torch.zeros(2, 3)
+    with parallel_branches(pool):
+        assert installed_pool(x) is pool
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert installed_pool(x) is None
+        assert installed_pool(torch.zeros(2, 3, device="meta")) is None
+    assert installed_pool(x) is None
+
+
+def test_close_stops_the_thread_and_a_later_map_restarts_it():
+    pool = BranchPool()
+    assert pool.map(lambda i: i, 2) == [0, 1]
+    pool.close()
+    assert not any(t.name == "perr-branches" and t.is_alive() for t in threading.enumerate())
+    assert pool.map(lambda i: -i, 2) == [0, -1]
+    pool.close()
