@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn.cluster  # noqa: F401  (slow first import; paid when the detectors load, not inside a video)
 
 from perr.construct.chunks import ChunkScan, VideoScan, merge_chunks, plan_chunks, scan_chunk
 from perr.construct.config import BuildConfig

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sklearn.cluster  # noqa: F401  (clustering identities, in this process only: paid here, not inside a video's timing)
 from rich.console import Console
 from rich.progress import (
     BarColumn,
