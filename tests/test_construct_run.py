@@ -266,3 +266,18 @@ def test_late_cut_fallback_redoes_the_sampled_pass(built: dict, tmp_path: Path, 
         if k.startswith("Megamind_") and not k.startswith("Megamind_bugy")
     }
     assert want and _records(out / "manifest.jsonl") == want
+
+
+def test_build_workers_load_no_clustering_libraries() -> None:
+    """A build worker scans chunks and embeds faces; clustering identities happens in the main process.
+    So the worker's module (what a spawned worker or a Ray task imports) leaves scikit-learn and SciPy
+    out: importing them cost each worker ~2 CPU-s of start-up."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, perr.construct.workers\n"
+        "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
