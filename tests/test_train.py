@@ -383,3 +383,37 @@ def test_batches_reach_another_device_in_one_copy_per_buffer(store):
     for m in sp.modalities:
         assert np.array_equal(hx[m].numpy(), np.asarray(sp.features(m)[5:12], dtype=np.float32))
         assert np.array_equal(hmask[m].numpy(), np.asarray(sp.mask(m)[5:12]) != 0)
+
+
+_HEAP_PROBE = """
+import sys
+import numpy as np
+from perr.machine import bound_heap_growth
+if sys.argv[1] == "bound":
+    assert bound_heap_growth()
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+base = rss()
+for _ in range(3):
+    block = np.ones(20 << 20, np.uint8)  # an evaluation batch's size, touched
+    small = [np.ones(1000) for _ in range(100)]  # allocated after it: the heap's top stays in use
+    del block
+print((rss() - base) >> 20)
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None, reason="glibc only"
+)
+def test_bound_heap_growth_returns_freed_large_blocks_to_the_os():
+    """With glibc's dynamic rule a freed 20 MB block raises the mmap threshold, so the next one comes
+    from the heap and stays resident after it is freed; with the threshold fixed it is unmapped."""
+
+    def growth_mb(mode: str) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", _HEAP_PROBE, mode], capture_output=True, text=True, check=True
+        )
+        return int(out.stdout)
+
+    assert growth_mb("bound") < 5
+    assert growth_mb("dynamic") >= 15  # the probe does show the effect it guards against

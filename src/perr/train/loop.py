@@ -29,6 +29,7 @@ from perr.device import resolve_device
 from perr.faults import checkpoint_reached
 from perr.io import atomic_open, write_json
 from perr.labels import Task
+from perr.machine import bound_heap_growth
 from perr.models import ModelArgs, TextFinetuneModel, build_model
 from perr.models.branches import BranchPool, parallel_branches
 from perr.models.dropout import MaskPlan
@@ -228,9 +229,11 @@ def train(
     """Train one model on `store` into run folder `out`, resuming if it holds a checkpoint of the same config.
 
     `stop_after_epoch` ends the process-level loop early (used to simulate a kill in tests). Torch's
-    intra-op thread count is set for the run (`cfg.threads`, 0 = auto: perr.train.threads) and put back.
+    intra-op thread count is set for the run (`cfg.threads`, 0 = auto: perr.train.threads) and put back;
+    glibc's malloc thresholds are fixed for the process (perr.machine.bound_heap_growth).
     """
     before = torch.get_num_threads()
+    bound_heap_growth()  # glibc: keep RSS flat over epochs and evaluation passes (perr.machine)
     branches = BranchPool()  # its thread starts only if _train uses it
     try:
         return _train(store, cfg, out, progress, stop_after_epoch, branches)
@@ -312,7 +315,7 @@ def _train(
         }
         if data.val_split is not None:
             vm, vloss, _ = evaluate_split(
-                model, data.val_split, modalities, task, device, rows=data.val_rows, bf16=cfg.bf16
+                model, data.val_split, modalities, task, device, data.val_rows, cfg.bf16, pool
             )
             record.update(
                 val_loss=vloss,
@@ -334,7 +337,17 @@ def _train(
         if cfg.patience > 0 and data.val_split is not None and epoch - ckpt.best["epoch"] >= cfg.patience:
             break
     return _finish(
-        fs, cfg, ckpt, model, best_path, data.val_split is not None, max(epoch, 0), device, out, snapshot
+        fs,
+        cfg,
+        ckpt,
+        model,
+        best_path,
+        data.val_split is not None,
+        max(epoch, 0),
+        device,
+        out,
+        snapshot,
+        pool,
     )
 
 
@@ -372,6 +385,7 @@ def _finish(
     device: torch.device,
     out: Path,
     snapshot: Callable[[int, bool], Checkpoint],
+    branches: BranchPool | None = None,
 ) -> RunResult:
     """Keep the best validation weights (MMSA idiom), else the last ones; then test and write metrics.json."""
     if best_path.exists() and validated:
@@ -381,7 +395,7 @@ def _finish(
     metrics: dict[str, Any] = {}
     if "test" in fs:
         metrics, test_loss, _ = evaluate_split(
-            model, fs["test"], ckpt.modalities, ckpt.task, device, bf16=cfg.bf16
+            model, fs["test"], ckpt.modalities, ckpt.task, device, bf16=cfg.bf16, branches=branches
         )
         metrics["loss"] = test_loss
     summary = {
