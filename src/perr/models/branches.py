@@ -9,6 +9,9 @@ is an autograd Function: its forward records each branch's graph separately, and
 differentiates the branches on both threads (`torch.autograd.grad`, which runs a CPU graph on the thread
 that calls it).
 
+Branches must not draw random numbers (the stage-2 LSTMs have no dropout): the order of draws from the
+shared generator would then depend on the threads' timing. One caller thread uses a pool at a time.
+
 Every kernel is the one the serial code runs, on the same inputs, so outputs and gradients are bit-equal
 (tests/test_models.py compares them). Measured on the 2-core AMD EPYC (5 LSTMs, B 16, T 32, input 128,
 hidden 64, forward + backward): 25.3 ms serial, 19.7 ms on two threads.
