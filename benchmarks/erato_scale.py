@@ -10,7 +10,7 @@ also scores the test split) → evaluate (`perr evaluate`) → train_d256 (the s
 train_speed.py's model). Each is a child process: its wall time and its own peak RSS (`os.wait4`:
 ru_maxrss of that child alone), CPU user/sys time and the load average before and after are recorded.
 Then, in this process: profile — the step at d 64 and d 256 on the store (data gather, host-to-device
-copy, forward, backward, optimizer, waits on the loader; torch.profiler's kernel floor via
+copy, forward, backward, optimizer, waits on the loader; helpers as `perr train` sets them up; torch.profiler's kernel floor via
 `train_speed.kernel_profile`) — and sweep — ms per step for several d with 1 thread + helper threads,
 all cores + helper threads, and all cores inline, each in a fresh process — where `threads=0` (auto)
 should switch.
@@ -52,19 +52,20 @@ def _load_heavy() -> None:
     """Bind torch and the training code as module globals, after the child stages ran (see above)."""
     global np, torch, kernel_profile, TrainConfig, build_model, FeatureStore, make_optimizer
     global Batches, epoch_order, EpochProfile, model_args_for, train_epoch, resolve_threads, step_work
-    global MaskPlan, mask_helper
+    global MaskPlan, mask_helper, BranchPool, spare_core
     import numpy as np
     import torch
     from train_speed import kernel_profile
 
     from perr.config import TrainConfig
     from perr.models import build_model
+    from perr.models.branches import BranchPool
     from perr.models.dropout import MaskPlan
     from perr.store import FeatureStore
     from perr.train import make_optimizer
     from perr.train.batches import Batches, epoch_order
     from perr.train.loop import EpochProfile, model_args_for, train_epoch
-    from perr.train.threads import mask_helper, resolve_threads, step_work
+    from perr.train.threads import mask_helper, resolve_threads, spare_core, step_work
 
 
 SMALL = {"d_model": 64, "stage2_hidden": 64, "ff_dim": 128}  # the issue's d-64 run (and `perr demo`'s size)
@@ -141,10 +142,13 @@ def step_profile(store_root: Path, size: dict[str, int], steps: int, device: tor
     warm = Batches(sp, args.modalities, sp.targets("5"), np.sort(rows[: 2 * cfg.batch_size]))
     helper = mask_helper(device)  # as perr.train.train does
     masks = MaskPlan(background=helper == "background") if helper is not None else None
-    train_epoch(model, opt, warm, cfg, device, 0, masks=masks)
+    pool = BranchPool() if spare_core(device) else None  # the stage-2 LSTMs on two threads, as perr train
+    train_epoch(model, opt, warm, cfg, device, 0, masks=masks, branches=pool)
     prof = EpochProfile()
     load = os.getloadavg()
-    train_epoch(model, opt, data, cfg, device, 0, profile=prof, masks=masks)
+    train_epoch(model, opt, data, cfg, device, 0, profile=prof, masks=masks, branches=pool)
+    if pool is not None:
+        pool.close()
     x, mask, y = _real_batch(fs, args.modalities, cfg.batch_size, device)
 
     def one_step() -> None:
@@ -164,6 +168,7 @@ def step_profile(store_root: Path, size: dict[str, int], steps: int, device: tor
         "dropout_masks_drawn_ahead_steps": masks.steps_ahead if masks is not None else None,
         "dropout_mask_helper": helper,  # "core", "background" (idle priority) or None (in place)
         "dropout_masks_starved_steps": masks.starved if masks is not None else None,
+        "stage2_lstms_on_two_threads": pool is not None,
         "kernel": kernels,
         "loadavg_before": [round(v, 2) for v in load],
         "loadavg_after": [round(v, 2) for v in os.getloadavg()],
@@ -180,7 +185,8 @@ SWEEP_SETUPS = (
 
 def sweep_one(store_root: Path, d: int, threads: int, helpers: bool, steps: int) -> dict[str, Any]:
     """ms per step of the real loop at width d with a fixed thread count, with or without the helper
-    threads (batch loader, dropout masks drawn ahead), in a fresh process."""
+    threads (batch loader, dropout masks drawn ahead, and the stage-2 LSTMs on two threads where a core
+    is spare), in a fresh process."""
     torch.set_num_threads(threads)
     fs = FeatureStore(store_root)
     size = {"d_model": d, "stage2_hidden": d, "ff_dim": 2 * d, "heads": 4 if d % 4 == 0 else 1}
@@ -193,15 +199,17 @@ def sweep_one(store_root: Path, d: int, threads: int, helpers: bool, steps: int)
     rows = np.sort(epoch_order(len(sp), 0, 0)[: (steps + 3) * cfg.batch_size])
     cpu, ahead = torch.device("cpu"), 3 if helpers else 0
     masks = MaskPlan(background=mask_helper(cpu) == "background") if helpers else None
+    pool = BranchPool() if helpers and spare_core(cpu) else None  # as perr train
     warm = Batches(sp, args.modalities, sp.targets("5"), rows[: 3 * 16], prefetch=ahead)
-    train_epoch(model, opt, warm, cfg, cpu, 0, masks=masks)
+    train_epoch(model, opt, warm, cfg, cpu, 0, masks=masks, branches=pool)
     prof = EpochProfile()
     timed = Batches(sp, args.modalities, sp.targets("5"), rows[3 * 16 :], prefetch=ahead)
-    train_epoch(model, opt, timed, cfg, cpu, 0, prof, masks=masks)
+    train_epoch(model, opt, timed, cfg, cpu, 0, prof, masks=masks, branches=pool)
     return {
         "d": d,
         "threads": threads,
         "helpers": helpers,
+        "stage2_lstms_on_two_threads": pool is not None,
         "ms_per_step": round(prof.wall_s * 1e3 / max(prof.steps, 1), 1),
         "step_work_gmac": round(step_work(model, cfg.batch_size, sp.header.T) / 1e9, 3),
     }
