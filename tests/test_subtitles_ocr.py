@@ -143,14 +143,12 @@ I told you, I was at work.
 """
 
 
-@pytest.fixture(scope="session")
-def graphics(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+def _render_graphics(d: Path, seed: int) -> tuple[Path, Path, Path]:
     """synthetic: 10 s of a real clip (goldeneye, whose computer screen shows menu text at the bottom)
     with other text in the subtitle band — a corner logo all the time, a sign on the left (1.5–3.5 s),
-    a Sierpinski pattern (4.5–6.5 s), a centred timecode (7–9 s) — and the same with GRAPHICS_SRT
-    burned in as subtitles."""
+    a Sierpinski pattern (4.5–6.5 s, drawn from `seed`: ffmpeg's default seed is random), a centred
+    timecode (7–9 s) — and the same with GRAPHICS_SRT burned in as subtitles."""
     src = shared_file("video/pyscenedetect/goldeneye-vfr-drop3.mp4")
-    d = tmp_path_factory.mktemp("graphics")
     (d / "truth.srt").write_text(GRAPHICS_SRT, encoding="utf-8")
     font = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
     text = f"fontfile={font}:fontcolor=white:borderw=2:bordercolor=black"
@@ -162,11 +160,17 @@ def graphics(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path
     )
     plain, subs = d / "synthetic_graphics.mp4", d / "synthetic_graphics_subtitled.mp4"
     encode = ("-c:v", "libx264", "-pix_fmt", "yuv420p")
-    ffmpeg("-i", str(src), "-f", "lavfi", "-i", "sierpinski=s=640x70:r=25", "-filter_complex", filters,
+    pattern = f"sierpinski=s=640x70:r=25:seed={seed}"
+    ffmpeg("-i", str(src), "-f", "lavfi", "-i", pattern, "-filter_complex", filters,
            "-map", "[v]", "-t", "10", *encode, plain.name, cwd=d)  # fmt: skip
     style = "FontName=WenQuanYi Micro Hei,FontSize=22"
     ffmpeg("-i", plain.name, "-vf", f"subtitles=truth.srt:force_style='{style}'", *encode, subs.name, cwd=d)
     return plain, subs, d / "truth.srt"
+
+
+@pytest.fixture(scope="session")
+def graphics(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    return _render_graphics(tmp_path_factory.mktemp("graphics"), seed=1)
 
 
 def test_logos_signs_patterns_and_timecodes_are_not_subtitles(
@@ -250,3 +254,15 @@ def test_issue_236_ass_streams_are_listed() -> None:
         assert all(s.codec in ("ass", "ssa") for s in r.info.subtitle_streams)
         for s in r.info.subtitle_streams:  # this 2 s split copy carries no dialogue events
             assert r.subtitle_events(s.index) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known weakness (2026-12-02): a busy pattern appearing behind a subtitle that stays on screen "
+    "changes the band, and its garbled re-read becomes an extra cue; seeds 0, 2 and 7 of 0-9 do this",
+)
+def test_a_pattern_appearing_behind_a_subtitle_adds_no_cue(tmp_path: Path, engine: RapidOcrEngine) -> None:
+    _, subs, srt = _render_graphics(tmp_path, seed=0)
+    cues, _ = ocr_subtitles(subs, fps=FPS, engine=engine)
+    s = score_cues(read_srt(srt), cues, duration=10.0)
+    assert s.matched == 2 and s.extra == 0, [c.text for c in cues]
