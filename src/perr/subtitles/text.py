@@ -33,6 +33,27 @@ def text_similarity(a: str, b: str) -> float:
     return float(Levenshtein.normalized_similarity(normalise_subtitle(a), normalise_subtitle(b)))
 
 
+def _compact(text: str) -> str:
+    """Letters and digits only, lower-cased: what two readings of one line share whatever the
+    spacing and punctuation OCR put between the words."""
+    return "".join(ch for ch in normalise_subtitle(text).casefold() if ch.isalnum())
+
+
+def partial_similarity(a: str, b: str, min_length_ratio: float = 0.5) -> float:
+    """How well the shorter string's letters align with a stretch of the longer one, in [0, 1].
+
+    A busy background behind a subtitle garbles a second reading of it into a fragment
+    ("ld you aI was at woi" of "I told you, I was at work."), which plain Levenshtein similarity
+    scores low. Spaces and punctuation are ignored. A fragment shorter than `min_length_ratio` of
+    the other scores 0, so a short line ("Yes.") never matches a longer one that contains it."""
+    from rapidfuzz import fuzz
+
+    ca, cb = _compact(a), _compact(b)
+    if not ca or not cb or min(len(ca), len(cb)) < min_length_ratio * max(len(ca), len(cb)):
+        return 0.0
+    return float(fuzz.partial_ratio(ca, cb)) / 100.0
+
+
 def cer(reference: str, hypothesis: str) -> float:
     """Character error rate: edit distance / reference length (after :func:`normalise_subtitle`)."""
     from rapidfuzz.distance import Levenshtein
