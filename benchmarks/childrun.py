@@ -85,6 +85,29 @@ def _own_cpu(pids: list[int]) -> dict[int, float]:
     return out
 
 
+def machine_times() -> dict[str, float] | None:
+    """This machine's CPU seconds so far, all cores (Linux /proc/stat): busy, idle, and steal (time the
+    hypervisor gave the vCPUs to other guests, which stretches wall time without showing as our CPU)."""
+    try:
+        v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, idle, iowait, irq, softirq, steal = (v + [0] * 8)[:8]
+    return {
+        "busy": (user + nice + system + irq + softirq) / tick,
+        "idle": (idle + iowait) / tick,
+        "steal": steal / tick,
+    }
+
+
+def machine_delta(before: dict[str, float] | None) -> dict[str, float] | None:
+    after = machine_times()
+    if before is None or after is None:
+        return None
+    return {k: round(after[k] - before[k], 2) for k in after}
+
+
 def run_measured(
     argv: list[str], env: dict[str, str] | None = None, log: Path | None = None, also: tuple[int, ...] = ()
 ) -> dict[str, Any]:
@@ -92,6 +115,7 @@ def run_measured(
     other process trees that do the command's work (a Ray cluster's nodes), measured with it."""
     out = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     load_before = os.getloadavg()
+    machine_before = machine_times()
     also_cpu_before = _own_cpu([p for root in also for p in _tree(root)])
     also_cpu_last = dict(also_cpu_before)
     tree_cpu_last: dict[int, float] = {}
@@ -140,4 +164,7 @@ def run_measured(
         "max_rss_one_process_mb": usage.ru_maxrss / 1024,
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
+        # the whole machine's CPU seconds over the run (every core): busy includes ours, so busy minus
+        # cpu_seconds_sampled is other processes; steal is time another guest had our vCPUs
+        "machine_cpu_seconds": machine_delta(machine_before),
     }
