@@ -3,7 +3,7 @@
 A chunk (:mod:`perr.construct.chunks`) is decoded and analysed in a worker process that holds its own
 detectors; its result goes straight to the output folder's ``.partial/<video>/`` (JSON + NPZ, written
 atomically), so a killed run resumes from the chunks it finished and nothing large travels back through
-the pool. Identity descriptors (dlib, ~0.09 s a face crop, the build's largest single cost) are batches of
+the pool. Identity descriptors (dlib's network run in torch, ~5 ms a face crop: perr.faces.dlib_resnet) are batches of
 tracks sent to the same workers once a video's chunks are merged.
 
 Workers are spawned (not forked: the detectors' native threads do not survive fork), load the models
@@ -28,7 +28,7 @@ from perr.construct.chunks import Chunk, save_chunk, scan_chunk
 from perr.construct.config import BuildConfig
 from perr.construct.pipeline import Detectors, Timer, process_video
 from perr.execution import ExecutionConfig, Executor, make_executor
-from perr.faces import FaceBox, embed_faces
+from perr.faces import FaceBox, mean_descriptors
 from perr.faults import checkpoint_reached
 from perr.logs import quiet_libraries, verbose
 from perr.video import VideoError
@@ -85,11 +85,7 @@ def run_chunk(
 
 def run_embed(tracks: list[Crops]) -> list[np.ndarray | None]:
     """The mean dlib descriptor of each track's crops (None for a track without crops)."""
-    out: list[np.ndarray | None] = []
-    for crops in tracks:
-        vecs = [embed_faces(crop, [box])[0] for crop, box in crops]
-        out.append(np.mean(vecs, axis=0) if vecs else None)
-    return out
+    return mean_descriptors(tracks)
 
 
 def close_worker() -> None:

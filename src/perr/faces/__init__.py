@@ -10,6 +10,7 @@ from perr.faces.identity import (
     embed_faces,
     embed_image,
     face_model_dir,
+    mean_descriptors,
 )
 from perr.faces.tracker import CROPS_PER_TRACK, FaceTracker, Track, TrackedFace, cluster_tracks, embed_tracks
 
@@ -32,4 +33,5 @@ __all__ = [
     "face_model_dir",
     "iou",
     "make_face_detector",
+    "mean_descriptors",
 ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from perr.faces.box import FaceBox, iou
-from perr.faces.identity import FaceEmbedder, embed_faces
+from perr.faces.identity import FaceEmbedder, mean_descriptors
 
 #: Crops kept per track for its descriptor (largest × most confident faces). Two make a track's mean
 #: descriptor steady enough to join the shots of one person on Megamind.avi; one does not.
@@ -170,9 +170,9 @@ def _crop_with_box(image: np.ndarray, box: FaceBox, margin: float = 0.5) -> tupl
 
 def embed_tracks(tracks: list[Track], embedder: FaceEmbedder | None = None) -> None:
     """Set each track's embedding: the mean descriptor of its kept crops (a few per track)."""
-    for t in tracks:
-        vecs = [embed_faces(crop, [local], embedder)[0] for _, crop, local in t.crops]
-        t.embedding = np.mean(vecs, axis=0) if vecs else None
+    vecs = mean_descriptors([[(crop, local) for _, crop, local in t.crops] for t in tracks], embedder)
+    for t, vec in zip(tracks, vecs, strict=True):
+        t.embedding = vec
 
 
 def cluster_tracks(tracks: list[Track], threshold: float = 0.5) -> list[list[Track]]:
