@@ -34,7 +34,7 @@ class BuildConfig:
     face_detector: str = setting("mediapipe", "face detector", choices=FACE_DETECTORS.names)
     face_min_confidence: float = setting(0.5, "face detector confidence floor", min=0.0, max=1.0)
     min_face: float = setting(24.0, "smaller faces (px at --max-side) are ignored", min=0.0)
-    embeddings_per_track: int = setting(2, "identity descriptors per face track (~5 ms each)", min=1, max=10)
+    embeddings_per_track: int = setting(2, "identity descriptors per face track (~9 ms each)", min=1, max=10)
     cluster_threshold: float = setting(
         0.5, "dlib distance joining face tracks into one character", min=0.1, max=1.5
     )

@@ -50,7 +50,7 @@ from perr.io import write_json
 from perr.progress import progress_allowed
 from perr.video import VideoError, VideoInfo, iter_video_files, probe
 
-#: Tracks per descriptor task (a few crops each, ~5 ms a crop).
+#: Tracks per descriptor task (a few crops each, ~9 ms a crop).
 EMBED_BATCH = 8
 
 

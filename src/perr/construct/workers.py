@@ -3,7 +3,7 @@
 A chunk (:mod:`perr.construct.chunks`) is decoded and analysed in a worker process that holds its own
 detectors; its result goes straight to the output folder's ``.partial/<video>/`` (JSON + NPZ, written
 atomically), so a killed run resumes from the chunks it finished and nothing large travels back through
-the pool. Identity descriptors (dlib's network run in torch, ~5 ms a face crop: perr.faces.dlib_resnet) are batches of
+the pool. Identity descriptors (dlib's network run in torch, ~9 ms a face crop: perr.faces.dlib_resnet) are batches of
 tracks sent to the same workers once a video's chunks are merged.
 
 Workers are spawned (not forked: the detectors' native threads do not survive fork), load the models

@@ -1,7 +1,7 @@
 """dlib's face-identity ResNet, read from its own ``.dat`` file and run in torch.
 
-dlib-bin is built without BLAS, so its network multiplies matrices with dlib's own loops: ~55 ms a face
-on one core, the largest single cost of ``perr build``. The weights are plain float32 tensors inside
+dlib-bin is built without BLAS, so its network multiplies matrices with dlib's own loops: 60–90 ms a
+face on one core, the largest single cost of ``perr build``. The weights are plain float32 tensors inside
 dlib's serialisation, so this module reads them (:func:`read_dlib_resnet`) and runs the same
 architecture with torch's convolutions (:class:`DlibResNet`): the same descriptor to float rounding
 (``tests/test_faces.py`` compares both on real faces), several times faster, and batched.

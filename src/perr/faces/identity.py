@@ -2,9 +2,9 @@
 
 The model files come from ``face-recognition-models``, found with ``importlib.util.find_spec`` so the
 package's ``pkg_resources`` import never runs. dlib aligns the face; its network runs in torch
-(:mod:`perr.faces.dlib_resnet`, ~8–13 ms a face on one core against dlib-bin's ~55 ms). Callers still
-embed once per track (build) or once per character (features reuse the build's descriptors), never per
-frame.
+(:mod:`perr.faces.dlib_resnet`, ~9 ms a face on one core against dlib-bin's ~87 ms:
+``benchmarks/identity_speed.py``). Callers still embed once per track (build) or once per character
+(features reuse the build's descriptors), never per frame.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from perr.faces.detectors import FaceDetector, make_face_detector
 #: Same-person threshold for dlib descriptors (dlib's own figure; LFW-calibrated).
 SAME_PERSON_DISTANCE = 0.6
 
-#: Chips per forward pass of the identity network (zero-padded): ~5 ms a face at 4 against ~8 alone.
+#: Chips per forward pass of the identity network (zero-padded): ~9 ms a face at 4 against ~13.5
+#: alone (``benchmarks/results/identity_speed.avx512.json``).
 BLOCK = 4
 
 
