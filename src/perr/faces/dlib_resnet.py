@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +135,6 @@ class Layer:
     stride: int = 1
     padding: int = 0
     window: int = 0  # pooling window; 0 = the whole image (avg_pool_everything)
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def _details(r: _Reader, kind: str) -> Layer:
