@@ -7,7 +7,8 @@
 1. Selection (optional, dev only): pair-cross with seed 0 for each value of `--select`, on every task; the
    value with the best mean dev score (`early_stop_metric` of the best epoch, from history.jsonl) is kept.
    The store's `val` split (or `--set holdout_fraction=…`, a share of train) is the dev split; the test
-   metrics that `perr train` writes for these runs are not read.
+   metrics that `perr train` writes for these runs are not read here. The chosen value's runs are the
+   comparison's seed-0 runs (linked, not trained again): the same config, so the same run.
 2. Comparison: `perr benchmark` (perr.benchmark.run_benchmark) for every model, tasks × seeds, with the
    same settings (pair-cross also gets the selected value); each test split is scored once per run, with
    the weights of the best dev epoch.
@@ -141,6 +142,21 @@ def main() -> None:
             by_value.setdefault(p[key], []).append(p["dev"])
         chosen = max(by_value, key=lambda v: statistics.fmean(by_value[v]))
         pair_fixed[key] = chosen
+        if 0 in seeds and "pair-cross" in models:  # the chosen value's seed-0 runs are the comparison's
+            for task in tasks:
+                seed0 = (
+                    runs
+                    / "compare"
+                    / "pair-cross"
+                    / "runs"
+                    / "pair-cross"
+                    / f"task-{task}"
+                    / "all"
+                    / "seed-0"
+                )
+                if not seed0.exists():
+                    seed0.parent.mkdir(parents=True, exist_ok=True)
+                    seed0.symlink_to((runs / "select" / f"pair-cross-task{task}-{key}{chosen}").resolve())
         result["selection"] = {
             "key": key,
             "metric": f"dev {config('pair-cross', tasks[0]).early_stop_metric}, seed 0, mean over tasks",

@@ -8,6 +8,9 @@
 does when torch's threads fill every core: the paper's d 256) vs drawn in the step.
 `--helper branches`: the stage-2 LSTMs on two threads (perr.models.branches.BranchPool, what `perr train`
 does when a core is spare: d 64 on one torch thread, beside the loader and the masks' helper) vs one.
+`--helper softmax`: not a thread but the same A/B: the attention's masked softmax over a leading key axis
+(perr.models.attention.masked_softmax on CPU) vs torch's row-by-row softmax over the last axis; both with
+the helpers `perr train` uses.
 
 Threads are what `perr train` picks (perr.train.threads). Blocks of `--steps` real training steps
 (perr.train.loop.train_epoch: the loader, the epoch's shuffle) alternate between the two, the order
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -32,14 +36,29 @@ from train_speed import kernel_profile
 from perr.config import TrainConfig
 from perr.io import write_json
 from perr.machine import cpu_info, package_versions
-from perr.models import build_model
+from perr.models import attention, build_model
+from perr.models.attention import masked_softmax
 from perr.models.branches import BranchPool
 from perr.models.dropout import MaskPlan
 from perr.store import FeatureStore
 from perr.train import make_optimizer
 from perr.train.batches import Batches, epoch_order
 from perr.train.loop import EpochProfile, model_args_for, train_epoch
-from perr.train.threads import mask_helper, resolve_threads
+from perr.train.threads import mask_helper, resolve_threads, spare_core
+
+
+def _steal_s() -> float:
+    """Host-wide steal time so far, in seconds (/proc/stat's 8th cpu field; 0 where there is none)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _rowwise_softmax(scores: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+    """masked_softmax before the leading-axis layout: torch's softmax over the short last axis."""
+    return scores.masked_fill(~key_valid, float("-inf")).softmax(dim=-1)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -49,7 +68,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--steps", type=int, default=40, help="training steps per block")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--d", type=int, default=256)
-    p.add_argument("--helper", choices=("masks", "branches"), default="masks", help="the helper compared")
+    p.add_argument(
+        "--helper", choices=("masks", "branches", "softmax"), default="masks", help="the helper compared"
+    )
     args = p.parse_args(argv)
     sp = FeatureStore(args.store)["train"]
     d = args.d
@@ -68,14 +89,25 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         helper = mask_helper(cpu)
         plan = MaskPlan(background=helper == "background") if helper is not None else None
-        on, off = {"masks": plan, "branches": pool}, {"masks": plan}
+        pool_if_spare = pool if spare_core(cpu) else None
+        on = {"masks": plan, "branches": pool if args.helper == "branches" else pool_if_spare}
+        off = {"masks": plan} if args.helper == "branches" else dict(on, softmax=_rowwise_softmax)
 
-    def block(k: int, helpers: dict) -> float:
-        rows = order[k * args.steps * 16 : (k + 1) * args.steps * 16]
+    def block(k: int, helpers: dict) -> tuple[float, float, float]:
+        """ms a step: wall, this process's CPU (all threads), and the host's steal (CPU the hypervisor
+        gave to other guests while the block ran; it inflates wall time but not CPU time)."""
+        rows = np.take(order, np.arange(k * args.steps * 16, (k + 1) * args.steps * 16), mode="wrap")
         prof = EpochProfile()
         data = Batches(sp, margs.modalities, targets, rows)
-        train_epoch(model, opt, data, cfg, cpu, 0, prof, **helpers)
-        return prof.wall_s * 1e3 / prof.steps
+        kwargs = {key: v for key, v in helpers.items() if key != "softmax"}
+        attention.masked_softmax = helpers.get("softmax", masked_softmax)
+        cpu0, steal0 = time.process_time(), _steal_s()
+        try:
+            train_epoch(model, opt, data, cfg, cpu, 0, prof, **kwargs)
+        finally:
+            attention.masked_softmax = masked_softmax
+        per = 1e3 / prof.steps
+        return prof.wall_s * per, (time.process_time() - cpu0) * per, (_steal_s() - steal0) * per
 
     fixed = Batches(sp, margs.modalities, targets, np.arange(16), prefetch=0)
     _, x, mask, y = next(iter(fixed.iterate(16, cpu)))
@@ -90,13 +122,19 @@ def main(argv: list[str] | None = None) -> dict:
     for r in range(args.rounds):
         first, second = (on, off) if r % 2 == 0 else (off, on)
         a, b = block(1 + 2 * r, first), block(2 + 2 * r, second)
-        with_helper, without = (a, b) if r % 2 == 0 else (b, a)
+        (with_helper, with_cpu, with_steal), (without, without_cpu, without_steal) = (
+            (a, b) if r % 2 == 0 else (b, a)
+        )
         floor = kernel_profile(step, 10)["kernel_floor_ms"]
         row = {
             "round": r,
             "with_helper_ms": round(with_helper, 1),
             "without_ms": round(without, 1),
             "floor_ms": floor,
+            "with_helper_cpu_ms": round(with_cpu, 1),
+            "without_cpu_ms": round(without_cpu, 1),
+            "with_helper_steal_ms": round(with_steal, 1),
+            "without_steal_ms": round(without_steal, 1),
             "with_helper_over_floor": round(with_helper / floor, 3),
             "without_over_floor": round(without / floor, 3),
         }
@@ -111,6 +149,9 @@ def main(argv: list[str] | None = None) -> dict:
         "rows": rows,
         "with_helper_ms_mean": round(float(np.mean([r["with_helper_ms"] for r in rows])), 1),
         "without_ms_mean": round(float(np.mean([r["without_ms"] for r in rows])), 1),
+        "with_helper_cpu_ms_mean": round(float(np.mean([r["with_helper_cpu_ms"] for r in rows])), 1),
+        "without_cpu_ms_mean": round(float(np.mean([r["without_cpu_ms"] for r in rows])), 1),
+        "note": "ms a step; cpu_ms is this process's CPU time (every thread), steal_ms the host's steal time",
         "masks_starved": plan.starved if plan is not None else None,
         "masks_retired": plan.retired if plan is not None else None,
         "cpu": cpu_info(),

@@ -232,3 +232,25 @@ def test_bf16_autocast_runs_and_returns_float32() -> None:
         out = model(x, mask)
     assert out.logits.dtype == torch.float32 and out.attention.dtype == torch.float32
     assert torch.isfinite(model.loss(out, y, mask))
+
+
+@pytest.mark.parametrize("shape", [(512, 4, 6, 6), (16, 8, 8), (3, 5)])
+def test_masked_softmax_matches_torch_softmax_and_its_gradient(shape: tuple[int, ...]) -> None:
+    """masked_softmax moves the key axis first on CPU (speed); values and gradients must be softmax's."""
+    from perr.models.attention import masked_softmax
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(*shape, generator=g, dtype=torch.float64)
+    valid = torch.rand(*shape, generator=g) > 0.3
+    valid[..., 0] = True  # every row keeps a key (callers guarantee it: guard_keys)
+    upstream = torch.randn(*shape, generator=g, dtype=torch.float64)
+    ours_in = scores.clone().requires_grad_()
+    ref_in = scores.clone().requires_grad_()
+    ours = masked_softmax(ours_in, valid)
+    ref = ref_in.masked_fill(~valid, float("-inf")).softmax(dim=-1)
+    assert ours.shape == ref.shape
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    assert bool((ours[~valid] == 0).all())
+    (ours * upstream).sum().backward()
+    (ref * upstream).sum().backward()
+    torch.testing.assert_close(ours_in.grad, ref_in.grad, rtol=0, atol=1e-12)
