@@ -15,6 +15,9 @@ copy, forward, backward, optimizer, waits on the loader; helpers as `perr train`
 all cores + helper threads, and all cores inline, each in a fresh process — where `threads=0` (auto)
 should switch.
 
+`--page-cache cold|warm` evicts the store's pages before each training stage, or reads them in first:
+a cold store is read from disk as the epoch goes (the loader asks the kernel to read 16 batches ahead).
+
 Targets (issue #16, 2 cores, 25,000 clips): epoch at d 64 ≤ 60 s; epoch at d 256 ≤ 1.25 × steps × the
 kernel floor. The JSON records both checks, `perr.machine.cpu_info()`, versions and torch's settings.
 `--device cuda` runs the same stages and profiles on a GPU. Data are synthetic; figures are speeds.
@@ -101,6 +104,24 @@ def run_stage(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | N
     if proc.returncode != 0:
         raise SystemExit(f"stage {name} failed (rc {proc.returncode}); see {err}:\n{err.read_text()[-3000:]}")
     return out
+
+
+def set_page_cache(store: Path, mode: str) -> None:
+    """Put the store's files in the page cache ("warm": read them once) or out of it ("cold":
+    posix_fadvise DONTNEED, which drops a file's clean cached pages without privileges); "as-is" leaves
+    them. A machine that reclaims cold pages (or a store written long ago) trains from a cold store."""
+    if mode == "as-is":
+        return
+    for f in sorted(store.rglob("*.npy")):
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            if mode == "cold":
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            else:
+                while os.read(fd, 1 << 24):
+                    pass
+        finally:
+            os.close(fd)
 
 
 def progress_updates(stderr: Path, total: int) -> int:
@@ -274,6 +295,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=",".join(STAGES),
         help=f"comma list of {', '.join(STAGES)}; without generate, --work must hold a store made earlier",
     )
+    p.add_argument(
+        "--page-cache",
+        choices=("as-is", "cold", "warm"),
+        default="as-is",
+        help="the store's pages before each training stage: as left by earlier work, evicted (a store not "
+        "read since the machine started), or read in full first",
+    )
     p.add_argument("--profile-steps", type=int, default=60, help="loop steps profiled per model size")
     p.add_argument("--sweep-d", default="16,32,64,128,256", help="widths of the thread sweep")
     p.add_argument("--sweep-steps", type=int, default=30)
@@ -330,6 +358,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     def epoch(name: str, run: str, size: dict[str, int]) -> dict[str, Any]:
         sets = [f"--set={k}={v}" for k, v in size.items()]
+        set_page_cache(store, args.page_cache)
         out = run_stage(
             name,
             [*perr, "train", str(store), "--out", str(work / run), *common, "--set=epochs=1", *sets],
@@ -343,6 +372,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             steps_per_s=round(steps / h["seconds"], 3),
             threads=h.get("threads"),
             train_clips=train_n,
+            page_cache=args.page_cache,
             note="wall_s also holds start-up, the (recorded) validation, the test split's scoring and saving",
         )
         return out

@@ -50,6 +50,8 @@ def text_source(model: torch.nn.Module) -> TextSource | None:
 
 #: batches prepared ahead of the step (bounded: memory stays a few batches)
 PREFETCH = 3
+#: batches whose rows the kernel is asked to read ahead (page cache, not RSS: RowFile.will_need)
+READAHEAD = 16
 
 
 @dataclass
@@ -101,6 +103,13 @@ class Batches:
         return HostBatch(
             rows, features, masks, y.pin_memory() if pin else y, [tuple(f.row_shape) for f in files], texts
         )
+
+    def will_need(self, rows: np.ndarray) -> None:
+        """Start the reads of `rows` (sorted) in the background, in every file `gather` reads."""
+        for m in self.dense_modalities:
+            self.split.row_file(m).will_need(rows)
+        for m in self.modalities:
+            self.split.row_file(m, mask=True).will_need(rows)
 
     @property
     def dense_modalities(self) -> list[str]:
@@ -158,17 +167,22 @@ class Batches:
         pin = device.type == "cuda"
         stats = stats if stats is not None else LoaderStats()
 
-        def make(chunk: np.ndarray) -> HostBatch:
+        def make(i: int) -> HostBatch:
             t0 = time.perf_counter()
-            batch = self.gather(chunk, pin)
+            if i == 0:
+                for c in chunks[:READAHEAD]:
+                    self.will_need(c)
+            if i + READAHEAD < len(chunks):
+                self.will_need(chunks[i + READAHEAD])
+            batch = self.gather(chunks[i], pin)
             stats.gather_s += time.perf_counter() - t0
             return batch
 
         ahead = self.prefetch if self.prefetch is not None else (PREFETCH if spare_core(device) else 0)
         if ahead > 0:
-            source: Iterator[HostBatch] = _prefetched(chunks, make, ahead, stats)
+            source: Iterator[HostBatch] = _prefetched(len(chunks), make, ahead, stats)
         else:
-            source = (make(c) for c in chunks)
+            source = (make(i) for i in range(len(chunks)))
         for host in source:
             t0 = time.perf_counter()
             batch = self.unpack(host, device)
@@ -194,19 +208,19 @@ _DONE = object()
 
 
 def _prefetched(
-    chunks: Sequence[np.ndarray], make: Callable[[np.ndarray], HostBatch], depth: int, stats: LoaderStats
+    count: int, make: Callable[[int], HostBatch], depth: int, stats: LoaderStats
 ) -> Iterator[HostBatch]:
-    """`make(chunk)` for each chunk in a background thread, `depth` ahead, results in order. An error
-    in the thread is raised here; leaving the loop early stops the thread."""
+    """`make(i)` for i in 0 … count - 1 in a background thread, `depth` ahead, results in order. An
+    error in the thread is raised here; leaving the loop early stops the thread."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def work() -> None:
         try:
-            for c in chunks:
+            for i in range(count):
                 if stop.is_set():
                     return
-                item = make(c)
+                item = make(i)
                 while not stop.is_set():
                     try:
                         q.put(item, timeout=0.1)
