@@ -4,7 +4,9 @@ A background thread reads each batch's rows from the store files (pread, so RSS 
 flight rather than growing with the pages of a memory map), converts float16 → float32 straight into one
 host buffer per batch (pinned memory when the device is CUDA, so the copy to the GPU is asynchronous)
 and hands them over through a bounded queue. The step then finds its batch ready: reading and
-converting overlap the model's arithmetic on another core. Order is the caller's (the epoch's shuffle),
+converting overlap the model's arithmetic on another core; the rows of the batches READAHEAD ahead are
+handed to the kernel to read (RowFile.will_need), so a store that is not in the page cache is read many
+rows at a time rather than one run after another. Order is the caller's (the epoch's shuffle),
 so results do not depend on the thread; NumPy releases the GIL while it reads and converts. On CPU the
 thread runs only when torch's threads leave a core spare for it (perr.train.threads.spare_core);
 otherwise the step's thread gathers the batch itself.
