@@ -15,8 +15,8 @@ copy, forward, backward, optimizer, waits on the loader; helpers as `perr train`
 all cores + helper threads, and all cores inline, each in a fresh process — where `threads=0` (auto)
 should switch.
 
-`--page-cache cold|warm` evicts the store's pages before each training stage, or reads them in first:
-a cold store is read from disk as the epoch goes (the loader asks the kernel to read 16 batches ahead).
+`--page-cache cold|warm` evicts the store's pages from this machine's page cache before each training
+stage, or reads them in first. (In a VM the host may still cache them: "cold" here is not a cold disk.)
 
 Targets (issue #16, 2 cores, 25,000 clips): epoch at d 64 ≤ 60 s; epoch at d 256 ≤ 1.25 × steps × the
 kernel floor. The JSON records both checks, `perr.machine.cpu_info()`, versions and torch's settings.

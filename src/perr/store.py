@@ -180,25 +180,12 @@ class RowFile:
         if rows.min() < 0 or rows.max() >= self.shape[0]:
             raise IndexError(f"{self.path}: rows outside 0 … {self.shape[0] - 1}")
         flat = memoryview(out.reshape(len(rows), -1)).cast("B")
-        for lo, hi in _runs(rows):
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for lo, hi in zip([0, *breaks.tolist()], [*breaks.tolist(), len(rows)], strict=True):
             self._read_into(
                 flat[lo * self.row_bytes : hi * self.row_bytes], self.offset + int(rows[lo]) * self.row_bytes
             )
         return out
-
-    def will_need(self, rows: np.ndarray) -> None:
-        """Ask the kernel to start reading `rows` into the page cache now (posix_fadvise WILLNEED) and
-        return at once. A loader calls it for batches it will read later, so the disk serves many rows
-        at a time while the reads of the batch at hand wait on one; without it a store that is not in
-        the page cache is read one row run at a time (a d-64 epoch on a cold store: see
-        benchmarks/erato_scale.py --cold). A no-op where the OS has no such hint."""
-        if not hasattr(os, "posix_fadvise") or not len(rows):
-            return
-        rows = np.asarray(rows, dtype=np.int64)
-        for lo, hi in _runs(rows):
-            start = self.offset + int(rows[lo]) * self.row_bytes
-            with contextlib.suppress(OSError):
-                os.posix_fadvise(self.fd, start, (hi - lo) * self.row_bytes, os.POSIX_FADV_WILLNEED)
 
     def _read_into(self, buf: memoryview, pos: int) -> None:
         while len(buf):
@@ -218,12 +205,6 @@ class RowFile:
     def __del__(self) -> None:
         with contextlib.suppress(OSError, AttributeError):
             self.close()
-
-
-def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
-    """(lo, hi) index ranges of `rows` holding consecutive row numbers: each is one read."""
-    breaks = (np.flatnonzero(np.diff(rows) != 1) + 1).tolist()
-    return list(zip([0, *breaks], [*breaks, len(rows)], strict=True))
 
 
 class SplitWriter:

@@ -4,9 +4,7 @@ A background thread reads each batch's rows from the store files (pread, so RSS 
 flight rather than growing with the pages of a memory map), converts float16 → float32 straight into one
 host buffer per batch (pinned memory when the device is CUDA, so the copy to the GPU is asynchronous)
 and hands them over through a bounded queue. The step then finds its batch ready: reading and
-converting overlap the model's arithmetic on another core; the rows of the batches READAHEAD ahead are
-handed to the kernel to read (RowFile.will_need), so a store that is not in the page cache is read many
-rows at a time rather than one run after another. Order is the caller's (the epoch's shuffle),
+converting overlap the model's arithmetic on another core. Order is the caller's (the epoch's shuffle),
 so results do not depend on the thread; NumPy releases the GIL while it reads and converts. On CPU the
 thread runs only when torch's threads leave a core spare for it (perr.train.threads.spare_core);
 otherwise the step's thread gathers the batch itself.
@@ -52,8 +50,6 @@ def text_source(model: torch.nn.Module) -> TextSource | None:
 
 #: batches prepared ahead of the step (bounded: memory stays a few batches)
 PREFETCH = 3
-#: batches whose rows the kernel is asked to read ahead (page cache, not RSS: RowFile.will_need)
-READAHEAD = 16
 
 
 @dataclass
@@ -105,13 +101,6 @@ class Batches:
         return HostBatch(
             rows, features, masks, y.pin_memory() if pin else y, [tuple(f.row_shape) for f in files], texts
         )
-
-    def will_need(self, rows: np.ndarray) -> None:
-        """Start the reads of `rows` (sorted) in the background, in every file `gather` reads."""
-        for m in self.dense_modalities:
-            self.split.row_file(m).will_need(rows)
-        for m in self.modalities:
-            self.split.row_file(m, mask=True).will_need(rows)
 
     @property
     def dense_modalities(self) -> list[str]:
@@ -169,22 +158,17 @@ class Batches:
         pin = device.type == "cuda"
         stats = stats if stats is not None else LoaderStats()
 
-        def make(i: int) -> HostBatch:
+        def make(chunk: np.ndarray) -> HostBatch:
             t0 = time.perf_counter()
-            if i == 0:
-                for c in chunks[:READAHEAD]:
-                    self.will_need(c)
-            if i + READAHEAD < len(chunks):
-                self.will_need(chunks[i + READAHEAD])
-            batch = self.gather(chunks[i], pin)
+            batch = self.gather(chunk, pin)
             stats.gather_s += time.perf_counter() - t0
             return batch
 
         ahead = self.prefetch if self.prefetch is not None else (PREFETCH if spare_core(device) else 0)
         if ahead > 0:
-            source: Iterator[HostBatch] = _prefetched(len(chunks), make, ahead, stats)
+            source: Iterator[HostBatch] = _prefetched(chunks, make, ahead, stats)
         else:
-            source = (make(i) for i in range(len(chunks)))
+            source = (make(c) for c in chunks)
         for host in source:
             t0 = time.perf_counter()
             batch = self.unpack(host, device)
@@ -210,19 +194,19 @@ _DONE = object()
 
 
 def _prefetched(
-    count: int, make: Callable[[int], HostBatch], depth: int, stats: LoaderStats
+    chunks: Sequence[np.ndarray], make: Callable[[np.ndarray], HostBatch], depth: int, stats: LoaderStats
 ) -> Iterator[HostBatch]:
-    """`make(i)` for i in 0 … count - 1 in a background thread, `depth` ahead, results in order. An
-    error in the thread is raised here; leaving the loop early stops the thread."""
+    """`make(chunk)` for each chunk in a background thread, `depth` ahead, results in order. An error
+    in the thread is raised here; leaving the loop early stops the thread."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def work() -> None:
         try:
-            for i in range(count):
+            for c in chunks:
                 if stop.is_set():
                     return
-                item = make(i)
+                item = make(c)
                 while not stop.is_set():
                     try:
                         q.put(item, timeout=0.1)
