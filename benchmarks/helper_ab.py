@@ -8,6 +8,9 @@
 does when torch's threads fill every core: the paper's d 256) vs drawn in the step.
 `--helper branches`: the stage-2 LSTMs on two threads (perr.models.branches.BranchPool, what `perr train`
 does when a core is spare: d 64 on one torch thread, beside the loader and the masks' helper) vs one.
+`--helper threads`: what auto picks for smta-transformer above SMALL_WORK on 2 cores — one intra-op thread
+with the stage-2 LSTMs on two threads (perr.train.threads) — vs every core on intra-op threads, the
+masks' helper at idle priority and no branches (the rule before 2026-12-03).
 `--helper softmax`: not a thread but the same A/B: the attention's masked softmax over a leading key axis
 (perr.models.attention.masked_softmax on CPU) vs torch's row-by-row softmax over the last axis; both with
 the helpers `perr train` uses.
@@ -35,7 +38,7 @@ from train_speed import kernel_profile
 
 from perr.config import TrainConfig
 from perr.io import write_json
-from perr.machine import cpu_info, package_versions
+from perr.machine import cpu_info, package_versions, physical_cores
 from perr.models import attention, build_model
 from perr.models.attention import masked_softmax
 from perr.models.branches import BranchPool
@@ -69,7 +72,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--d", type=int, default=256)
     p.add_argument(
-        "--helper", choices=("masks", "branches", "softmax"), default="masks", help="the helper compared"
+        "--helper",
+        choices=("masks", "branches", "softmax", "threads"),
+        default="masks",
+        help="the helper compared",
     )
     args = p.parse_args(argv)
     sp = FeatureStore(args.store)["train"]
@@ -86,6 +92,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.helper == "masks":
         plan = MaskPlan(background=True)
         on, off = {"masks": plan}, {}
+    elif args.helper == "threads":
+        plan = MaskPlan(background=False)
+        on = {"masks": plan, "branches": pool, "threads": 1}
+        off = {"masks": MaskPlan(background=True), "threads": physical_cores()}
     else:
         helper = mask_helper(cpu)
         plan = MaskPlan(background=helper == "background") if helper is not None else None
@@ -99,7 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows = np.take(order, np.arange(k * args.steps * 16, (k + 1) * args.steps * 16), mode="wrap")
         prof = EpochProfile()
         data = Batches(sp, margs.modalities, targets, rows)
-        kwargs = {key: v for key, v in helpers.items() if key != "softmax"}
+        kwargs = {key: v for key, v in helpers.items() if key not in ("softmax", "threads")}
+        torch.set_num_threads(helpers.get("threads", threads))
         attention.masked_softmax = helpers.get("softmax", masked_softmax)
         cpu0, steal0 = time.process_time(), _steal_s()
         try:
@@ -118,6 +129,8 @@ def main(argv: list[str] | None = None) -> dict:
         opt.step()
 
     block(0, on)  # warm-up; learns the masks' tape
+    if args.helper == "threads":
+        block(0, off)  # the other set-up's mask plan learns its tape too
     rows = []
     for r in range(args.rounds):
         first, second = (on, off) if r % 2 == 0 else (off, on)
@@ -125,6 +138,9 @@ def main(argv: list[str] | None = None) -> dict:
         (with_helper, with_cpu, with_steal), (without, without_cpu, without_steal) = (
             (a, b) if r % 2 == 0 else (b, a)
         )
+        torch.set_num_threads(
+            physical_cores() if args.helper == "threads" else threads
+        )  # the floor: every core
         floor = kernel_profile(step, 10)["kernel_floor_ms"]
         row = {
             "round": r,
@@ -145,7 +161,13 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "helper_ab",
         "helper": args.helper,
         "data": "SYNTHETIC",
-        "setup": {"d": d, "threads": threads, "steps_per_block": args.steps, "batch": 16, "T": sp.header.T},
+        "setup": {
+            "d": d,
+            "threads": "1 with branches / every core" if args.helper == "threads" else threads,
+            "steps_per_block": args.steps,
+            "batch": 16,
+            "T": sp.header.T,
+        },
         "rows": rows,
         "with_helper_ms_mean": round(float(np.mean([r["with_helper_ms"] for r in rows])), 1),
         "without_ms_mean": round(float(np.mean([r["without_ms"] for r in rows])), 1),

@@ -203,8 +203,13 @@ def test_auto_threads_follow_model_size_and_cores(store, tmp_path):
     paper = build_model(ModelArgs("smta-transformer", dims, 5, 256, 256, 4, 512))
     assert step_work(tiny, 16, 32) < SMALL_WORK < step_work(paper, 16, 32)
     assert auto_threads(tiny, 16, 32, cores=8) == 1
-    assert auto_threads(paper, 16, 32, cores=8) == 8
-    assert auto_threads(paper, 16, 32) == physical_cores()
+    # smta-transformer's stage-2 LSTMs run on two threads: each gets half the cores
+    assert auto_threads(paper, 16, 32, cores=8) == 4
+    assert auto_threads(paper, 16, 32, cores=2) == 1
+    assert auto_threads(paper, 16, 32) == max(1, physical_cores() // 2)
+    no_branches = build_model(ModelArgs("pair-cross", dims, 5, 256, 256, 4, 512))
+    assert step_work(no_branches, 16, 32) > SMALL_WORK
+    assert auto_threads(no_branches, 16, 32, cores=8) == 8
     assert 1 <= physical_cores() <= len(os.sched_getaffinity(0))
     from perr.train.threads import spare_core
 

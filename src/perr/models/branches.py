@@ -80,6 +80,12 @@ class BranchPool:
             self._thread = None
 
 
+def splits_into_branches(model: nn.Module) -> bool:
+    """Whether `model` holds a module with two or more independent branches (a `branch_count`, e.g.
+    perr.models.recurrent.ModalityLSTMs) that a BranchPool runs on two threads."""
+    return any(getattr(m, "branch_count", 0) >= 2 for m in model.modules())
+
+
 @contextlib.contextmanager
 def parallel_branches(pool: BranchPool | None) -> Iterator[None]:
     """Install `pool` for this thread's forward passes (None: run branches serially)."""

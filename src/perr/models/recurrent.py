@@ -26,6 +26,11 @@ class ModalityLSTMs(nn.Module):
         super().__init__()
         self.lstms = nn.ModuleList(nn.LSTM(input_size, hidden_size, batch_first=True) for _ in range(groups))
 
+    @property
+    def branch_count(self) -> int:
+        """Independent branches a BranchPool can split across two threads (perr.models.branches)."""
+        return len(self.lstms)
+
     def forward(self, gs: list[Tensor]) -> Tensor:
         """gs: M tensors [B, T, I], one per modality -> h_T: [B, M, H] (zero initial state)."""
         if len(gs) != len(self.lstms):

@@ -14,6 +14,15 @@ other jobs on the cores (load 3–4) one thread won at every width (`erato_scale
 `SMALL_WORK` therefore puts d 64 (0.24 G multiply-adds a step) on one thread and d 128 (0.8 G) and up
 on every core; `benchmarks/erato_scale.py --stages sweep` re-measures the crossover. On a machine shared
 with other jobs, `--set threads=1` is the safe choice at any size.
+
+A model whose stage 2 splits into independent branches (the M LSTMs of eq. 2; perr.models.branches)
+has a better use for a second core than a second intra-op thread: the branches run side by side, each
+kernel on its own thread, with no barrier inside a kernel. So above SMALL_WORK such a model gets half
+the cores per branch thread, and on 2 cores that is one thread plus the branches at every size.
+Measured on the 2-core AMD EPYC Zen 4 (2026-12-03; blocks of 30–40 real training steps alternated in one
+process, the order swapped each round): d 256 316 ms a step (CPU 415–450 ms) against 431 ms (CPU
+495–535 ms) on two intra-op threads, 6 rounds; d 128 110 against 249 ms, 4 rounds. Models without
+branches keep every core above SMALL_WORK (measured only on 2 cores; more cores are untested).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import functools
 import torch
 
 from perr.machine import idle_priority_supported, physical_cores
+from perr.models.branches import splits_into_branches
 
 #: multiply-adds of one forward step (≈ parameters × batch × T) below which one thread is faster
 SMALL_WORK = 0.5e9
@@ -34,9 +44,12 @@ def step_work(model: torch.nn.Module, batch_size: int, T: int) -> float:
 
 
 def auto_threads(model: torch.nn.Module, batch_size: int, T: int, cores: int | None = None) -> int:
-    """1 for a small model, else every physical core the process may use."""
+    """1 for a small model; else every physical core the process may use, or half of them when the
+    model splits into branches that run on two threads (the module doc)."""
     cores = physical_cores() if cores is None else cores
-    return 1 if step_work(model, batch_size, T) < SMALL_WORK else max(1, cores)
+    if step_work(model, batch_size, T) < SMALL_WORK:
+        return 1
+    return max(1, cores // 2) if splits_into_branches(model) else max(1, cores)
 
 
 def resolve_threads(
