@@ -64,7 +64,7 @@ class TrainConfig:
     bf16: bool = (
         False  # bfloat16 autocast of forward passes (CPU with AVX512-BF16/AMX, or CUDA): the one switch
     )
-    threads: int = 0  # torch intra-op threads; 0 = auto: 1 for small models, all physical cores for large (perr.train.threads)
+    threads: int = 0  # torch intra-op threads; 0 = auto (perr.train.threads): 1 for small models; for large, all physical cores, half with stage-2 branches
 
     def validate(self) -> None:
         if self.model not in MODELS:

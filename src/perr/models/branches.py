@@ -1,7 +1,8 @@
 """Independent branches of a model run on two threads: the stage-2 LSTMs, forward and backward.
 
-At d 64 torch runs on one thread (perr.train.threads: a second intra-op thread costs more in barriers
-than it saves on such small kernels), and the other core holds only the batch loader and the dropout
+On 2 cores torch runs on one thread (perr.train.threads: at d 64 a second intra-op thread costs more in
+barriers than it saves on such small kernels, and at d ≥ 128 the branches use the second core better
+than a second intra-op thread does), and the other core holds only the batch loader and the dropout
 masks. The M stage-2 LSTMs (eq. 2) do not depend on each other, and each is one fused oneDNN kernel that
 releases the GIL, so a helper thread can run some of them while the step's thread runs the rest. Autograd
 would run their backward kernels one after another on the step's thread, so :class:`ParallelBranches`
