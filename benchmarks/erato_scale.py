@@ -55,7 +55,7 @@ def _load_heavy() -> None:
     """Bind torch and the training code as module globals, after the child stages ran (see above)."""
     global np, torch, kernel_profile, TrainConfig, build_model, FeatureStore, make_optimizer
     global Batches, epoch_order, EpochProfile, model_args_for, train_epoch, resolve_threads, step_work
-    global MaskPlan, mask_helper, BranchPool, spare_core
+    global MaskPlan, mask_helper, BranchPool, runs_branches_in_parallel
     import numpy as np
     import torch
     from train_speed import kernel_profile
@@ -68,7 +68,7 @@ def _load_heavy() -> None:
     from perr.train import make_optimizer
     from perr.train.batches import Batches, epoch_order
     from perr.train.loop import EpochProfile, model_args_for, train_epoch
-    from perr.train.threads import mask_helper, resolve_threads, spare_core, step_work
+    from perr.train.threads import mask_helper, resolve_threads, runs_branches_in_parallel, step_work
 
 
 SMALL = {"d_model": 64, "stage2_hidden": 64, "ff_dim": 128}  # the issue's d-64 run (and `perr demo`'s size)
@@ -163,7 +163,9 @@ def step_profile(store_root: Path, size: dict[str, int], steps: int, device: tor
     warm = Batches(sp, args.modalities, sp.targets("5"), np.sort(rows[: 2 * cfg.batch_size]))
     helper = mask_helper(device)  # as perr.train.train does
     masks = MaskPlan(background=helper == "background") if helper is not None else None
-    pool = BranchPool() if spare_core(device) else None  # the stage-2 LSTMs on two threads, as perr train
+    pool = (
+        BranchPool() if runs_branches_in_parallel(device) else None
+    )  # stage-2 LSTMs on two threads, as perr train
     train_epoch(model, opt, warm, cfg, device, 0, masks=masks, branches=pool)
     prof = EpochProfile()
     load = os.getloadavg()
@@ -232,7 +234,7 @@ def sweep_one(store_root: Path, d: int, threads: int, helpers: bool, steps: int)
     rows = np.sort(epoch_order(len(sp), 0, 0)[: (steps + 3) * cfg.batch_size])
     cpu, ahead = torch.device("cpu"), 3 if helpers else 0
     masks = MaskPlan(background=mask_helper(cpu) == "background") if helpers else None
-    pool = BranchPool() if helpers and spare_core(cpu) else None  # as perr train
+    pool = BranchPool() if helpers and runs_branches_in_parallel(cpu) else None  # as perr train
     warm = Batches(sp, args.modalities, sp.targets("5"), rows[: 3 * 16], prefetch=ahead)
     train_epoch(model, opt, warm, cfg, cpu, 0, masks=masks, branches=pool)
     prof = EpochProfile()

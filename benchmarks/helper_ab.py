@@ -11,6 +11,9 @@ does when a core is spare: d 64 on one torch thread, beside the loader and the m
 `--helper threads`: what auto picks for smta-transformer above SMALL_WORK on 2 cores — one intra-op thread
 with the stage-2 LSTMs on two threads (perr.train.threads) — vs every core on intra-op threads, the
 masks' helper at idle priority and no branches (the rule before 2026-12-03).
+`--helper split`: what auto picks for smta-transformer above SPLIT_WORK — every core on intra-op threads,
+split between the two branch threads while the stage-2 LSTMs run (BranchPool.map), the masks' helper at
+idle priority — vs one intra-op thread with the branches beside it on the spare core (`threads`' "with").
 `--helper softmax`: not a thread but the same A/B: the attention's masked softmax over a leading key axis
 (perr.models.attention.masked_softmax on CPU) vs torch's row-by-row softmax over the last axis; both with
 the helpers `perr train` uses.
@@ -47,7 +50,7 @@ from perr.store import FeatureStore
 from perr.train import make_optimizer
 from perr.train.batches import Batches, epoch_order
 from perr.train.loop import EpochProfile, model_args_for, train_epoch
-from perr.train.threads import mask_helper, resolve_threads, spare_core
+from perr.train.threads import mask_helper, resolve_threads, runs_branches_in_parallel
 
 
 def _steal_s() -> float:
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--d", type=int, default=256)
     p.add_argument(
         "--helper",
-        choices=("masks", "branches", "softmax", "threads"),
+        choices=("masks", "branches", "softmax", "threads", "split"),
         default="masks",
         help="the helper compared",
     )
@@ -96,10 +99,14 @@ def main(argv: list[str] | None = None) -> dict:
         plan = MaskPlan(background=False)
         on = {"masks": plan, "branches": pool, "threads": 1}
         off = {"masks": MaskPlan(background=True), "threads": physical_cores()}
+    elif args.helper == "split":
+        plan = MaskPlan(background=True)
+        on = {"masks": plan, "branches": pool, "threads": physical_cores()}
+        off = {"masks": MaskPlan(background=False), "branches": pool, "threads": 1}
     else:
         helper = mask_helper(cpu)
         plan = MaskPlan(background=helper == "background") if helper is not None else None
-        pool_if_spare = pool if spare_core(cpu) else None
+        pool_if_spare = pool if runs_branches_in_parallel(cpu) else None  # as perr train
         on = {"masks": plan, "branches": pool if args.helper == "branches" else pool_if_spare}
         off = {"masks": plan} if args.helper == "branches" else dict(on, softmax=_rowwise_softmax)
 
@@ -129,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
         opt.step()
 
     block(0, on)  # warm-up; learns the masks' tape
-    if args.helper == "threads":
+    if args.helper in ("threads", "split"):
         block(0, off)  # the other set-up's mask plan learns its tape too
     rows = []
     for r in range(args.rounds):
@@ -139,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
             (a, b) if r % 2 == 0 else (b, a)
         )
         torch.set_num_threads(
-            physical_cores() if args.helper == "threads" else threads
+            physical_cores() if args.helper in ("threads", "split") else threads
         )  # the floor: every core
         floor = kernel_profile(step, 10)["kernel_floor_ms"]
         row = {
@@ -163,7 +170,10 @@ def main(argv: list[str] | None = None) -> dict:
         "data": "SYNTHETIC",
         "setup": {
             "d": d,
-            "threads": "1 with branches / every core" if args.helper == "threads" else threads,
+            "threads": {
+                "threads": "1 with branches / every core",
+                "split": "every core, split between the branches / 1 with branches",
+            }.get(args.helper, threads),
             "steps_per_block": args.steps,
             "batch": 16,
             "T": sp.header.T,

@@ -8,7 +8,7 @@ import threading
 import pytest
 import torch
 
-from perr.models.branches import BranchPool, installed_pool, parallel_branches
+from perr.models.branches import BranchPool, branch_threads, installed_pool, parallel_branches
 from perr.models.recurrent import ModalityLSTMs
 
 
@@ -37,11 +37,24 @@ def _forward_backward(lstms, xs, pool):
     return [out.detach(), *(p.grad for p in lstms.parameters()), *(x.grad for x in xs)]
 
 
+@pytest.fixture
+def caller_threads(request):
+    """Run the test with torch at `request.param` intra-op threads, and put the count back after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("caller_threads", [1, 2], indirect=True)
 @pytest.mark.parametrize("m", [1, 2, 5])
-def test_two_threads_give_the_serial_outputs_and_gradients(pool, m):
+def test_two_threads_give_the_serial_outputs_and_gradients(pool, m, caller_threads):
+    """Also when the caller runs 2 intra-op threads and the branches 1 each (the paper-sized model's
+    set-up), against the serial kernels at 2 threads."""
     lstms, xs = _lstms_and_inputs(m)
     serial = _forward_backward(lstms, xs, None)
     parallel = _forward_backward(lstms, xs, pool)
+    assert torch.get_num_threads() == caller_threads  # put back after each map
     assert len(serial) == len(parallel)
     for a, b in zip(serial, parallel, strict=True):
         assert a is not None and torch.equal(a, b)
@@ -54,6 +67,16 @@ def test_helper_thread_really_runs_branches(pool):
     out = pool.map(lambda i: seen.append(threading.current_thread().name) or i * i, 4)
     assert out == [0, 1, 4, 9]
     assert seen.count("perr-branches") == 2 and threading.current_thread().name in seen
+
+
+@pytest.mark.parametrize(("caller_threads", "share"), [(1, 1), (2, 1), (4, 2)], indirect=["caller_threads"])
+def test_each_branch_thread_gets_half_the_callers_threads(pool, caller_threads, share):
+    """While the branches run, the caller and the helper each run `branch_threads(caller)` intra-op
+    threads, so the two together use the caller's cores; after the map the caller has its own back."""
+    assert branch_threads(caller_threads) == share
+    seen = pool.map(lambda i: (threading.current_thread().name, torch.get_num_threads()), 2)
+    assert sorted(seen) == sorted([("perr-branches", share), (threading.current_thread().name, share)])
+    assert torch.get_num_threads() == caller_threads
 
 
 def test_no_grad_forward_uses_the_pool_and_builds_no_graph(pool):

@@ -196,22 +196,28 @@ def test_epoch_is_the_same_with_and_without_the_loader_thread(store):
 def test_auto_threads_follow_model_size_and_cores(store, tmp_path):
     from perr.machine import physical_cores
     from perr.models import ModelArgs, build_model
-    from perr.train.threads import SMALL_WORK, auto_threads, resolve_threads, step_work
+    from perr.train.threads import SMALL_WORK, SPLIT_WORK, auto_threads, resolve_threads, step_work
 
     dims = {"person_a": 249, "person_b": 249, "background": 1280, "audio": 131, "text": 512}
     tiny = build_model(ModelArgs("smta-transformer", {k: 8 for k in dims}, 5, 16, 16, 2, 32))
+    mid = build_model(ModelArgs("smta-transformer", dims, 5, 128, 128, 4, 256))
     paper = build_model(ModelArgs("smta-transformer", dims, 5, 256, 256, 4, 512))
-    assert step_work(tiny, 16, 32) < SMALL_WORK < step_work(paper, 16, 32)
+    assert (
+        step_work(tiny, 16, 32) < SMALL_WORK < step_work(mid, 16, 32) < SPLIT_WORK < step_work(paper, 16, 32)
+    )
     assert auto_threads(tiny, 16, 32, cores=8) == 1
-    # smta-transformer's stage-2 LSTMs run on two threads: each gets half the cores
-    assert auto_threads(paper, 16, 32, cores=8) == 4
-    assert auto_threads(paper, 16, 32, cores=2) == 1
-    assert auto_threads(paper, 16, 32) == max(1, physical_cores() // 2)
+    # a mid-sized smta-transformer's stage-2 LSTMs run on two threads, each with half the cores
+    assert auto_threads(mid, 16, 32, cores=8) == 4
+    assert auto_threads(mid, 16, 32, cores=2) == 1
+    assert auto_threads(mid, 16, 32) == max(1, physical_cores() // 2)
+    # the paper's takes every core and splits them only while its branches run (BranchPool.map)
+    assert auto_threads(paper, 16, 32, cores=8) == 8
+    assert auto_threads(paper, 16, 32, cores=2) == 2
     no_branches = build_model(ModelArgs("pair-cross", dims, 5, 256, 256, 4, 512))
     assert step_work(no_branches, 16, 32) > SMALL_WORK
     assert auto_threads(no_branches, 16, 32, cores=8) == 8
     assert 1 <= physical_cores() <= len(os.sched_getaffinity(0))
-    from perr.train.threads import spare_core
+    from perr.train.threads import runs_branches_in_parallel, spare_core
 
     before = torch.get_num_threads()
     try:  # helper threads only beside a pool that leaves a core free, and always beside a GPU
@@ -219,6 +225,11 @@ def test_auto_threads_follow_model_size_and_cores(store, tmp_path):
         assert not spare_core(torch.device("cpu")) and spare_core(torch.device("cuda"))
         torch.set_num_threads(1)
         assert spare_core(torch.device("cpu")) == (physical_cores() > 1)
+        # branches on two threads: beside one intra-op thread on a spare core, or splitting two or more
+        assert runs_branches_in_parallel(torch.device("cpu")) == (physical_cores() > 1)
+        torch.set_num_threads(2)
+        assert runs_branches_in_parallel(torch.device("cpu"))
+        assert not runs_branches_in_parallel(torch.device("cuda"))
     finally:
         torch.set_num_threads(before)
     assert resolve_threads(3, tiny, 16, 32, torch.device("cpu")) == 3

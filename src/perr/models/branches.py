@@ -1,21 +1,25 @@
 """Independent branches of a model run on two threads: the stage-2 LSTMs, forward and backward.
 
-On 2 cores torch runs on one thread (perr.train.threads: at d 64 a second intra-op thread costs more in
-barriers than it saves on such small kernels, and at d ≥ 128 the branches use the second core better
-than a second intra-op thread does), and the other core holds only the batch loader and the dropout
-masks. The M stage-2 LSTMs (eq. 2) do not depend on each other, and each is one fused oneDNN kernel that
-releases the GIL, so a helper thread can run some of them while the step's thread runs the rest. Autograd
-would run their backward kernels one after another on the step's thread, so :class:`ParallelBranches`
-is an autograd Function: its forward records each branch's graph separately, and its backward
-differentiates the branches on both threads (`torch.autograd.grad`, which runs a CPU graph on the thread
-that calls it).
+On 2 cores a small or mid-sized model runs torch on one thread (perr.train.threads: at d 64 a second
+intra-op thread costs more in barriers than it saves on such small kernels, and at d 128 the branches use
+the second core better than a second intra-op thread does), and the other core holds the batch loader
+and the dropout masks. The M stage-2 LSTMs (eq. 2) do not depend on each other, and each is one fused
+oneDNN kernel that releases the GIL, so a helper thread can run some of them while the step's thread runs
+the rest. A model big enough to want every core for the rest of its step (the paper's d 256) keeps them,
+and `BranchPool.map` splits them for as long as the branches run: each of the two threads gets half
+(`branch_threads`), so the LSTMs never oversubscribe the cores. Autograd would run their backward kernels
+one after another on the step's thread, so :class:`ParallelBranches` is an autograd Function: its
+forward records each branch's graph separately, and its backward differentiates the branches on both
+threads (`torch.autograd.grad`, which runs a CPU graph on the thread that calls it).
 
 Branches must not draw random numbers (the stage-2 LSTMs have no dropout): the order of draws from the
 shared generator would then depend on the threads' timing. One caller thread uses a pool at a time.
 
 Every kernel is the one the serial code runs, on the same inputs, so outputs and gradients are bit-equal
-(tests/test_models.py compares them). Measured on the 2-core AMD EPYC (5 LSTMs, B 16, T 32, input 128,
-hidden 64, forward + backward): 25.3 ms serial, 19.7 ms on two threads.
+(tests/test_branches.py compares them). With the caller on 2 threads and the branches on 1 each, that
+also needs oneDNN's LSTM to give the same sums on 1 and 2 threads: it does on the AMD EPYC Zen 4 these
+runs use (B 16, T 32, input and hidden 64 to 256), and the test pins it. Measured on the 2-core AMD EPYC
+(5 LSTMs, B 16, T 32, input 128, hidden 64, forward + backward): 25.3 ms serial, 19.7 ms on two threads.
 """
 
 from __future__ import annotations
@@ -32,6 +36,13 @@ from torch import Tensor, nn
 _local = threading.local()
 
 
+def branch_threads(caller: int) -> int:
+    """Intra-op threads for each of the two branch threads when the caller runs `caller`: half each, so
+    the two together use the caller's cores (one each on 2 cores; one each too when the caller has one,
+    as a spare core then holds the helper)."""
+    return max(1, caller // 2)
+
+
 class BranchPool:
     """One helper thread that runs the first jobs of each `map` while the caller runs the rest."""
 
@@ -41,14 +52,15 @@ class BranchPool:
         self._thread: threading.Thread | None = None  # started by the first map
         self.maps = 0  # calls of map (forward and backward passes run on two threads), for tests and profiles
 
-    def _work(self, threads: int) -> None:
-        torch.set_num_threads(threads)  # the caller's intra-op count, not OpenMP's per-thread default
+    def _work(self) -> None:
         while True:
             job = self._jobs.get()
             if job is None:
                 return
-            fn, items, grad = job
+            fn, items, grad, threads = job
             try:
+                if torch.get_num_threads() != threads:  # the caller's share, not OpenMP's per-thread default
+                    torch.set_num_threads(threads)
                 with torch.set_grad_enabled(grad):
                     self._done.put([fn(i) for i in items])
             except BaseException as e:  # handed to the caller and raised there
@@ -60,15 +72,19 @@ class BranchPool:
         split = n // 2
         self.maps += 1
         if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._work, args=(torch.get_num_threads(),), name="perr-branches", daemon=True
-            )
+            self._thread = threading.Thread(target=self._work, name="perr-branches", daemon=True)
             self._thread.start()
-        self._jobs.put((fn, range(split), torch.is_grad_enabled()))
+        caller = torch.get_num_threads()
+        share = branch_threads(caller)
+        self._jobs.put((fn, range(split), torch.is_grad_enabled(), share))
+        if share != caller:
+            torch.set_num_threads(share)
         try:
             mine = [fn(i) for i in range(split, n)]
         finally:
             theirs = self._done.get()  # always collected, so the next map never reads a stale result
+            if share != caller:
+                torch.set_num_threads(caller)
         if isinstance(theirs, BaseException):
             raise theirs
         return [*theirs, *mine]

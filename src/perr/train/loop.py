@@ -37,7 +37,7 @@ from perr.splits import stratified_split
 from perr.store import FeatureSplit, FeatureStore, StoreHeader
 from perr.train.batches import Batches, LoaderStats, check_data, epoch_order, text_source
 from perr.train.evaluation import evaluate_split
-from perr.train.threads import mask_helper, resolve_threads, spare_core
+from perr.train.threads import mask_helper, resolve_threads, runs_branches_in_parallel
 
 
 @dataclass
@@ -299,8 +299,8 @@ def _train(
     # dropout masks drawn a step ahead on CPU, by a helper on a spare core or at idle priority (threads.py)
     helper = mask_helper(device)
     masks = MaskPlan(background=helper == "background") if helper is not None else None
-    # the stage-2 LSTMs on two threads when torch's threads leave a core spare (perr.models.branches)
-    pool = branches if spare_core(device) else None
+    # the stage-2 LSTMs on two threads, splitting torch's threads or beside them on a spare core (threads.py)
+    pool = branches if runs_branches_in_parallel(device) else None
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()

@@ -16,13 +16,16 @@ on every core; `benchmarks/erato_scale.py --stages sweep` re-measures the crosso
 with other jobs, `--set threads=1` is the safe choice at any size.
 
 A model whose stage 2 splits into independent branches (the M LSTMs of eq. 2; perr.models.branches)
-has a better use for a second core than a second intra-op thread: the branches run side by side, each
-kernel on its own thread, with no barrier inside a kernel. So above SMALL_WORK such a model gets half
-the cores per branch thread, and on 2 cores that is one thread plus the branches at every size.
-Measured on the 2-core AMD EPYC Zen 4 (2026-12-03; blocks of 30–40 real training steps alternated in one
-process, the order swapped each round): d 256 316 ms a step (CPU 415–450 ms) against 431 ms (CPU
-495–535 ms) on two intra-op threads, 6 rounds; d 128 110 against 249 ms, 4 rounds. Models without
-branches keep every core above SMALL_WORK (measured only on 2 cores; more cores are untested).
+runs them on two threads. Up to `SPLIT_WORK` it gets half the cores per branch thread (on 2 cores: one
+intra-op thread, with the branches on the second core), since a second intra-op thread buys less than
+the branches do: on the 2-core AMD EPYC Zen 4 (2026-12-03; blocks of 30–40 real training steps alternated
+in one process, the order swapped each round) d 128 ran 121 ms a step against 254 ms on two intra-op
+threads (4 rounds), and d 256 290 against 325 ms (6 rounds). Above `SPLIT_WORK` the rest of the step
+(attention, linears, optimizer) is big enough to want every core, so the model gets every core and the
+caller hands each branch thread half of them only while the branches run (BranchPool.map): d 256 ran
+272 against 299 ms a step (5 rounds, every one faster), while at d 128 it lost (124 against 116 ms,
+4 rounds), so `SPLIT_WORK` lies between the two. Models without branches keep every core above
+SMALL_WORK. Measured only on 2 cores; more cores are untested.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from perr.models.branches import splits_into_branches
 
 #: multiply-adds of one forward step (≈ parameters × batch × T) below which one thread is faster
 SMALL_WORK = 0.5e9
+#: above this a model with branches takes every core and splits them only while the branches run;
+#: below it (down to SMALL_WORK) half the cores per branch thread (module doc: measured at 0.8 G and 2.9 G)
+SPLIT_WORK = 1.5e9
 
 
 def step_work(model: torch.nn.Module, batch_size: int, T: int) -> float:
@@ -44,12 +50,13 @@ def step_work(model: torch.nn.Module, batch_size: int, T: int) -> float:
 
 
 def auto_threads(model: torch.nn.Module, batch_size: int, T: int, cores: int | None = None) -> int:
-    """1 for a small model; else every physical core the process may use, or half of them when the
-    model splits into branches that run on two threads (the module doc)."""
+    """1 for a small model; else every physical core the process may use, or half of them when a
+    mid-sized model splits into branches that run on two threads (the module doc)."""
     cores = physical_cores() if cores is None else cores
-    if step_work(model, batch_size, T) < SMALL_WORK:
+    work = step_work(model, batch_size, T)
+    if work < SMALL_WORK:
         return 1
-    return max(1, cores // 2) if splits_into_branches(model) else max(1, cores)
+    return max(1, cores // 2) if work < SPLIT_WORK and splits_into_branches(model) else max(1, cores)
 
 
 def resolve_threads(
@@ -75,6 +82,12 @@ def spare_core(device: torch.device) -> bool:
     fills every core they cost more than they save (their work preempts a pool thread, and the pool
     waits for it at each barrier: d 256 on 2 threads ran 645 ms a step with them, 515 ms without)."""
     return device.type != "cpu" or torch.get_num_threads() < _cores()
+
+
+def runs_branches_in_parallel(device: torch.device) -> bool:
+    """Whether a model's branches run on a BranchPool's two threads: on CPU, when a core is spare for the
+    second thread or when torch's threads can be split between the two (perr.models.branches)."""
+    return device.type == "cpu" and (spare_core(device) or torch.get_num_threads() >= 2)
 
 
 def mask_helper(device: torch.device) -> str | None:
