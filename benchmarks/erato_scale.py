@@ -146,6 +146,60 @@ def _real_batch(store: FeatureStore, modalities: list[str], batch: int, device: 
 KERNEL_STEPS = 20
 
 
+def _kernel_floor(
+    fs: FeatureStore,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    modalities: list[str],
+    batch: int,
+    threads: int,
+    device: torch.device,
+) -> tuple[dict[str, Any], dict[int, float]]:
+    """train_speed's kernel profile of a step on a real batch, at the loop's thread count and at every
+    core: the lower floor's profile, and the floor (ms) by thread count."""
+    x, mask, y = _real_batch(fs, modalities, batch, device)
+
+    def one_step() -> None:
+        opt.zero_grad(set_to_none=True)
+        model.loss(model(x, mask), y, mask).backward()
+        opt.step()
+
+    kernels = kernel_profile(one_step, KERNEL_STEPS, device)
+    floors = {threads: kernels["kernel_floor_ms"]}
+    cores = physical_cores()
+    if device.type == "cpu" and threads != cores:
+        # the floor is the kernels at their fastest on this machine, as train_speed's top-level figure
+        # (every core): a loop that spends its second core on branches is held to the same floor
+        torch.set_num_threads(cores)
+        every_core = kernel_profile(one_step, KERNEL_STEPS, device)
+        torch.set_num_threads(threads)
+        floors[cores] = every_core["kernel_floor_ms"]
+        if every_core["kernel_floor_ms"] < kernels["kernel_floor_ms"]:
+            kernels = every_core
+    return kernels, floors
+
+
+def floor_one(store_root: Path, size: dict[str, int], device: torch.device) -> dict[str, Any]:
+    """The kernel floor alone (as step_profile reads it), in a fresh process: read before an epoch, so
+    the epoch is compared with the floors on both sides of it (the host's speed drifts by 15 % an hour)."""
+    fs = FeatureStore(store_root)
+    cfg = TrainConfig(model="smta-transformer", device=str(device), **size)
+    sp = fs["train"]
+    args = model_args_for(cfg, sp.header, sp.task("5"))
+    torch.manual_seed(0)
+    model = build_model(args).to(device)
+    threads = resolve_threads(0, model, cfg.batch_size, sp.header.T, device)
+    torch.set_num_threads(threads)
+    opt = make_optimizer(model, cfg.lr)
+    for _ in range(2):  # warm-up: oneDNN's primitives and the optimizer's state
+        opt.zero_grad(set_to_none=True)
+        x, mask, y = _real_batch(fs, args.modalities, cfg.batch_size, device)
+        model.loss(model(x, mask), y, mask).backward()
+        opt.step()
+    kernels, floors = _kernel_floor(fs, model, opt, args.modalities, cfg.batch_size, threads, device)
+    return {"kernel_floor_ms": kernels["kernel_floor_ms"], "kernel_floor_ms_by_threads": floors}
+
+
 def step_profile(store_root: Path, size: dict[str, int], steps: int, device: torch.device) -> dict[str, Any]:
     """At one model size: `steps` training steps of the real loop on the store (EpochProfile: gather,
     h2d, wait, forward, backward, optimizer) and the kernel floor of a step on a real batch."""
@@ -172,25 +226,7 @@ def step_profile(store_root: Path, size: dict[str, int], steps: int, device: tor
     train_epoch(model, opt, data, cfg, device, 0, profile=prof, masks=masks, branches=pool)
     if pool is not None:
         pool.close()
-    x, mask, y = _real_batch(fs, args.modalities, cfg.batch_size, device)
-
-    def one_step() -> None:
-        opt.zero_grad(set_to_none=True)
-        model.loss(model(x, mask), y, mask).backward()
-        opt.step()
-
-    kernels = kernel_profile(one_step, KERNEL_STEPS, device)
-    floors = {threads: kernels["kernel_floor_ms"]}
-    cores = physical_cores()
-    if device.type == "cpu" and threads != cores:
-        # the floor is the kernels at their fastest on this machine, as train_speed's top-level figure
-        # (every core): a loop that spends its second core on branches is held to the same floor
-        torch.set_num_threads(cores)
-        every_core = kernel_profile(one_step, KERNEL_STEPS, device)
-        torch.set_num_threads(threads)
-        floors[cores] = every_core["kernel_floor_ms"]
-        if every_core["kernel_floor_ms"] < kernels["kernel_floor_ms"]:
-            kernels = every_core
+    kernels, floors = _kernel_floor(fs, model, opt, args.modalities, cfg.batch_size, threads, device)
     return {
         "model": "smta-transformer",
         **size,
@@ -321,7 +357,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--sweep-steps", type=int, default=30)
     p.add_argument("--sweep-repeats", type=int, default=2)
     p.add_argument("--sweep-one", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--floor-one", nargs=2, help=argparse.SUPPRESS)  # STORE DEVICE
     args = p.parse_args(argv)
+    if args.floor_one:
+        _load_heavy()
+        res = floor_one(Path(args.floor_one[0]), PAPER, torch.device(args.floor_one[1]))
+        print(json.dumps(res))
+        return res
     if args.sweep_one:
         _load_heavy()
         store, d, th, helpers, steps = args.sweep_one
@@ -398,6 +440,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         stages["evaluate"] = run_stage(
             "evaluate", [*perr, "evaluate", str(ckpt), str(store), "--out", str(work / "eval")], logs, env
         )
+    floor_before = None
+    if "train_d256" in todo and "profile" in todo:
+        argv_floor = [sys.executable, __file__, "--floor-one", str(store), args.device]
+        out = subprocess.run(argv_floor, capture_output=True, text=True, check=True)
+        floor_before = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"  kernel floor before the d-256 epoch: {floor_before['kernel_floor_ms']} ms", flush=True)
     paper = epoch("train_d256", "run-d256", PAPER) if "train_d256" in todo else None
 
     _load_heavy()  # the child stages are done: torch may load here now
@@ -409,9 +457,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"d{s['d_model']}": step_profile(store, s, args.profile_steps, device) for s in (SMALL, PAPER)
         }
         if paper is not None:
-            floor_s = steps * profiles["d256"]["kernel"]["kernel_floor_ms"] / 1e3
+            after = profiles["d256"]["kernel"]["kernel_floor_ms"]
+            before = floor_before["kernel_floor_ms"] if floor_before is not None else after
+            # the lower of the floors read on either side of the epoch: the stricter ratio
+            floor_s = steps * min(before, after) / 1e3
             paper.update(
-                kernel_floor_epoch_s=round(floor_s, 1), epoch_over_floor=round(paper["epoch_s"] / floor_s, 3)
+                kernel_floor_ms_before=before,
+                kernel_floor_ms_after=after,
+                kernel_floor_epoch_s=round(floor_s, 1),
+                epoch_over_floor=round(paper["epoch_s"] / floor_s, 3),
+                epoch_over_floor_before_after=[
+                    round(paper["epoch_s"] * 1e3 / (steps * f), 3) for f in (before, after)
+                ],
             )
     sweep = None
     ds = [int(v) for v in args.sweep_d.split(",") if v]
