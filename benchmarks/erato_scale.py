@@ -352,6 +352,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="the store's pages before each training stage: as left by earlier work, evicted (a store not "
         "read since the machine started), or read in full first",
     )
+    p.add_argument(
+        "--train-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config key for both training stages, e.g. preload=off (repeatable)",
+    )
     p.add_argument("--profile-steps", type=int, default=60, help="loop steps profiled per model size")
     p.add_argument("--sweep-d", default="16,32,64,128,256", help="widths of the thread sweep")
     p.add_argument("--sweep-steps", type=int, default=30)
@@ -411,13 +418,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train_n = int(json.loads((store / "train" / "header.json").read_text())["n"])
     steps = math.ceil(train_n / 16)
     common = ["--model", "smta-transformer", "--task", "5", "--seeds", "0", "--device", args.device]
+    extra = [f"--set={kv}" for kv in args.train_set]
 
     def epoch(name: str, run: str, size: dict[str, int]) -> dict[str, Any]:
         sets = [f"--set={k}={v}" for k, v in size.items()]
         set_page_cache(store, args.page_cache)
         out = run_stage(
             name,
-            [*perr, "train", str(store), "--out", str(work / run), *common, "--set=epochs=1", *sets],
+            [*perr, "train", str(store), "--out", str(work / run), *common, "--set=epochs=1", *sets, *extra],
             logs,
             env,
         )
@@ -427,6 +435,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             steps=steps,
             steps_per_s=round(steps / h["seconds"], 3),
             threads=h.get("threads"),
+            preload=h.get("preload"),  # the store read into memory before the epoch (perr.train.preload)
             train_clips=train_n,
             page_cache=args.page_cache,
             note="wall_s also holds start-up, the (recorded) validation, the test split's scoring and saving",

@@ -64,6 +64,9 @@ class TrainConfig:
     bf16: bool = (
         False  # bfloat16 autocast of forward passes (CPU with AVX512-BF16/AMX, or CUDA): the one switch
     )
+    # read the train (and val) split's features into memory before the first epoch: auto = when they
+    # take at most half the memory available (perr.train.loop.preload_splits); same results either way
+    preload: str = "auto"  # auto | on | off
     threads: int = 0  # torch intra-op threads; 0 = auto (perr.train.threads): 1 for small models; for large, all physical cores, half with stage-2 branches
 
     def validate(self) -> None:
@@ -77,6 +80,8 @@ class TrainConfig:
             raise ValueError(f"text_encoder: unknown {self.text_encoder!r}; choose frozen or finetune")
         if self.text_lr <= 0 or self.text_max_tokens < 1:
             raise ValueError("text_lr must be > 0 and text_max_tokens ≥ 1")
+        if self.preload not in {"auto", "on", "off"}:
+            raise ValueError(f"preload: unknown {self.preload!r}; choose auto, on or off")
         if self.early_stop_metric not in {"micro_f1", "macro_f1", "weighted_f1", "loss"}:
             raise ValueError(f"early_stop_metric: unknown {self.early_stop_metric!r}")
 

@@ -72,6 +72,18 @@ def physical_cores() -> int:
     return min(count, max(1, int(quota))) if quota is not None else count
 
 
+def available_memory() -> int | None:
+    """Bytes of memory the kernel could give this process now without swapping (Linux's MemAvailable);
+    None where that is unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def cpu_quota() -> float | None:
     """CPUs' worth of time a container's cgroup grants this process (`docker --cpus`), None if unlimited."""
     for quota_file, period_file in (

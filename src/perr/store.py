@@ -22,7 +22,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,26 @@ class RowFile:
         self.dtype = np.dtype(dtype)
         self.row_shape = self.shape[1:]
         self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
+        self.memory: np.ndarray | None = None  # the whole array, once `load` read it in
+
+    @property
+    def nbytes(self) -> int:
+        return self.shape[0] * self.row_bytes
+
+    def load(self, chunk_bytes: int = 64 << 20, on_bytes: Callable[[int], None] | None = None) -> None:
+        """Read the whole array into this process's memory, front to back, so later row reads never touch
+        the disk: one sequential pass instead of an epoch of scattered reads (a slow or network disk, or
+        a page cache that does not keep the store). `on_bytes(n)` reports progress."""
+        if self.memory is not None:
+            return
+        out = np.empty(self.shape, self.dtype)
+        flat = memoryview(out.reshape(-1)).cast("B") if out.size else memoryview(b"")
+        for lo in range(0, len(flat), chunk_bytes):
+            part = flat[lo : lo + chunk_bytes]
+            self._read_into(part, self.offset + lo)
+            if on_bytes is not None:
+                on_bytes(len(part))
+        self.memory = out
 
     @classmethod
     def create(cls, path: str | os.PathLike, shape: tuple[int, ...], dtype: Any) -> RowFile:
@@ -166,6 +186,8 @@ class RowFile:
 
     def read_range(self, start: int, stop: int) -> np.ndarray:
         """Rows start … stop - 1 as a new array."""
+        if self.memory is not None:
+            return self.memory[start:stop].copy()
         out = np.empty((stop - start, *self.row_shape), self.dtype)
         self._read_into(memoryview(out).cast("B"), self.offset + start * self.row_bytes)
         return out
@@ -179,6 +201,8 @@ class RowFile:
             return out
         if rows.min() < 0 or rows.max() >= self.shape[0]:
             raise IndexError(f"{self.path}: rows outside 0 … {self.shape[0] - 1}")
+        if self.memory is not None:
+            return np.take(self.memory, rows, axis=0, out=out)
         flat = memoryview(out.reshape(len(rows), -1)).cast("B")
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1
         for lo, hi in zip([0, *breaks.tolist()], [*breaks.tolist(), len(rows)], strict=True):
@@ -393,6 +417,17 @@ class FeatureSplit:
                 raise StoreError(f"{p}: missing")
             self._files[name] = RowFile(p)
         return self._files[name]
+
+    def preload_bytes(self, modalities: Iterable[str]) -> int:
+        """Bytes that `preload(modalities)` reads (features and masks)."""
+        return sum(self.row_file(m, mask).nbytes for m in modalities for mask in (False, True))
+
+    def preload(self, modalities: Iterable[str], on_bytes: Callable[[int], None] | None = None) -> None:
+        """Read these modalities' features and masks into memory (:meth:`RowFile.load`); row reads then
+        come from there. Same bytes, so the same results."""
+        for m in modalities:
+            for mask in (False, True):
+                self.row_file(m, mask).load(on_bytes=on_bytes)
 
     def _load(self, name: str, modality: str) -> np.ndarray:
         if modality not in self.modalities:

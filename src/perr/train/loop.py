@@ -37,6 +37,7 @@ from perr.splits import stratified_split
 from perr.store import FeatureSplit, FeatureStore, StoreHeader
 from perr.train.batches import Batches, LoaderStats, check_data, epoch_order, text_source
 from perr.train.evaluation import evaluate_split
+from perr.train.preload import preload_splits
 from perr.train.threads import mask_helper, resolve_threads, runs_branches_in_parallel
 
 
@@ -301,6 +302,11 @@ def _train(
     masks = MaskPlan(background=helper == "background") if helper is not None else None
     # the stage-2 LSTMs on two threads, splitting torch's threads or beside them on a spare core (threads.py)
     pool = branches if runs_branches_in_parallel(device) else None
+    # the splits every epoch reads, into memory once (perr.train.preload); recorded with the first epoch
+    read_every_epoch = [data.train.split, *([data.val_split] if data.val_split is not None else [])]
+    preloaded: dict[str, Any] | None = None
+    if start_epoch < cfg.epochs:
+        preloaded = preload_splits(cfg.preload, read_every_epoch, data.train.dense_modalities)
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
@@ -313,6 +319,8 @@ def _train(
             "seconds": time.perf_counter() - t0,
             "threads": threads,
         }
+        if preloaded is not None:
+            record["preload"], preloaded = preloaded, None
         if data.val_split is not None:
             vm, vloss, _ = evaluate_split(
                 model, data.val_split, modalities, task, device, data.val_rows, cfg.bf16, pool
