@@ -65,9 +65,9 @@ class TrainConfig:
         False  # bfloat16 autocast of forward passes (CPU with AVX512-BF16/AMX, or CUDA): the one switch
     )
     # read the train (and val) split's features into memory before the first epoch: auto = when they
-    # take at most half the memory available (perr.train.loop.preload_splits); same results either way
+    # take at most half the memory available (perr.train.preload); same results either way
     preload: str = "auto"  # auto | on | off
-    threads: int = 0  # torch intra-op threads; 0 = auto (perr.train.threads): 1 for small models; for large, all physical cores, half with stage-2 branches
+    threads: int = 0  # torch intra-op threads; 0 = auto (perr.train.threads): 1 for small models, else by size and cores
 
     def validate(self) -> None:
         if self.model not in MODELS:

@@ -113,6 +113,10 @@ class StoreError(ValueError):
     """A store that cannot be used; the message names the file and the field."""
 
 
+#: chunks `RowFile.load` asks the kernel for ahead of the one it copies
+LOAD_AHEAD = 4
+
+
 class RowFile:
     """Rows of one `.npy` array read and written in place with pread/pwrite, never through a mapping.
 
@@ -157,7 +161,17 @@ class RowFile:
             return
         out = np.empty(self.shape, self.dtype)
         flat = memoryview(out.reshape(-1)).cast("B") if out.size else memoryview(b"")
+        # the kernel's readahead alone reads a cold file at ~200 MB/s on the benchmark VM; asking for the
+        # next chunks while copying this one keeps more reads in flight (730–1,040 MB/s there)
+        advise = getattr(os, "posix_fadvise", None)  # not on macOS: plain reads
+        if advise is not None:
+            advise(self.fd, self.offset, len(flat), os.POSIX_FADV_SEQUENTIAL)
+            for lo in range(0, min(len(flat), LOAD_AHEAD * chunk_bytes), chunk_bytes):
+                advise(self.fd, self.offset + lo, chunk_bytes, os.POSIX_FADV_WILLNEED)
         for lo in range(0, len(flat), chunk_bytes):
+            ahead = lo + LOAD_AHEAD * chunk_bytes
+            if advise is not None and ahead < len(flat):
+                advise(self.fd, self.offset + ahead, chunk_bytes, os.POSIX_FADV_WILLNEED)
             part = flat[lo : lo + chunk_bytes]
             self._read_into(part, self.offset + lo)
             if on_bytes is not None:
