@@ -67,7 +67,9 @@ class TrainConfig:
     # read the train (and val) split's features into memory before the first epoch: auto = when they
     # take at most half the memory available (perr.train.preload); same results either way
     preload: str = "auto"  # auto | on | off
-    threads: int = 0  # torch intra-op threads; 0 = auto (perr.train.threads): 1 for small models, else by size and cores
+    threads: int = (
+        0  # torch intra-op threads; 0 = auto (perr.train.threads): 1 for small models, else by size and cores
+    )
 
     def validate(self) -> None:
         if self.model not in MODELS:
