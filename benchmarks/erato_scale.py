@@ -179,9 +179,9 @@ def _kernel_floor(
     return kernels, floors
 
 
-def floor_one(store_root: Path, size: dict[str, int], device: torch.device) -> dict[str, Any]:
-    """The kernel floor alone (as step_profile reads it), in a fresh process: read before an epoch, so
-    the epoch is compared with the floors on both sides of it (the host's speed drifts by 15 % an hour)."""
+def _paper_run(store_root: Path, size: dict[str, int], device: torch.device) -> tuple[Any, ...]:
+    """Store, config, train split, model args, model, optimizer and threads as `perr train` sets them
+    up for smta-transformer at `size` (seed 0)."""
     fs = FeatureStore(store_root)
     cfg = TrainConfig(model="smta-transformer", device=str(device), **size)
     sp = fs["train"]
@@ -190,7 +190,13 @@ def floor_one(store_root: Path, size: dict[str, int], device: torch.device) -> d
     model = build_model(args).to(device)
     threads = resolve_threads(0, model, cfg.batch_size, sp.header.T, device)
     torch.set_num_threads(threads)
-    opt = make_optimizer(model, cfg.lr)
+    return fs, cfg, sp, args, model, make_optimizer(model, cfg.lr), threads
+
+
+def floor_one(store_root: Path, size: dict[str, int], device: torch.device) -> dict[str, Any]:
+    """The kernel floor alone (as step_profile reads it), in a fresh process: read before an epoch, so
+    the epoch is compared with the floors on both sides of it (the host's speed drifts by 15 % an hour)."""
+    fs, cfg, _, args, model, opt, threads = _paper_run(store_root, size, device)
     for _ in range(2):  # warm-up: oneDNN's primitives and the optimizer's state
         opt.zero_grad(set_to_none=True)
         x, mask, y = _real_batch(fs, args.modalities, cfg.batch_size, device)
@@ -203,15 +209,7 @@ def floor_one(store_root: Path, size: dict[str, int], device: torch.device) -> d
 def step_profile(store_root: Path, size: dict[str, int], steps: int, device: torch.device) -> dict[str, Any]:
     """At one model size: `steps` training steps of the real loop on the store (EpochProfile: gather,
     h2d, wait, forward, backward, optimizer) and the kernel floor of a step on a real batch."""
-    fs = FeatureStore(store_root)
-    cfg = TrainConfig(model="smta-transformer", device=str(device), **size)
-    sp = fs["train"]
-    args = model_args_for(cfg, sp.header, sp.task("5"))
-    torch.manual_seed(0)
-    model = build_model(args).to(device)
-    threads = resolve_threads(0, model, cfg.batch_size, sp.header.T, device)
-    torch.set_num_threads(threads)
-    opt = make_optimizer(model, cfg.lr)
+    fs, cfg, sp, args, model, opt, threads = _paper_run(store_root, size, device)
     rows = epoch_order(len(sp), 0, 0)[: steps * cfg.batch_size]
     data = Batches(sp, args.modalities, sp.targets("5"), np.sort(rows))
     warm = Batches(sp, args.modalities, sp.targets("5"), np.sort(rows[: 2 * cfg.batch_size]))
