@@ -23,8 +23,9 @@ in one process, the order swapped each round) d 128 ran 121 ms a step against 25
 threads (4 rounds), and d 256 290 against 325 ms (6 rounds). Above `SPLIT_WORK` the rest of the step
 (attention, linears, optimizer) is big enough to want every core, so the model gets every core and the
 caller hands each branch thread half of them only while the branches run (BranchPool.map): d 256 ran
-272 against 299 ms a step (5 rounds, every one faster), while at d 128 it lost (124 against 116 ms,
-4 rounds), so `SPLIT_WORK` lies between the two. Models without branches keep every core above
+297.5 against 308.5 and 300.9 against 302.7 ms a step (`helper_ab.py --helper split`, 5 and 8 rounds,
+9 of 13 faster; an earlier throwaway A/B 272 against 299 ms, 5 of 5), a small but steady gain, while at
+d 128 it lost (124 against 116 ms, 4 rounds), so `SPLIT_WORK` lies between the two. Models without branches keep every core above
 SMALL_WORK. Measured only on 2 cores; more cores are untested.
 """
 
