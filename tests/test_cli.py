@@ -52,6 +52,19 @@ def test_help_everywhere(cmd, says):
         assert word in out, f"`perr {' '.join(cmd)} --help` does not mention {word!r}"
 
 
+def test_train_help_lists_every_config_key():
+    """`--set` points at the keys: `perr train --help` names every TrainConfig field (kept by hand in
+    perr.cli so that --help does not import torch)."""
+    import dataclasses
+    import re
+
+    from perr.config import TrainConfig
+
+    words = set(re.findall(r"[a-z0-9_]+", run("train", "--help").stdout))
+    missing = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in words]
+    assert not missing, f"perr train --help does not name config key(s) {missing}"
+
+
 def test_models_lists_table3_rows():
     """The paper's nine rows in Table 3's order, then ours (pair-cross, issue 15)."""
     assert run("models").stdout.split() == [*TABLE3, "pair-cross"]

@@ -37,7 +37,17 @@ app.command("stats", help="Dataset statistics of paper §3.3 for a manifest (ali
 )
 
 
-_SET_HELP = "Override one config key, e.g. --set epochs=5 --set model=lstm (repeatable). Keys: see `perr train --help`."
+_SET_HELP = "Override one config key, e.g. --set epochs=5 --set model=lstm (repeatable). Keys: below."
+#: perr.config.TrainConfig's keys, named here so `--help` does not import torch (tests/test_cli.py checks
+#: that every field is listed); the run folder's config.yaml shows each one's value
+_CONFIG_KEYS = (
+    "Config keys for --set / --config: model, task, drop; d_model, stage2_hidden, heads, ff_dim, dropout, "
+    "aux_weight, modality_dropout; text_encoder (frozen | finetune), text_lr, text_finetune, text_model, "
+    "text_max_tokens; epochs, batch_size, lr, lr_step, lr_gamma, weight_decay, grad_clip, seed; "
+    "holdout_fraction, early_stop_metric, patience; device, bf16, preload (auto | on | off: the store "
+    "read into memory before the first epoch), threads (0 = auto). Every run folder's config.yaml lists "
+    "them with their values; the README explains them."
+)
 
 
 def _config(config: str | None, overrides: list[str], **explicit: object):
@@ -69,7 +79,7 @@ def _console():
     return Console(stderr=True)
 
 
-@app.command("train")
+@app.command("train", epilog=_CONFIG_KEYS)
 def train_cmd(
     store: str = typer.Argument(..., help="Feature store root (folders train/ [val/] [test/])."),
     out: str = typer.Option(..., "--out", "-o", help="Run folder; re-running on the same folder resumes."),
@@ -143,7 +153,7 @@ def models_cmd() -> None:
         typer.echo(name)
 
 
-@app.command("benchmark")
+@app.command("benchmark", epilog=_CONFIG_KEYS)
 def benchmark_cmd(
     out: str = typer.Option(
         ..., "--out", "-o", help="Output folder: results.csv, results.json, table.md, PNG figures, runs/."
