@@ -65,3 +65,20 @@ def test_preload_is_checked():
     cfg = load_config(None, ["preload=sometimes"])
     with pytest.raises(ValueError, match="preload: unknown 'sometimes'"):
         cfg.validate()
+
+
+@pytest.mark.parametrize(
+    ("backend", "asked", "runs_with"),
+    [("inline", "auto", "auto"), ("local", "auto", "off"), ("ray", "auto", "off"), ("ray", "on", "on")],
+)
+def test_grid_runs_side_by_side_do_not_preload_unless_asked(backend, asked, runs_with):
+    """`perr benchmark` on worker processes: runs side by side would each hold a copy of the store, all
+    judging `auto` from the same free memory, so auto is off there; `on` still forces it."""
+    from perr.benchmark import per_run_config
+    from perr.config import TrainConfig
+
+    base = TrainConfig(preload=asked, threads=0)
+    cfg = per_run_config(base, backend, cpus=3)
+    assert cfg.preload == runs_with
+    assert cfg.threads == (0 if backend == "inline" else 3)
+    assert base.preload == asked  # the caller's config is left alone

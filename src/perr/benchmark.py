@@ -61,6 +61,17 @@ def _dir_args(key: tuple[str | None, str, str, int]) -> tuple[str, str, str | No
     return model, task, drop, seed
 
 
+def per_run_config(base: TrainConfig, backend: str, cpus: int) -> TrainConfig:
+    """What each run of a grid trains with. On worker processes: `cpus` torch threads wherever it lands
+    (the same results on any node), and `preload=auto` becomes off, since runs side by side would each
+    read their own copy of the store into memory, all deciding from the same free memory at once
+    (perr.train.preload); `preload=on` still forces it. Inline runs go one at a time and keep `base`."""
+    if backend == "inline":
+        return base
+    preload = "off" if base.preload == "auto" else base.preload
+    return dataclasses.replace(base, threads=cpus, preload=preload)
+
+
 def _run_units(
     fs: FeatureStore,
     out: Path,
@@ -75,8 +86,7 @@ def _run_units(
         return
     executor = make_executor(execution, out)
     try:
-        if executor.backend != "inline":
-            base = dataclasses.replace(base, threads=cpus)  # the same threads wherever a run lands
+        base = per_run_config(base, executor.backend, cpus)
         if gpus is None:
             gpus = 1.0 if executor.backend == "ray" and executor.resources().get("GPU", 0) > 0 else 0.0
         runner = Runner(executor, shared_fs=execution.shared_fs)
