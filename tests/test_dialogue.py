@@ -324,3 +324,43 @@ def test_optional_target_modality_repeats_the_classified_utterance(tmp_path, emb
     changed = D1_ORDER.index(4)
     assert a.features("target")[:changed].tobytes() == b.features("target")[:changed].tobytes()
     assert not np.array_equal(a.features("target")[changed], b.features("target")[changed])
+
+
+def test_target_context_prepends_nothing_later_and_names_the_speakers(tmp_path, embedder):
+    """--target-context K: the `target` text is the classified line, then its K previous lines of the same
+    dialogue, most recent first, as "speaker: text"; later lines never enter, and the other modalities
+    are unchanged."""
+    kw = {"T": 4, "embedder": embedder, "embed_cache": tmp_path / "emb", "with_target": True}
+    plain = FeatureStore(build_store(write_rows(tmp_path / "a.csv"), tmp_path / "a", **kw))["train"]
+    ctx = FeatureStore(build_store(write_rows(tmp_path / "a.csv"), tmp_path / "c", target_context=2, **kw))[
+        "train"
+    ]
+    rows = {(d, u): (s, t) for d, u, s, t, *_ in ROWS}
+    line = {k: f"{s}: {t}" for k, (s, t) in rows.items()}
+    expected = [
+        line["d1", 0],
+        f"{line['d1', 1]} | {line['d1', 0]}",
+        f"{line['d1', 3]} | {line['d1', 1]} | {line['d1', 0]}",
+        f"{line['d1', 4]} | {line['d1', 3]} | {line['d1', 1]}",  # K = 2: utterance 0 drops out
+        f"{line['d1', 7]} | {line['d1', 4]} | {line['d1', 3]}",
+    ]
+    ids, texts = ctx.step_text_ids("target"), ctx.texts
+    for row, want in enumerate(expected):
+        present = ids[row][ids[row] >= 0]
+        assert {texts[i] for i in present} == {want}
+        np.testing.assert_allclose(ctx.features("target")[row, -1], embedder.encode([want])[0], atol=2e-3)
+    for m in ("speaker", "others"):
+        assert ctx.features(m).tobytes() == plain.features(m).tobytes()
+        assert ctx.mask(m).tobytes() == plain.mask(m).tobytes()
+    assert ctx.mask("target").tobytes() == plain.mask("target").tobytes()
+    assert ctx.header.provenance["target_context"] == 2
+    with pytest.raises(ValueError, match="needs the target modality"):
+        build_store(write_rows(tmp_path / "a.csv"), tmp_path / "x", T=4, embedder=embedder, target_context=1)
+
+
+def test_ensure_store_keys_target_context(tmp_path):
+    csv_path = write_rows(tmp_path / "toy.csv")
+    plain = ensure_store(csv_path, tmp_path / "cache", T=4, with_target=True)
+    ctx = ensure_store(csv_path, tmp_path / "cache", T=4, with_target=True, target_context=1)
+    assert plain != ctx and "-ctx1-" in ctx.name
+    assert ensure_store(csv_path, tmp_path / "cache", T=4, with_target=True, target_context=1) == ctx

@@ -189,6 +189,13 @@ def benchmark_cmd(
         "--target",
         help="meld/CSV: add the 'target' modality (the classified utterance at every step).",
     ),
+    target_context: int = typer.Option(
+        0,
+        "--target-context",
+        min=0,
+        help="meld/CSV with --target: the 'target' text also holds the K previous utterances "
+        "(see `perr data dialogue-store --help`).",
+    ),
     backend: BackendChoice | None = typer.Option(
         None,
         help="where the runs go: local worker processes or Ray tasks (default: one after another in this process)",
@@ -222,6 +229,8 @@ def benchmark_cmd(
     options: dict[str, object] = {} if steps is None else {"T": steps}
     if target:
         options["with_target"] = True
+    if target_context:
+        options["target_context"] = target_context
     execution = (
         execution_config(backend, jobs, address, num_cpus)
         if backend is not None

