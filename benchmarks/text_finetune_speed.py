@@ -1,0 +1,180 @@
+"""Training-step time of a fusion model with a fine-tuned text encoder (`text_encoder=finetune`), on the
+real batches of one or more dialogue stores, in float32 and under bfloat16 autocast.
+
+    python benchmarks/text_finetune_speed.py --store runs/meld/store-T8-target \
+        --store runs/meld/store-T8-target-ctx3 --out benchmarks/results/text_finetune_speed.json
+
+One step = the batch's tokenization + forward + loss + backward + Adam step, exactly as `perr train` runs
+it (perr.train.loop: the config's model, `text_finetune`, `text_lr`, batch size, `text_max_tokens`), on
+the same batches of the train split (the first `--batches` of seed 0's epoch-0 shuffle) for every
+variant. Variants (store × precision) are interleaved batch by batch — A, B, C, A, B, C, ... — so load
+from other jobs hits them alike; medians and means are reported, with the tokens per batch and the
+/proc/stat steal and iowait over the whole run. bfloat16 is timed only where the CPU has native bf16
+(avx512_bf16 / amx_bf16) or on CUDA. `epoch_s` projects a whole epoch: train clips / batch × mean step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+import torch
+
+from perr.config import TrainConfig, load_config
+from perr.io import write_json
+from perr.machine import cpu_info, package_versions
+from perr.models import TOKEN_MASK, build_model
+from perr.store import FeatureStore
+from perr.train import make_optimizer
+from perr.train.batches import Batches, epoch_order, text_source
+from perr.train.loop import model_args_for
+
+
+def proc_stat() -> dict[str, float]:
+    """CPU seconds since boot by kind (first line of /proc/stat), or {} where it does not exist."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()[1:]
+    except OSError:
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    names = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"]
+    return {n: int(v) / tick for n, v in zip(names, fields, strict=False)}
+
+
+class Variant:
+    """One store × precision: its model, optimizer and batches, built once."""
+
+    def __init__(self, store: str, cfg: TrainConfig, bf16: bool, n_batches: int) -> None:
+        fs = FeatureStore(store)
+        header = fs.header
+        task = header.tasks[cfg.task]
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(model_args_for(cfg, header, task))
+        self.model.train()
+        self.optimizer = make_optimizer(self.model, cfg.lr, cfg.weight_decay, cfg.text_lr)
+        split = fs["train"]
+        self.data = Batches(
+            split,
+            list(self.model.modalities),
+            split.targets(task.name),
+            np.arange(len(split)),
+            prefetch=0,
+            text=text_source(self.model),
+        )
+        order = epoch_order(len(self.data), cfg.seed, 0)
+        self.chunks = [
+            np.sort(order[i : i + cfg.batch_size])
+            for i in range(0, n_batches * cfg.batch_size, cfg.batch_size)
+        ]
+        self.epoch_steps = -(-len(split) // cfg.batch_size)
+        self.bf16 = bf16
+        self.name = f"{Path(store).name}/{'bf16' if bf16 else 'fp32'}"
+        self.times: list[float] = []
+        self.tokens: list[int] = []
+
+    def step(self, k: int) -> None:
+        t0 = time.perf_counter()
+        _, x, mask, y = self.data.unpack(self.data.gather(self.chunks[k]), torch.device("cpu"))
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.model(x, mask)
+            loss = self.model.loss(out, y, mask)
+        loss.float().backward()
+        self.optimizer.step()
+        self.times.append(time.perf_counter() - t0)
+        self.tokens.append(int(x[TOKEN_MASK].sum()))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--store", action="append", required=True, help="dialogue store root (repeatable)")
+    p.add_argument("--config", default=None, help="YAML config (perr train --config); default below")
+    p.add_argument("--set", action="append", default=[], help="config key=value (repeatable)")
+    p.add_argument("--batches", type=int, default=12, help="timed batches per variant")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    p.add_argument("--precision", default="fp32,bf16", help="fp32, bf16 or both")
+    p.add_argument("--out", required=True)
+    a = p.parse_args()
+
+    overrides = [
+        "model=pair-cross",
+        "text_encoder=finetune",
+        "text_finetune=target",
+        "text_lr=5e-5",
+        "batch_size=64",
+        "modality_dropout=0.2",
+        "task=7",
+        "text_max_tokens=128",
+        *a.set,
+    ]
+    cfg = load_config(a.config, overrides)
+    threads = a.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    info = cpu_info()
+    native_bf16 = "avx512_bf16" in info.get("flags", []) or "amx_bf16" in info.get("flags", [])
+    precisions = [q for q in a.precision.split(",") if q == "fp32" or (q == "bf16" and native_bf16)]
+    variants = [Variant(s, cfg, q == "bf16", a.warmup + a.batches) for s in a.store for q in precisions]
+    for k in range(a.warmup):
+        for v in variants:
+            v.step(k)
+    for v in variants:
+        v.times.clear()
+        v.tokens.clear()
+    stat0, t0 = proc_stat(), time.perf_counter()
+    for k in range(a.warmup, a.warmup + a.batches):
+        for v in variants:
+            v.step(k)
+        print(
+            f"batch {k}: " + ", ".join(f"{v.name} {1000 * v.times[-1]:.0f} ms" for v in variants), flush=True
+        )
+    wall, stat1 = time.perf_counter() - t0, proc_stat()
+    results = {
+        v.name: {
+            "step_ms_median": round(1000 * statistics.median(v.times), 1),
+            "step_ms_mean": round(1000 * statistics.fmean(v.times), 1),
+            "step_ms_all": [round(1000 * t, 1) for t in v.times],
+            "tokens_per_batch_mean": round(statistics.fmean(v.tokens), 1),
+            "epoch_s": round(v.epoch_steps * statistics.fmean(v.times), 1),
+        }
+        for v in variants
+    }
+    first = results[variants[0].name]["step_ms_mean"]
+    for r in results.values():
+        r["vs_first"] = round(r["step_ms_mean"] / first, 3)
+    write_json(
+        a.out,
+        {
+            "benchmark": "text_finetune_speed",
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "config": {k: v for k, v in vars(cfg).items() if not k.startswith("_")},
+            "stores": a.store,
+            "threads": threads,
+            "batches": a.batches,
+            "results": results,
+            "wall_s": round(wall, 1),
+            "proc_stat_delta_s": {k: round(stat1[k] - stat0[k], 1) for k in stat1} if stat0 else {},
+            "load_average": os.getloadavg(),
+            "setup": {
+                "cpu": info,
+                "python": platform.python_version(),
+                "versions": package_versions(["torch", "transformers", "numpy"]),
+            },
+        },
+    )
+    for name, r in results.items():
+        print(
+            f"{name}: {r['step_ms_mean']} ms a step ({r['vs_first']}×), {r['tokens_per_batch_mean']} tokens, epoch ≈ {r['epoch_s']} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
