@@ -16,7 +16,7 @@ from perr.checkpoint import Checkpoint
 from perr.config import TrainConfig
 from perr.data.dialogue import build_store, write_dialogue_csv
 from perr.data.meld import read_meld
-from perr.models.text_encoder import SentenceEncoder, text_model_path
+from perr.models.text_encoder import TOKENS, SentenceEncoder, text_model_path
 from perr.train import evaluate, train
 
 pytest.importorskip("transformers", reason="text_encoder=finetune needs perr[text-finetune]")
@@ -98,6 +98,68 @@ def test_finetune_trains_moves_the_encoder_and_reloads(meld_store, tmp_path) -> 
 
     with pytest.raises(ValueError, match="text_encoder=finetune"):
         Predictor(tmp_path / "run" / "best.pt", device="cpu")
+
+
+def test_line_pooling_reads_the_context_but_averages_the_line() -> None:
+    """text_pooling=line: "line | context" is BERT's two segments and the vector is the mean over the
+    line's segment — the package's vector when there is no context, a different one when there is, and
+    the line is never cut for the context's sake."""
+    from perr.models.text_encoder import TOKEN_TYPES
+    from perr.text_embedders import make_embedder
+
+    path = text_model_path()
+    enc = SentenceEncoder(path, 64, "line").eval()
+    with torch.no_grad():
+        plain = enc(**dict(zip(("tokens", "attention", "types"), enc.tokenize(TEXTS).values(), strict=True)))
+    np.testing.assert_allclose(plain.numpy(), make_embedder("minilm").encode(TEXTS), atol=1e-5)
+
+    texts = ["Oh my God! | Joey: Hey.", "Oh my God! | Monica: I told you twice already.", "Oh my God!"]
+    batch = enc.tokenize(texts)
+    types, att = batch[TOKEN_TYPES], batch["__text_token_mask__"]
+    line_tokens = len(enc.tokenizer("Oh my God!")["input_ids"])  # [CLS] oh my god ! [SEP]
+    assert ((types == 0) & (att == 1)).sum(1).tolist() == [line_tokens] * 3
+    assert (types[2] == 0).all() and (types[0][line_tokens:][att[0][line_tokens:] == 1] == 1).all()
+    with torch.no_grad():
+        v = enc(batch[TOKENS], att, types)
+        # the same pooling written out with transformers directly
+        pair = enc.tokenizer(["Oh my God!"], ["Joey: Hey."], return_tensors="pt")
+        hidden = enc.bert(**pair).last_hidden_state[0]
+        keep = pair["token_type_ids"][0] == 0
+        expected = torch.nn.functional.normalize(hidden[keep].mean(0), dim=0)
+    torch.testing.assert_close(v[0], expected, atol=1e-5, rtol=0)
+    assert float((v[0] - v[1]).abs().max()) > 1e-3, "the context did not change the line's vector"
+    assert float((v[0] - v[2]).abs().max()) > 1e-3
+    # a long context is cut, the line kept; a line longer than max_tokens is cut too, without error
+    short = SentenceEncoder(path, 12, "line")
+    cut = short.tokenize(
+        ["Oh my God! | " + "Ross: no no no no no no no no no no no.", "a " * 40 + "| Joey: Hey."]
+    )
+    assert cut[TOKENS].shape[1] == 12
+    assert ((cut[TOKEN_TYPES][0] == 0) & (cut["__text_token_mask__"][0] == 1)).sum() == line_tokens
+    with pytest.raises(ValueError, match="text_pooling"):
+        SentenceEncoder(path, 64, "cls")
+
+
+def test_finetune_with_context_and_line_pooling_trains_and_reloads(tmp_path) -> None:
+    """--target-context with text_pooling=line through `train`: the checkpoint keeps the pooling and
+    evaluates to the figures the run reported."""
+    rows = read_meld(shared_file("text/meld/MELD"))
+    keep = {f"train_{i}" for i in range(6)} | {f"{s}_{i}" for s in ("dev", "test") for i in range(2)}
+    csv = write_dialogue_csv(
+        [r for r in rows if r["dialogue_id"] in keep], tmp_path / "subset.csv", label_columns=("sentiment",)
+    )
+    store = build_store(
+        csv, tmp_path / "store", T=4, embed_cache=tmp_path / "emb", with_target=True, target_context=2
+    )
+    cfg = small(text_finetune=["target"], text_pooling="line", text_max_tokens=48)
+    res = train(store, cfg, tmp_path / "run")
+    ckpt = Checkpoint.load(tmp_path / "run" / "best.pt")
+    assert ckpt.model_args.text_modalities == ["target"] and ckpt.model_args.text_pooling == "line"
+    again = evaluate(tmp_path / "run" / "best.pt", store, out=tmp_path / "eval")
+    for k in ("micro_f1", "macro_f1", "weighted_f1"):
+        assert again["metrics"]["3"][k] == pytest.approx(res.metrics["3"][k], abs=1e-12)
+    with pytest.raises(ValueError, match="text_pooling"):
+        small(text_pooling="cls").validate()
 
 
 def test_finetune_on_a_store_without_texts_is_a_clear_error(tmp_path) -> None:

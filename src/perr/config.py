@@ -19,7 +19,7 @@ import yaml
 
 from perr.io import atomic_open
 from perr.modalities import expand_groups
-from perr.models import MODELS
+from perr.models import MODELS, TEXT_POOLINGS
 
 #: Keys renamed since checkpoints were first written: old name → new name.
 RENAMED_KEYS: Mapping[str, str] = {"val_fraction": "holdout_fraction"}
@@ -46,6 +46,9 @@ class TrainConfig:
     text_finetune: list[str] = field(default_factory=list)  # which step-text modalities; [] = all of them
     text_model: str = ""  # sentence-transformers folder; "" = the packaged all-MiniLM-L6-v2
     text_max_tokens: int = 64  # tokens kept per text (longer ones are truncated)
+    text_pooling: str = (
+        "mean"  # mean: over all tokens | line: over the step's own line, context as 2nd segment
+    )
     # optimisation: the paper's protocol
     epochs: int = 50
     batch_size: int = 16
@@ -82,6 +85,10 @@ class TrainConfig:
             raise ValueError(f"text_encoder: unknown {self.text_encoder!r}; choose frozen or finetune")
         if self.text_lr <= 0 or self.text_max_tokens < 1:
             raise ValueError("text_lr must be > 0 and text_max_tokens ≥ 1")
+        if self.text_pooling not in TEXT_POOLINGS:
+            raise ValueError(
+                f"text_pooling: unknown {self.text_pooling!r}; choose {' or '.join(TEXT_POOLINGS)}"
+            )
         if self.preload not in {"auto", "on", "off"}:
             raise ValueError(f"preload: unknown {self.preload!r}; choose auto, on or off")
         if self.early_stop_metric not in {"micro_f1", "macro_f1", "weighted_f1", "loss"}:

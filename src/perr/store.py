@@ -8,7 +8,9 @@ Layout of one split folder (e.g. `features/train/`):
     <modality>.mask.npy      uint8   [N, T]; 0 = evidence missing (feature row is zeros)
     texts.json, <modality>.text.npy   optional step texts (header `step_texts`): the raw text behind a
                              text modality's vector at each step, as int32 [N, T] ids into texts.json
-                             (-1 = none), so a text encoder can be fine-tuned (`text_encoder=finetune`)
+                             (-1 = none), so a text encoder can be fine-tuned (`text_encoder=finetune`).
+                             A step text may carry past context after its line: "line | earlier | …"
+                             (CONTEXT_SEPARATOR; lines never contain it), which `text_pooling=line` reads
 
 A store root holds one such folder per split (`train/`, `val/`, `test/`). Folders are written under
 a temp name, chunk by chunk (:class:`SplitWriter`), and renamed, so a store is either complete or
@@ -36,6 +38,8 @@ from perr.labels import Task, perr_tasks
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
+#: between a step text's own line and the earlier lines it carries as context (dialogue --target-context)
+CONTEXT_SEPARATOR = " | "
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,17 @@ from perr.models.attention import ATTENTION
 from perr.models.fusion import MODELS, STAGE1, FusionModel, build_model
 from perr.models.pair import PairCrossModel, pair_roles
 from perr.models.recurrent import ModalityLSTMs
-from perr.models.text_encoder import TOKEN_MASK, TOKENS, TextFinetuneModel
+from perr.models.text_encoder import TEXT_POOLINGS, TOKEN_MASK, TOKEN_TYPES, TOKENS, TextFinetuneModel
 from perr.models.timeline import attention_timeline
 
 __all__ = [
     "ATTENTION",
     "MODELS",
     "STAGE1",
+    "TEXT_POOLINGS",
     "TOKENS",
     "TOKEN_MASK",
+    "TOKEN_TYPES",
     "FusionModel",
     "ModalityLSTMs",
     "ModelArgs",

@@ -32,6 +32,7 @@ class ModelArgs:
     text_modalities: list[str] = field(default_factory=list)
     text_model: str = ""  # sentence-transformers folder; "" = the packaged all-MiniLM-L6-v2
     text_max_tokens: int = 64
+    text_pooling: str = "mean"  # mean | line (perr.models.text_encoder.TEXT_POOLINGS)
 
     def __post_init__(self) -> None:
         if not self.input_dims:

@@ -85,6 +85,7 @@ def model_args_for(cfg: TrainConfig, header: StoreHeader, task: Task) -> ModelAr
         text_modalities=text_modalities,
         text_model=cfg.text_model,
         text_max_tokens=cfg.text_max_tokens,
+        text_pooling=cfg.text_pooling,
     )
 
 

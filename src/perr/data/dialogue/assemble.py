@@ -9,14 +9,11 @@ from typing import Any
 import numpy as np
 
 from perr.data.dialogue.corpus import DIALOGUE_MODALITIES, TARGET_MODALITY, Utterance
+from perr.store import CONTEXT_SEPARATOR
 
 
 def modality_names(with_target: bool = False) -> list[str]:
     return [*DIALOGUE_MODALITIES, TARGET_MODALITY] if with_target else list(DIALOGUE_MODALITIES)
-
-
-#: between the lines of a target text with context (`target_context` > 0)
-CONTEXT_SEPARATOR = " | "
 
 
 def target_texts(dialogues: Sequence[Sequence[Utterance]], context: int = 0) -> list[str]:
@@ -24,9 +21,10 @@ def target_texts(dialogues: Sequence[Sequence[Utterance]], context: int = 0) -> 
 
     With `context` = 0 it is the utterance itself. With `context` = K > 0 it is the utterance and then up
     to K utterances before it, most recent first, each as "speaker: text", joined by
-    ``CONTEXT_SEPARATOR`` — the past-context input of EmoBERTa (Kim & Vossen, 2021), read by one encoder
-    so its attention relates the classified line to what was just said. The classified line comes first
-    so an encoder that truncates on the right drops the oldest context, never the line itself.
+    ``CONTEXT_SEPARATOR`` (a "|" inside a line becomes "/", so the first separator always ends the
+    classified line) — the past-context input of EmoBERTa (Kim & Vossen, 2021), read by one encoder so
+    its attention relates the classified line to what was just said. The classified line comes first so
+    an encoder that truncates on the right drops the oldest context, never the line itself.
     """
     if context < 0:
         raise ValueError(f"target_context must be >= 0, got {context}")
@@ -36,7 +34,8 @@ def target_texts(dialogues: Sequence[Sequence[Utterance]], context: int = 0) -> 
             if context == 0:
                 out.append(u.text)
                 continue
-            lines = [f"{p.speaker}: {p.text}" for p in (d[j] for j in range(k, max(k - context, 0) - 1, -1))]
+            past = (d[j] for j in range(k, max(k - context, 0) - 1, -1))
+            lines = [f"{p.speaker}: {p.text}".replace("|", "/") for p in past]
             out.append(CONTEXT_SEPARATOR.join(lines))
     return out
 
