@@ -35,6 +35,7 @@ def run(*args, ok=True):
         (["benchmark"], ["--dataset", "--drop", "--device"]),
         (["demo"], ["SYNTHETIC", "--device", "--epochs"]),
         (["data"], ["validate", "synth", "convert-meld", "import-erato"]),
+        (["data", "dialogue-store"], ["--target", "--target-context", "EmoBERTa"]),
         (["data", "validate"], ["NaN/inf"]),
         (["data", "synth"], ["--difficulty", "--like-extractors", "0.05<=x<=5.0"]),
         (["build"], ["run", "shots", "stats"]),
@@ -97,6 +98,20 @@ def test_train_then_evaluate(store, tmp_path):
 def test_bad_set_key_is_a_clear_error(store, tmp_path):
     out = run("train", str(store), "--out", str(tmp_path / "r"), "--set", "epoch=2", ok=False)
     assert out.returncode != 0 and "unknown config key 'epoch'" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["benchmark", "--dataset", "synthetic", "--target"], "use them with --dataset meld or a CSV"),
+        (["benchmark", "--dataset", "meld", "--target-context", "2"], "needs --target"),
+        (["data", "dialogue-store", "meld", "--target-context", "2"], "needs --target"),
+    ],
+)
+def test_dialogue_only_options_are_clear_errors_elsewhere(args, says, tmp_path):
+    out = run(*args, "--out", str(tmp_path / "o"), ok=False)
+    assert out.returncode != 0 and says in " ".join(out.stderr.split()), out.stderr
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.slow

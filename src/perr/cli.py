@@ -227,6 +227,13 @@ def benchmark_cmd(
     cfg = _config(config, set_, device=device)
     pair = tuple(figure_models.split(",")) if figure_models else None
     options: dict[str, object] = {} if steps is None else {"T": steps}
+    dialogue = dataset == "meld" or dataset.endswith(".csv")
+    if (target or target_context) and not dialogue:
+        raise typer.BadParameter(
+            f"--target/--target-context build a dialogue store: use them with --dataset meld or a CSV, not {dataset!r}"
+        )
+    if target_context and not target:
+        raise typer.BadParameter("--target-context K needs --target (it sets the target modality's text)")
     if target:
         options["with_target"] = True
     if target_context:

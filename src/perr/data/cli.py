@@ -155,6 +155,9 @@ def dialogue_store_cmd(
 
     from perr.data.dialogue import build_store, known_corpora, resolve_dialogue_source
 
+    if target_context and not target:
+        raise typer.BadParameter("--target-context K needs --target (it sets the target modality's text)")
+
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory() as tmp, Progress(console=console, transient=True) as bar:
         task = bar.add_task("embedding", total=None)
