@@ -81,6 +81,10 @@ class SentenceEncoder(nn.Module):
             ) from e
         self.bert = AutoModel.from_pretrained(path, local_files_only=True)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        if pooling == "line" and "token_type_ids" not in self.tokenizer.model_input_names:
+            raise ValueError(
+                f"text_pooling=line needs an encoder with segment ids (BERT-style); {path} has none: use mean"
+            )
         self.max_tokens = max_tokens
         self.pooling = pooling
         self.dim = int(self.bert.config.hidden_size)
@@ -124,8 +128,7 @@ class SentenceEncoder(nn.Module):
             n = e["input_ids"].shape[1]
             out[TOKENS][idx, :n] = e["input_ids"]
             out[TOKEN_MASK][idx, :n] = e["attention_mask"]
-            if "token_type_ids" in e:
-                out[TOKEN_TYPES][idx, :n] = e["token_type_ids"]
+            out[TOKEN_TYPES][idx, :n] = e["token_type_ids"]
         if self.tokenizer.pad_token_id:
             out[TOKENS][out[TOKEN_MASK] == 0] = self.tokenizer.pad_token_id
         return out
