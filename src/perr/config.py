@@ -20,6 +20,7 @@ import yaml
 from perr.io import atomic_open
 from perr.modalities import expand_groups
 from perr.models import MODELS, TEXT_POOLINGS
+from perr.schedules import SCHEDULES
 
 #: Keys renamed since checkpoints were first written: old name → new name.
 RENAMED_KEYS: Mapping[str, str] = {"val_fraction": "holdout_fraction"}
@@ -55,6 +56,11 @@ class TrainConfig:
     lr: float = 5e-3
     lr_step: int = 15
     lr_gamma: float = 0.1
+    # step: the paper's (×lr_gamma every lr_step epochs) | linear | cosine: warm-up over the first `warmup`
+    # share of all batches, then a decay to 0 (perr.schedules; the usual transformer fine-tuning schedule)
+    lr_schedule: str = "step"
+    warmup: float = 0.0
+    label_smoothing: float = 0.0  # of every cross-entropy term in eq. 5 (0 = the paper's plain CE)
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # 0 = off
     seed: int = 0
@@ -89,6 +95,16 @@ class TrainConfig:
             raise ValueError(
                 f"text_pooling: unknown {self.text_pooling!r}; choose {' or '.join(TEXT_POOLINGS)}"
             )
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(
+                f"lr_schedule: unknown {self.lr_schedule!r}; choose one of {', '.join(SCHEDULES.names())}"
+            )
+        if not 0 <= self.warmup < 1:
+            raise ValueError(
+                f"warmup: {self.warmup} not in [0, 1) (the share of all batches spent warming up)"
+            )
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing: {self.label_smoothing} not in [0, 1)")
         if self.preload not in {"auto", "on", "off"}:
             raise ValueError(f"preload: unknown {self.preload!r}; choose auto, on or off")
         if self.early_stop_metric not in {"micro_f1", "macro_f1", "weighted_f1", "loss"}:

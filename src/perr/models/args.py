@@ -27,6 +27,7 @@ class ModelArgs:
     ff_dim: int = 512  # transformer feed-forward width
     dropout: float = 0.1
     aux_weight: float = 1.0  # weight of Σ_m CE(ŷ^m) in eq. 5 (paper: 1)
+    label_smoothing: float = 0.0  # of every CE term in eq. 5 (paper: 0)
     modality_dropout: float = 0.0  # pair-cross: chance a clip's modality is dropped in training (balance.py)
     # text_encoder=finetune (perr.models.text_encoder): these modalities are encoded from raw step texts
     text_modalities: list[str] = field(default_factory=list)

@@ -136,10 +136,14 @@ class FusionModel(nn.Module):
     def loss(self, out: ModelOutput, y: Tensor, mask: Mapping[str, Tensor] | Tensor | None = None) -> Tensor:
         """Eq. 5 per clip, averaged over the batch: CE(ŷ) + aux_weight · Σ_m CE(ŷ^m), where the sum
         skips modalities that are missing for the whole clip. `mask` is the forward's mask dict, or an
-        already-stacked [B, T, M] / [B, M] bool tensor; None means every modality is present."""
+        already-stacked [B, T, M] / [B, M] bool tensor; None means every modality is present. With
+        args.label_smoothing ε, every CE is against (1 − ε)·one-hot + ε/C."""
         b, m, c = out.aux_logits.shape
-        main = F.cross_entropy(out.logits, y, reduction="none")
-        aux = F.cross_entropy(out.aux_logits.reshape(b * m, c), y.repeat_interleave(m), reduction="none")
+        smooth = self.args.label_smoothing
+        main = F.cross_entropy(out.logits, y, reduction="none", label_smoothing=smooth)
+        aux = F.cross_entropy(
+            out.aux_logits.reshape(b * m, c), y.repeat_interleave(m), reduction="none", label_smoothing=smooth
+        )
         aux = aux.view(b, m)
         if mask is not None:
             if isinstance(mask, Tensor):

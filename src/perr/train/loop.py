@@ -33,6 +33,7 @@ from perr.machine import bound_heap_growth
 from perr.models import ModelArgs, TextFinetuneModel, build_model
 from perr.models.branches import BranchPool, parallel_branches
 from perr.models.dropout import MaskPlan
+from perr.schedules import Schedule, ScheduleSpec, build_schedule
 from perr.splits import stratified_split
 from perr.store import FeatureSplit, FeatureStore, StoreHeader
 from perr.train.batches import Batches, LoaderStats, check_data, epoch_order, text_source
@@ -81,6 +82,7 @@ def model_args_for(cfg: TrainConfig, header: StoreHeader, task: Task) -> ModelAr
         ff_dim=cfg.ff_dim,
         dropout=cfg.dropout,
         aux_weight=cfg.aux_weight,
+        label_smoothing=cfg.label_smoothing,
         modality_dropout=cfg.modality_dropout,
         text_modalities=text_modalities,
         text_model=cfg.text_model,
@@ -171,6 +173,7 @@ def train_epoch(
     profile: EpochProfile | None = None,
     masks: MaskPlan | None = None,
     branches: BranchPool | None = None,
+    schedule: Schedule | None = None,
 ) -> float:
     """One pass over the training rows in the epoch's shuffle order; the mean training loss.
 
@@ -207,6 +210,8 @@ def train_epoch(
                 sync()
                 t2 = time.perf_counter()
             optimizer.step()
+            if schedule is not None:
+                schedule.after_batch()
             if profile is not None:
                 sync()
                 t3 = time.perf_counter()
@@ -270,7 +275,13 @@ def _train(
     torch.set_num_threads(threads)
     data.train.text = text_source(model)
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.text_lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    scheduler = build_schedule(
+        cfg.lr_schedule,
+        optimizer,
+        ScheduleSpec(
+            cfg.epochs, math.ceil(len(data.train) / cfg.batch_size), cfg.lr_step, cfg.lr_gamma, cfg.warmup
+        ),
+    )
     signature = [s for s in header.modalities if s.name in modalities]
     ckpt = Checkpoint(
         model_args=args,
@@ -311,8 +322,10 @@ def _train(
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        train_loss = train_epoch(model, optimizer, data.train, cfg, device, epoch, masks=masks, branches=pool)
-        scheduler.step()
+        train_loss = train_epoch(
+            model, optimizer, data.train, cfg, device, epoch, masks=masks, branches=pool, schedule=scheduler
+        )
+        scheduler.after_epoch()
         record: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": train_loss,
