@@ -4,6 +4,7 @@ import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -125,3 +126,54 @@ def test_label_smoothing_is_the_smoothed_cross_entropy_of_every_term():
 def test_bad_schedule_settings_are_named(key, value, message):
     with pytest.raises(ValueError, match=message):
         load_config(None, [f"{key}={value}"]).validate()
+
+
+def test_joint_task_head_learns_the_second_task_and_round_trips(store, tmp_path):
+    from perr.checkpoint import Checkpoint
+    from perr.store import FeatureStore
+    from perr.train.batches import Batches
+
+    res = train(store, _cfg(joint_task="3", lr_step=15), tmp_path / "r")
+    assert res.metrics["5"]["micro_f1"] > 0.5
+    ckpt = Checkpoint.load(tmp_path / "r" / "best.pt")
+    assert ckpt.model_args.joint_classes == 3 and ckpt.config.joint_task == "3"
+    model = build_model(ckpt.model_args)
+    model.load_state_dict(ckpt.model_state)
+    model.eval()
+    test = FeatureStore(store)["test"]
+    coarse = test.targets("3")
+    data = Batches(test, ckpt.modalities, coarse, np.arange(len(test)), prefetch=0)
+    hits = 0
+    with torch.no_grad():
+        for _, x, mask, y in data.iterate(64, torch.device("cpu"), np.arange(len(test))):
+            hits += int((model(x, mask).joint_logits.argmax(1) == y).sum())
+    assert hits / len(test) > 0.6  # chance is at most the largest coarse class's share
+
+
+def test_joint_task_loss_adds_its_weighted_cross_entropy():
+    torch.manual_seed(0)
+    dims = {"person_a": 4, "person_b": 4, "text": 3}
+    for name in ("pair-cross", "smta-transformer"):
+        args = ModelArgs(
+            name,
+            dims,
+            n_classes=5,
+            d_model=8,
+            stage2_hidden=8,
+            ff_dim=16,
+            heads=2,
+            joint_classes=3,
+            joint_weight=0.5,
+        )
+        model = build_model(args).eval()
+        out = model({k: torch.randn(4, 3, d) for k, d in dims.items()})
+        y = torch.tensor([[0, 0], [1, 2], [4, 1], [3, 2]])
+        extra = 0.5 * torch.nn.functional.cross_entropy(out.joint_logits, y[:, 1])
+        assert model.loss(out, y).item() == pytest.approx((model.loss(out, y[:, 0]) + extra).item(), rel=1e-5)
+
+
+def test_joint_task_errors_name_the_store_tasks(store, tmp_path):
+    with pytest.raises(ValueError, match="joint_task: this store has no task '9'; it has 5, 3"):
+        train(store, _cfg(joint_task="9"), tmp_path / "r")
+    with pytest.raises(ValueError, match="joint_task: '5' is the task itself"):
+        load_config(None, ["joint_task=5"]).validate()

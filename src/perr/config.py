@@ -61,6 +61,11 @@ class TrainConfig:
     lr_schedule: str = "step"
     warmup: float = 0.0
     label_smoothing: float = 0.0  # of every cross-entropy term in eq. 5 (0 = the paper's plain CE)
+    # another task of the store (e.g. "3" beside task "7") learnt by a second head on the same fused
+    # representation, its CE weighted by joint_weight (multi-task training); "" = none. Predictions,
+    # metrics and early stopping are `task`'s.
+    joint_task: str = ""
+    joint_weight: float = 1.0
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # 0 = off
     seed: int = 0
@@ -105,6 +110,12 @@ class TrainConfig:
             )
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing: {self.label_smoothing} not in [0, 1)")
+        if self.joint_task and self.joint_task == self.task:
+            raise ValueError(
+                f"joint_task: {self.joint_task!r} is the task itself; name another task of the store"
+            )
+        if self.joint_weight < 0:
+            raise ValueError(f"joint_weight: {self.joint_weight} must be ≥ 0")
         if self.preload not in {"auto", "on", "off"}:
             raise ValueError(f"preload: unknown {self.preload!r}; choose auto, on or off")
         if self.early_stop_metric not in {"micro_f1", "macro_f1", "weighted_f1", "loss"}:

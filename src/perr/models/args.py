@@ -28,6 +28,8 @@ class ModelArgs:
     dropout: float = 0.1
     aux_weight: float = 1.0  # weight of Σ_m CE(ŷ^m) in eq. 5 (paper: 1)
     label_smoothing: float = 0.0  # of every CE term in eq. 5 (paper: 0)
+    joint_classes: int = 0  # > 0: a second head on the fused representation for a second task (joint_task)
+    joint_weight: float = 1.0  # its loss weight
     modality_dropout: float = 0.0  # pair-cross: chance a clip's modality is dropped in training (balance.py)
     # text_encoder=finetune (perr.models.text_encoder): these modalities are encoded from raw step texts
     text_modalities: list[str] = field(default_factory=list)
@@ -45,6 +47,10 @@ class ModelArgs:
             raise ValueError(f"ModelArgs.n_classes = {self.n_classes}: need at least 2 classes")
         if not 0 <= self.modality_dropout < 1:
             raise ValueError(f"ModelArgs.modality_dropout = {self.modality_dropout}: must be in [0, 1)")
+        if self.joint_classes < 0 or self.joint_classes == 1:
+            raise ValueError(
+                f"ModelArgs.joint_classes = {self.joint_classes}: 0 (no joint task) or at least 2"
+            )
         if self.d_model % self.heads:
             raise ValueError(f"ModelArgs.d_model = {self.d_model} is not divisible by heads = {self.heads}")
 
@@ -77,3 +83,4 @@ class ModelOutput(NamedTuple):
     attention: (
         Tensor | None
     )  # [B, T, K, K] A_t per step, heads averaged (K = M+1 smta-*, M plain and pair-cross); None for lstm
+    joint_logits: Tensor | None = None  # [B, C'] the joint task's head on the fused representation

@@ -64,6 +64,7 @@ class FusionModel(nn.Module):
         bound = 1.0 / args.stage2_hidden**0.5  # nn.Linear-like init per modality head
         nn.init.uniform_(self.aux_head_weight, -bound, bound)
         nn.init.uniform_(self.aux_head_bias, -bound, bound)
+        self.joint_head = nn.Linear(args.stage2_hidden, args.joint_classes) if args.joint_classes else None
 
     # -- inputs ---------------------------------------------------------------------------------
     def stack_mask(self, x: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None) -> Tensor:
@@ -114,11 +115,13 @@ class FusionModel(nn.Module):
         g = [torch.cat([h, zm], dim=-1) for zm in zt.view(b, t, m, d).unbind(2)]
         return g, attn.view(b, t, m + 1, m + 1)
 
-    def heads(self, h_last: Tensor, clip_present: Tensor) -> tuple[Tensor, Tensor]:
-        """Fused head over the modalities present in the clip, and the M auxiliary heads."""
+    def heads(self, h_last: Tensor, clip_present: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Fused head over the modalities present in the clip, the M auxiliary heads, and the joint
+        task's head on the same fused state (None without a joint task)."""
         fused = (h_last * clip_present.unsqueeze(-1).to(h_last.dtype)).sum(dim=1)
         aux = torch.einsum("bmh,mch->bmc", h_last, self.aux_head_weight) + self.aux_head_bias
-        return self.head(fused), aux
+        joint = self.joint_head(fused) if self.joint_head is not None else None
+        return self.head(fused), aux, joint
 
     def forward(self, x: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
         """x: modality -> [B, T, d_m]; mask: modality -> [B, T] (bool or 0/1, 1 = present). Extra keys
@@ -130,14 +133,29 @@ class FusionModel(nn.Module):
         f = self.project(x, present)
         g, attn = self.fuse(f, present)
         h_last = self.lstm2(g)
-        logits, aux = self.heads(h_last, present.any(dim=1))
-        return ModelOutput(_widen(logits), _widen(aux), None if attn is None else _widen(attn))
+        logits, aux, joint = self.heads(h_last, present.any(dim=1))
+        return ModelOutput(
+            _widen(logits),
+            _widen(aux),
+            None if attn is None else _widen(attn),
+            None if joint is None else _widen(joint),
+        )
 
     def loss(self, out: ModelOutput, y: Tensor, mask: Mapping[str, Tensor] | Tensor | None = None) -> Tensor:
         """Eq. 5 per clip, averaged over the batch: CE(ŷ) + aux_weight · Σ_m CE(ŷ^m), where the sum
         skips modalities that are missing for the whole clip. `mask` is the forward's mask dict, or an
         already-stacked [B, T, M] / [B, M] bool tensor; None means every modality is present. With
-        args.label_smoothing ε, every CE is against (1 − ε)·one-hot + ε/C."""
+        args.label_smoothing ε, every CE is against (1 − ε)·one-hot + ε/C.
+
+        y [B] holds the task's classes; y [B, 2] (training with a joint task) adds the joint task's in
+        column 1, and the loss adds joint_weight · CE(ŷ', y'). Evaluation passes y [B]: the task's loss."""
+        joint_y = None
+        if y.dim() == 2:
+            if out.joint_logits is None:
+                raise ValueError(
+                    "targets for a joint task, but the model has no joint head (joint_classes = 0)"
+                )
+            y, joint_y = y[:, 0], y[:, 1]
         b, m, c = out.aux_logits.shape
         smooth = self.args.label_smoothing
         main = F.cross_entropy(out.logits, y, reduction="none", label_smoothing=smooth)
@@ -151,7 +169,11 @@ class FusionModel(nn.Module):
             else:
                 clip_present = torch.stack([mask[k].bool().any(dim=1) for k in self.modalities], dim=1)
             aux = aux * clip_present.to(aux.dtype)
-        return (main + self.args.aux_weight * aux.sum(dim=1)).mean()
+        total = main + self.args.aux_weight * aux.sum(dim=1)
+        if joint_y is not None:
+            joint = F.cross_entropy(out.joint_logits, joint_y, reduction="none", label_smoothing=smooth)
+            total = total + self.args.joint_weight * joint
+        return total.mean()
 
 
 def _widen(t: Tensor) -> Tensor:

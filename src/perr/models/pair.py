@@ -151,6 +151,7 @@ class PairCrossModel(nn.Module):
         nn.init.uniform_(self.aux_head_weight, -bound, bound)
         nn.init.uniform_(self.aux_head_bias, -bound, bound)
         nn.init.normal_(self.embed, std=0.02)
+        self.joint_head = nn.Linear(3 * d, args.joint_classes) if args.joint_classes else None
 
     stack_mask = FusionModel.stack_mask  # the same mask contract and messages as the Table-3 models
     project = FusionModel.project
@@ -183,9 +184,13 @@ class PairCrossModel(nn.Module):
         valid = pres.any(dim=2)
         u = u * valid.unsqueeze(-1).to(u.dtype)
         h = self.temporal(u, valid, torch.arange(t, device=u.device))  # eq. 10
-        logits = self.head(self.drop(self.pool(h, valid)))  # eq. 11-12
+        z = self.drop(self.pool(h, valid))  # eq. 11
+        logits = self.head(z)  # eq. 12
+        joint = self.joint_head(z) if self.joint_head is not None else None
         attn = attn.view(b, t, m, m)[:, :, self.inverse][:, :, :, self.inverse]  # back to input order
-        return ModelOutput(_widen(logits), _widen(aux), _widen(attn))
+        return ModelOutput(
+            _widen(logits), _widen(aux), _widen(attn), None if joint is None else _widen(joint)
+        )
 
     def _pair(self, tok: Tensor, pres: Tensor, steps: Tensor) -> Tensor:
         """Eq. 7 (A↔B over time, one shared attention) and eq. 8 (context tokens read against both persons)."""

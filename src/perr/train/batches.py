@@ -69,7 +69,7 @@ class Batches:
 
     split: FeatureSplit
     modalities: list[str]
-    targets: np.ndarray  # [N] class indices for the task
+    targets: np.ndarray  # [N] class indices for the task; [N, 2] with a joint task's in column 1
     rows: np.ndarray  # which rows of the split this view covers
     prefetch: int | None = None  # batches prepared ahead by the loader thread; 0: in the step's thread;
     # None: PREFETCH when a core is spare for it (perr.train.threads.spare_core), else 0

@@ -72,6 +72,13 @@ def model_args_for(cfg: TrainConfig, header: StoreHeader, task: Task) -> ModelAr
                 + ": dialogue stores keep them (perr data dialogue-store, adapter version ≥ 2); video and "
                 "synthetic stores hold only text vectors, so train them with text_encoder=frozen"
             )
+    joint_classes = 0
+    if cfg.joint_task:
+        if cfg.joint_task not in header.tasks:
+            raise ValueError(
+                f"joint_task: this store has no task {cfg.joint_task!r}; it has {', '.join(header.tasks)}"
+            )
+        joint_classes = header.tasks[cfg.joint_task].n_classes
     return ModelArgs(
         name=cfg.model,
         input_dims=dims,
@@ -83,6 +90,8 @@ def model_args_for(cfg: TrainConfig, header: StoreHeader, task: Task) -> ModelAr
         dropout=cfg.dropout,
         aux_weight=cfg.aux_weight,
         label_smoothing=cfg.label_smoothing,
+        joint_classes=joint_classes,
+        joint_weight=cfg.joint_weight,
         modality_dropout=cfg.modality_dropout,
         text_modalities=text_modalities,
         text_model=cfg.text_model,
@@ -119,14 +128,16 @@ def _prepare_data(fs: FeatureStore, cfg: TrainConfig, task: Task, modalities: li
         if name in fs:
             check_data(fs[name], modalities, task)
     targets = train_split.targets(task.name)
+    # with a joint task the training batches carry both: y [B, 2], the task's classes in column 0
+    trained = np.stack([targets, train_split.targets(cfg.joint_task)], axis=1) if cfg.joint_task else targets
     rows = np.arange(len(train_split))
     if "val" in fs:
-        return _Data(Batches(train_split, modalities, targets, rows), fs["val"], None)
+        return _Data(Batches(train_split, modalities, trained, rows), fs["val"], None)
     if cfg.holdout_fraction > 0:
         split = np.asarray(stratified_split(targets.tolist(), {"val": cfg.holdout_fraction}, cfg.seed))
         train_rows, val_rows = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
-        return _Data(Batches(train_split, modalities, targets, train_rows), train_split, val_rows)
-    return _Data(Batches(train_split, modalities, targets, rows), None, None)
+        return _Data(Batches(train_split, modalities, trained, train_rows), train_split, val_rows)
+    return _Data(Batches(train_split, modalities, trained, rows), None, None)
 
 
 @dataclass
