@@ -77,6 +77,14 @@ def main() -> None:
             f"| PairCross + fine-tuned MiniLM on the classified utterance (`text_encoder=finetune`) | {p or '—'} / — | "
             f"{f'{s:.0f}' if s else '—'} / — | {cell(ft, 'pair-cross', '7')} | {cell(ft3, 'pair-cross', '3')} | — | — |"
         )
+    joint = load(res / "beyond_smta_meld_finetune_sentiment_joint.json")
+    if joint is not None:  # sentiment only: on emotion dev the joint head did not gain (dev_checks in ft)
+        s = fact(joint, "pair-cross", "3", "seconds_per_epoch_mean")
+        print(
+            "| … + a joint emotion head for sentiment (`joint_task=7`, eq. 15; bf16) | "
+            f"{fact(joint, 'pair-cross', '3', 'params') or '—'} / — | "
+            f"{f'{s:.0f}' if s else '—'} (sentiment, 1 thread) / — | — | {cell(joint, 'pair-cross', '3')} | — | — |"
+        )
     for name, emo, sen in ANCHORS:
         print(f"| {name} | — | — | {emo} | {sen} | — | — |")
 
