@@ -62,8 +62,8 @@ class TrainConfig:
     warmup: float = 0.0
     label_smoothing: float = 0.0  # of every cross-entropy term in eq. 5 (0 = the paper's plain CE)
     # another task of the store (e.g. "3" beside task "7") learnt by a second head on the same fused
-    # representation, its CE weighted by joint_weight (multi-task training); "" = none. Predictions,
-    # metrics and early stopping are `task`'s.
+    # representation, its CE weighted by joint_weight (multi-task training); "" = none. Predictions and
+    # early stopping are `task`'s; metrics add the joint head's as `joint-<task>`.
     joint_task: str = ""
     joint_weight: float = 1.0
     weight_decay: float = 0.0

@@ -32,7 +32,17 @@ def evaluate(
     ckpt.check_features(data_split.header, str(data_split.folder))
     task = ckpt.task
     check_data(data_split, ckpt.modalities, task)
-    metrics, _, pred = evaluate_split(ckpt.build_model(dev), data_split, ckpt.modalities, task, dev)
+    joint = ckpt.config.joint_task
+    if joint and joint not in data_split.header.tasks:
+        raise ValueError(f"{data_split.folder}: no task {joint!r} for the checkpoint's joint head")
+    metrics, _, pred = evaluate_split(
+        ckpt.build_model(dev),
+        data_split,
+        ckpt.modalities,
+        task,
+        dev,
+        joint_task=data_split.header.tasks[joint] if joint else None,
+    )
     result = {
         "checkpoint": str(checkpoint),
         "store": str(store),

@@ -26,21 +26,26 @@ def predict_batches(
     keep_attention: bool = False,
     branches: BranchPool | None = None,
 ) -> dict[str, np.ndarray]:
-    """Class probabilities (and optionally per-step attention) for every row of `data`, in row order.
+    """Class probabilities (and optionally per-step attention, and the joint head's classes as
+    `joint_pred` when the model has one) for every row of `data`, in row order.
     With `branches`, the model's independent branches run on two threads (perr.models.branches)."""
     model.eval()
-    probs, rows, attn = [], [], []
+    probs, rows, attn, joint = [], [], [], []
     for chunk, x, mask, _ in data.iterate(batch_size, device):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16), parallel_branches(branches):
             out = model(x, mask)
         probs.append(torch.softmax(out.logits.float(), dim=-1).cpu().numpy())
         rows.append(chunk)
+        if out.joint_logits is not None:
+            joint.append(out.joint_logits.float().argmax(-1).cpu().numpy())
         if keep_attention and out.attention is not None:
             attn.append(out.attention.float().cpu().numpy())
     order = np.argsort(np.concatenate(rows))
     result = {"rows": np.concatenate(rows)[order], "probs": np.concatenate(probs)[order]}
     if attn:
         result["attention"] = np.concatenate(attn)[order]
+    if joint:
+        result["joint_pred"] = np.concatenate(joint)[order]
     return result
 
 
@@ -73,8 +78,10 @@ def evaluate_split(
     rows: np.ndarray | None = None,
     bf16: bool = False,
     branches: BranchPool | None = None,
+    joint_task: Task | None = None,
 ) -> tuple[dict[str, Any], float, dict[str, np.ndarray]]:
-    """(metrics per task, mean loss, the predictions) on a split or a subset of its rows."""
+    """(metrics per task, mean loss, the predictions) on a split or a subset of its rows. A model trained
+    with a joint task (`joint_task`) also gets its head's metrics, under `joint-<task>`."""
     targets = split.targets(task.name)
     rows = np.arange(len(split)) if rows is None else rows
     data = Batches(split, modalities, targets, rows, text=text_source(model))
@@ -82,4 +89,10 @@ def evaluate_split(
     stored = [split.index[r][task.column] for r in pred["rows"]]
     y = torch.from_numpy(targets[pred["rows"]])
     loss = float(torch.nn.functional.nll_loss(torch.log(torch.from_numpy(pred["probs"]).clamp_min(1e-12)), y))
-    return task_metrics(pred["probs"], stored, task, split.header.tasks), loss, pred
+    metrics = task_metrics(pred["probs"], stored, task, split.header.tasks)
+    if joint_task is not None and "joint_pred" in pred:
+        truth = split.targets(joint_task.name)[pred["rows"]]
+        metrics[f"joint-{joint_task.name}"] = classification_metrics(
+            truth, pred["joint_pred"], joint_task.classes
+        )
+    return metrics, loss, pred

@@ -428,7 +428,14 @@ def _finish(
     metrics: dict[str, Any] = {}
     if "test" in fs:
         metrics, test_loss, _ = evaluate_split(
-            model, fs["test"], ckpt.modalities, ckpt.task, device, bf16=cfg.bf16, branches=branches
+            model,
+            fs["test"],
+            ckpt.modalities,
+            ckpt.task,
+            device,
+            bf16=cfg.bf16,
+            branches=branches,
+            joint_task=fs["test"].header.tasks[cfg.joint_task] if cfg.joint_task else None,
         )
         metrics["loss"] = test_loss
     summary = {
