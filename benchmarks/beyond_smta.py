@@ -34,6 +34,7 @@ import torch
 from perr.benchmark import run_benchmark
 from perr.checkpoint import Checkpoint
 from perr.config import TrainConfig, apply_overrides
+from perr.execution import ExecutionConfig
 from perr.io import write_json
 from perr.machine import cpu_info, package_versions
 from perr.store import FeatureStore
@@ -88,6 +89,7 @@ def main() -> None:
     ap.add_argument("--drop", action="append", default=[], help="ablation of pair-cross: group left out")
     ap.add_argument("--ablation-tasks", default="", help="tasks of the ablation (default: --tasks)")
     ap.add_argument("--ablation-seeds", default="", help="seeds of the ablation (default: --seeds)")
+    ap.add_argument("--jobs", type=int, default=1, help="local worker processes for the runs (1: this one)")
     ap.add_argument("--note", default="")
     args = ap.parse_args()
 
@@ -96,6 +98,8 @@ def main() -> None:
     models, tasks = args.models.split(","), args.tasks.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     runs = Path(args.runs)
+    execution = ExecutionConfig(backend="local", jobs=args.jobs) if args.jobs > 1 else None
+    threads = int(fixed.get("threads", 1))
     header = FeatureStore(args.store).header
     info = setup()
     result: dict[str, Any] = {
@@ -165,17 +169,22 @@ def main() -> None:
         }
         write_json(args.out, result)
 
+    parallel: dict[str, Any] = {"execution": execution, "cpus_per_run": threads}
     rows: list[dict[str, Any]] = []
     facts: dict[str, Any] = {}
     t_all = time.perf_counter()
     for model in models:
         base = config(model, tasks[0])
         out = runs / "compare" / model
-        for k in range(1, len(seeds)):  # one seed more at a time (finished runs are reused): the lock
-            wait_for_lock()  # is checked between runs, not only between models
-            run_benchmark(args.store, out, [model], tasks, seeds[:k], base=base)
+        # inline: one seed more at a time (finished runs are reused), so the lock is checked between runs,
+        # not only between models; with --jobs the workers take the runs together
+        for k in range(1, len(seeds) if execution is None else 1):
+            wait_for_lock()
+            run_benchmark(args.store, out, [model], tasks, seeds[:k], base=base, **parallel)
         wait_for_lock()
-        rows += run_benchmark(args.store, out, [model], tasks, seeds, base=base, progress=wait_for_lock)
+        rows += run_benchmark(
+            args.store, out, [model], tasks, seeds, base=base, progress=wait_for_lock, **parallel
+        )
         for task in tasks:
             per_seed = [run_facts(out / "runs" / model / f"task-{task}" / "all" / f"seed-{s}") for s in seeds]
             facts[f"{model}/task{task}"] = {
@@ -199,6 +208,7 @@ def main() -> None:
             drops=[None, *args.drop],
             base=base,
             progress=wait_for_lock,
+            **parallel,
         )
         result["ablation"] = ab
     info["loadavg_end"] = os.getloadavg()

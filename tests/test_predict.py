@@ -113,6 +113,7 @@ def test_prediction_json(batch):
         p["model"] == "smta-transformer" and p["pair"] == ["c1", "c2"] and p["trained_on_synthetic"] is True
     )
     assert p["missing_modalities"] == {"text": "no subtitles"}
+    assert "joint" not in p  # no joint head, no joint reading
     bugy = json.loads((out / "Megamind_bugy" / "prediction.json").read_text())
     assert "audio" in bugy["missing_modalities"]  # the corrupted copy has no audio track
 
@@ -166,6 +167,33 @@ def test_fewer_than_two_characters_and_python_api(checkpoint, one_person_clip, t
     assert r["pair"][1] is None and r["characters"] == 1
     assert set(r["missing_modalities"]) == {"person_b", "audio", "text"}
     assert json.loads((tmp_path / "one_person" / "prediction.json").read_text())["pair"] == r["pair"]
+
+
+def test_joint_head_reading_is_in_prediction_json(one_person_clip, tmp_path):
+    """A model trained with joint_task=3 reports its joint head's own 3-class reading beside the 5 classes."""
+    from perr.features.config import ExtractConfig
+    from perr.features.extract import planned_specs
+
+    store = make_toy_store(
+        tmp_path / "store",
+        sizes={"train": 40, "test": 10},
+        T=32,
+        modalities=tuple(planned_specs(ExtractConfig())),
+    )
+    train(store, load_config(None, [*TINY, "epochs=1", "model=pair-cross", "joint_task=3"]), tmp_path / "run")
+    (res,) = perr.predict(
+        one_person_clip,
+        checkpoint=tmp_path / "run" / "best.pt",
+        out=tmp_path / "o",
+        subtitles="none",
+        report=False,
+    )
+    assert res.ok, res.error
+    joint = json.loads((tmp_path / "o" / "one_person" / "prediction.json").read_text())["joint"]
+    assert joint["task"] == "3" and list(joint["probabilities"]) == ["negative", "positive", "neutral"]
+    assert sum(joint["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    assert joint["pred"] == max(joint["probabilities"], key=joint["probabilities"].get)
+    assert list(res.result["fine"]) == ["hostile", "tense", "mild", "intimate", "neutral"]
 
 
 def test_checkpoint_from_other_extractors_is_refused(tmp_path, one_person_clip):

@@ -1,5 +1,6 @@
 """Learning-rate schedules (perr.schedules) and label smoothing, through the real trainer on a tiny store."""
 
+import csv
 import dataclasses
 import json
 import math
@@ -138,8 +139,24 @@ def test_joint_task_head_learns_the_second_task_and_round_trips(store, tmp_path)
     assert res.metrics["3"]["derived_from"] == "5" and "derived_from" not in head
     ckpt = Checkpoint.load(tmp_path / "r" / "best.pt")
     assert ckpt.model_args.joint_classes == 3 and ckpt.config.joint_task == "3"
+    assert [c for c in ckpt.joint_task.classes] == ["negative", "positive", "neutral"]
     again = evaluate(tmp_path / "r" / "best.pt", store, out=tmp_path / "eval")["metrics"]["joint-3"]
     assert again["confusion_matrix"] == head["confusion_matrix"]
+    # predictions.csv carries the joint head beside the task: its rows give back the head's metrics
+    with open(tmp_path / "eval" / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 40
+    classes = ["negative", "positive", "neutral"]
+    for r in rows:
+        probs = [float(r[f"joint_p_{c}"]) for c in classes]
+        assert sum(probs) == pytest.approx(1, abs=1e-5)
+        assert r["joint_pred"] == classes[max(range(3), key=probs.__getitem__)]
+    confusion = [
+        [sum(r["joint_true"] == t and r["joint_pred"] == p for r in rows) for p in classes] for t in classes
+    ]
+    assert confusion == head["confusion_matrix"]
+    fine_to_coarse = {"hostile": "negative", "tense": "negative", "mild": "positive", "intimate": "positive"}
+    assert all(r["joint_true"] == fine_to_coarse.get(r["true"], "neutral") for r in rows)
 
 
 def test_joint_task_loss_adds_its_weighted_cross_entropy():

@@ -55,6 +55,7 @@ class Checkpoint:
     history: list[dict[str, Any]] = field(default_factory=list)
     resume: ResumeState | None = None
     perr_version: str = __version__
+    joint_task: Task | None = None  # the second head's task (config.joint_task), with its classes
 
     # -- what it was trained on ---------------------------------------------------------------
     @property
@@ -111,6 +112,8 @@ class Checkpoint:
             "best": self.best,
             "history": self.history,
         }
+        if self.joint_task is not None:
+            payload["joint_task"] = self.joint_task.to_json()
         if self.resume is not None:
             payload.update(
                 optimizer=self.resume.optimizer, scheduler=self.resume.scheduler, rng=self.resume.rng
@@ -138,6 +141,7 @@ class Checkpoint:
                 history=list(d.get("history", [])),
                 resume=resume,
                 perr_version=str(d.get("perr_version", "")),
+                joint_task=Task.from_json(d["joint_task"]) if d.get("joint_task") else None,
             )
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{where}: malformed perr checkpoint ({type(e).__name__}: {e})") from e

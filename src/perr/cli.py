@@ -359,7 +359,8 @@ def predict_cmd(
     ),
 ) -> None:
     """What is the relationship between the two main characters of each clip? Writes prediction.json
-    (fine and coarse class → probability, the pair, the model, missing modalities) and an HTML report.
+    (fine and coarse class → probability, the pair, the model, missing modalities, and a joint head's
+    own reading when the model has one: joint_task) and an HTML report.
     A file that cannot be read is reported and the rest of the batch goes on (exit 1 at the end)."""
     from perr.inference import predict
 
@@ -370,8 +371,10 @@ def predict_cmd(
             r = p.result
             best = max(r["coarse"], key=r["coarse"].get)
             fine = f"{max(r['fine'], key=r['fine'].get)} / " if r["fine"] else ""
+            joint = f"  (joint head, task {r['joint']['task']}: {r['joint']['pred']})" if "joint" in r else ""
             console.print(
-                f"[green]✓[/green] {p.clip}: {fine}{best}  pair {r['pair']}  → {p.out}", highlight=False
+                f"[green]✓[/green] {p.clip}: {fine}{best}{joint}  pair {r['pair']}  → {p.out}",
+                highlight=False,
             )
         else:
             console.print(f"[red]✗[/red] {p.clip}: {p.error}", highlight=False)

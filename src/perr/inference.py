@@ -171,6 +171,7 @@ class Predictor:
         out = self.model(x, mask)
         probs = torch.softmax(out.logits.float(), -1)[0].cpu().numpy()
         fine, coarse = _distributions(probs, self.task)
+        joint = self._joint(out.joint_logits)
         a, b = ClipContext(clip, base, sampling=self.cfg.sampling).pair
         pair = (a.id if a else None, b.id if b else None)
         missing = missing_modalities(feats.masks, clip, pair)
@@ -185,11 +186,25 @@ class Predictor:
             "task": self.task.name,
             "checkpoint": str(self.checkpoint),
             "trained_on_synthetic": self.ckpt.synthetic,
+            **({"joint": joint} if joint is not None else {}),
             "missing_modalities": missing,
             "characters": len(clip.characters),
             "times": feats.times.tolist(),
             "_attention": attention,
             "_masks": np.stack([feats.masks[m] for m in self.modalities], axis=-1),
+        }
+
+    def _joint(self, logits: torch.Tensor | None) -> dict[str, Any] | None:
+        """The joint head's own distribution (eq. 15), e.g. a 3-class reading beside the 5-class one,
+        which `coarse` only derives by summing; None for a model without one."""
+        task = self.ckpt.joint_task or perr_tasks().get(self.ckpt.config.joint_task)  # older checkpoints
+        if logits is None or task is None:
+            return None
+        probs = torch.softmax(logits.float(), -1)[0].cpu().numpy()
+        return {
+            "task": task.name,
+            "pred": task.classes[int(probs.argmax())],
+            "probabilities": {c: float(p) for c, p in zip(task.classes, probs, strict=True)},
         }
 
 

@@ -26,8 +26,8 @@ def predict_batches(
     keep_attention: bool = False,
     branches: BranchPool | None = None,
 ) -> dict[str, np.ndarray]:
-    """Class probabilities (and optionally per-step attention, and the joint head's classes as
-    `joint_pred` when the model has one) for every row of `data`, in row order.
+    """Class probabilities (and optionally per-step attention, and the joint head's probabilities as
+    `joint_probs`, argmax `joint_pred`, when the model has one) for every row of `data`, in row order.
     With `branches`, the model's independent branches run on two threads (perr.models.branches)."""
     model.eval()
     probs, rows, attn, joint = [], [], [], []
@@ -37,7 +37,7 @@ def predict_batches(
         probs.append(torch.softmax(out.logits.float(), dim=-1).cpu().numpy())
         rows.append(chunk)
         if out.joint_logits is not None:
-            joint.append(out.joint_logits.float().argmax(-1).cpu().numpy())
+            joint.append(torch.softmax(out.joint_logits.float(), dim=-1).cpu().numpy())
         if keep_attention and out.attention is not None:
             attn.append(out.attention.float().cpu().numpy())
     order = np.argsort(np.concatenate(rows))
@@ -45,7 +45,8 @@ def predict_batches(
     if attn:
         result["attention"] = np.concatenate(attn)[order]
     if joint:
-        result["joint_pred"] = np.concatenate(joint)[order]
+        result["joint_probs"] = np.concatenate(joint)[order]
+        result["joint_pred"] = result["joint_probs"].argmax(-1)
     return result
 
 

@@ -302,6 +302,7 @@ def _train(
         T=header.T,
         dataset=header.dataset,
         synthetic=header.synthetic,
+        joint_task=header.tasks[cfg.joint_task] if cfg.joint_task else None,
     )
     ckpt_path, best_path = out / "checkpoint.pt", out / "best.pt"
     maximise = cfg.early_stop_metric != "loss"
