@@ -11,6 +11,11 @@ variant. Variants (store × precision) are interleaved batch by batch — A, B, 
 from other jobs hits them alike; medians and means are reported, with the tokens per batch and the
 /proc/stat steal and iowait over the whole run. bfloat16 is timed only where the CPU has native bf16
 (avx512_bf16 / amx_bf16) or on CUDA. `epoch_s` projects a whole epoch: train clips / batch × mean step.
+
+`--variant NAME:key=v;key=v` (repeatable) adds config variants, crossed with stores and precisions, e.g.
+`--variant "all:text_finetune=[]" --variant "all-by-dialogue:text_finetune=[];batch_by=dialogue_id"`: every
+text modality fine-tuned, in random batches or in batches of whole dialogues (TrainConfig.batch_by). Each
+variant times its own epoch-0 batches; `texts_per_batch_mean` is the distinct texts it encodes.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from perr.machine import cpu_info, package_versions
 from perr.models import TOKEN_MASK, build_model
 from perr.store import FeatureStore
 from perr.train import make_optimizer
-from perr.train.batches import Batches, epoch_order, text_source
+from perr.train.batches import Batches, epoch_order, row_groups, text_source
 from perr.train.loop import model_args_for
 
 
@@ -52,7 +57,7 @@ def proc_stat() -> dict[str, float]:
 class Variant:
     """One store × precision: its model, optimizer and batches, built once."""
 
-    def __init__(self, store: str, cfg: TrainConfig, bf16: bool, n_batches: int) -> None:
+    def __init__(self, store: str, cfg: TrainConfig, bf16: bool, n_batches: int, label: str = "") -> None:
         fs = FeatureStore(store)
         header = fs.header
         task = header.tasks[cfg.task]
@@ -69,16 +74,19 @@ class Variant:
             prefetch=0,
             text=text_source(self.model),
         )
-        order = epoch_order(len(self.data), cfg.seed, 0)
+        groups = row_groups(split, self.data.rows, cfg.batch_by) if cfg.batch_by else None
+        order = epoch_order(len(self.data), cfg.seed, 0, groups)
         self.chunks = [
             np.sort(order[i : i + cfg.batch_size])
             for i in range(0, n_batches * cfg.batch_size, cfg.batch_size)
         ]
         self.epoch_steps = -(-len(split) // cfg.batch_size)
         self.bf16 = bf16
-        self.name = f"{Path(store).name}/{'bf16' if bf16 else 'fp32'}"
+        self.name = f"{Path(store).name}{'/' + label if label else ''}/{'bf16' if bf16 else 'fp32'}"
+        self.config = cfg.to_dict()
         self.times: list[float] = []
         self.tokens: list[int] = []
+        self.texts: list[int] = []
 
     def step(self, k: int) -> None:
         t0 = time.perf_counter()
@@ -91,6 +99,7 @@ class Variant:
         self.optimizer.step()
         self.times.append(time.perf_counter() - t0)
         self.tokens.append(int(x[TOKEN_MASK].sum()))
+        self.texts.append(int(x[TOKEN_MASK].shape[0]))
 
 
 def main() -> None:
@@ -102,6 +111,9 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.add_argument("--precision", default="fp32,bf16", help="fp32, bf16 or both")
+    p.add_argument(
+        "--variant", action="append", default=[], help="NAME:key=v;key=v config variant (repeatable)"
+    )
     p.add_argument("--out", required=True)
     a = p.parse_args()
 
@@ -122,7 +134,16 @@ def main() -> None:
     info = cpu_info()
     native_bf16 = "avx512_bf16" in info.get("flags", []) or "amx_bf16" in info.get("flags", [])
     precisions = [q for q in a.precision.split(",") if q == "fp32" or (q == "bf16" and native_bf16)]
-    variants = [Variant(s, cfg, q == "bf16", a.warmup + a.batches) for s in a.store for q in precisions]
+    configs = {"": cfg}
+    for spec in a.variant:
+        label, _, keys = spec.partition(":")
+        configs[label] = load_config(a.config, [*overrides, *keys.split(";")])
+    variants = [
+        Variant(s, c, q == "bf16", a.warmup + a.batches, label)
+        for s in a.store
+        for label, c in configs.items()
+        for q in precisions
+    ]
     for k in range(a.warmup):
         for v in variants:
             v.step(k)
@@ -143,6 +164,8 @@ def main() -> None:
             "step_ms_mean": round(1000 * statistics.fmean(v.times), 1),
             "step_ms_all": [round(1000 * t, 1) for t in v.times],
             "tokens_per_batch_mean": round(statistics.fmean(v.tokens), 1),
+            "texts_per_batch_mean": round(statistics.fmean(v.texts), 1),
+            "config": v.config,
             "epoch_s": round(v.epoch_steps * statistics.fmean(v.times), 1),
         }
         for v in variants
@@ -172,7 +195,8 @@ def main() -> None:
     )
     for name, r in results.items():
         print(
-            f"{name}: {r['step_ms_mean']} ms a step ({r['vs_first']}×), {r['tokens_per_batch_mean']} tokens, epoch ≈ {r['epoch_s']} s"
+            f"{name}: {r['step_ms_mean']} ms a step ({r['vs_first']}×), {r['texts_per_batch_mean']} texts, "
+            f"{r['tokens_per_batch_mean']} tokens, epoch ≈ {r['epoch_s']} s"
         )
 
 

@@ -100,6 +100,37 @@ def test_finetune_trains_moves_the_encoder_and_reloads(meld_store, tmp_path) -> 
         Predictor(tmp_path / "run" / "best.pt", device="cpu")
 
 
+def test_batches_of_whole_dialogues_encode_fewer_distinct_texts(meld_store, tmp_path) -> None:
+    """batch_by=dialogue_id: consecutive utterances of a dialogue share most of their steps' texts, so
+    an epoch of such batches encodes far fewer texts than one of random batches; training on it runs."""
+    from perr.store import FeatureStore
+    from perr.train.batches import Batches, TextSource, epoch_order, row_groups
+
+    split = FeatureStore(meld_store)["train"]
+    rows = np.arange(len(split))
+    enc = SentenceEncoder(text_model_path(), max_tokens=8)
+    data = Batches(
+        split,
+        ["speaker", "others"],
+        split.targets("3"),
+        rows,
+        prefetch=0,
+        text=TextSource(["speaker", "others"], enc.tokenize),
+    )
+    groups = row_groups(split, rows, "dialogue_id")
+    assert len(set(groups)) == 10
+
+    def texts_per_epoch(order) -> int:
+        return sum(int(x[TOKENS].shape[0]) for _, x, _, _ in data.iterate(32, torch.device("cpu"), order))
+
+    shuffled = texts_per_epoch(epoch_order(len(rows), 0, 0))
+    grouped = texts_per_epoch(epoch_order(len(rows), 0, 0, groups))
+    assert grouped < 0.6 * shuffled
+    train(meld_store, small(batch_by="dialogue_id"), tmp_path / "run")
+    hist = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert len(hist) == 1 and np.isfinite(hist[0]["train_loss"])
+
+
 def test_line_pooling_reads_the_context_but_averages_the_line() -> None:
     """text_pooling=line: "line | context" is BERT's two segments and the vector is the mean over the
     line's segment — the package's vector when there is no context, a different one when there is, and

@@ -153,6 +153,34 @@ def test_prefetched_batches_are_the_stored_rows_in_the_epoch_order(store):
             assert torch.equal(x[m], x2[m]) and torch.equal(mask[m], mask2[m])
 
 
+def test_grouped_epoch_order_keeps_each_group_together_and_shuffles_the_groups():
+    """batch_by: a permutation of the rows where each group's rows follow one another in row order, the
+    group order a pure function of (seed, epoch) that differs between epochs."""
+    from perr.train.batches import epoch_order
+
+    groups = np.array(["d3", "d1", "d1", "d2", "d3", "d2", "d2", "d1", "d4", "d3"] * 3)
+    orders = [epoch_order(len(groups), 0, e, groups) for e in range(6)]
+    for order in orders:
+        assert sorted(order.tolist()) == list(range(len(groups)))
+        seq = groups[order]
+        runs = [g for k, g in enumerate(seq) if k == 0 or seq[k - 1] != g]  # one run per group
+        assert sorted(runs) == ["d1", "d2", "d3", "d4"]
+        for g in runs:
+            assert order[seq == g].tolist() == np.flatnonzero(groups == g).tolist()
+    assert np.array_equal(orders[2], epoch_order(len(groups), 0, 2, groups))  # a resumed epoch is the same
+    assert len({tuple(groups[o][np.r_[True, groups[o][1:] != groups[o][:-1]]]) for o in orders}) > 1
+    with pytest.raises(ValueError, match="3 group codes for 4 rows"):
+        epoch_order(4, 0, 0, groups[:3])
+
+
+def test_batch_by_names_a_missing_index_column(store, tmp_path):
+    with pytest.raises(
+        StoreError,
+        match="batch_by: index row 0 has no column 'episode'; its columns are row, clip_id, label, drama",
+    ):
+        train(store, load_config(None, [*TINY, "epochs=1", "batch_by=episode"]), tmp_path / "r")
+
+
 def test_loader_thread_stops_when_the_loop_stops_early_and_passes_errors_on(store):
     import threading
 

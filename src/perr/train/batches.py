@@ -74,6 +74,7 @@ class Batches:
     prefetch: int | None = None  # batches prepared ahead by the loader thread; 0: in the step's thread;
     # None: PREFETCH when a core is spare for it (perr.train.threads.spare_core), else 0
     text: TextSource | None = None  # text modalities given as raw step texts (text_encoder=finetune)
+    groups: np.ndarray | None = None  # a group per row of this view: the epoch shuffles groups (batch_by)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -237,10 +238,36 @@ def _prefetched(
         thread.join()
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The shuffle of one epoch: a pure function of (seed, epoch), so a resumed run sees the same order."""
+def epoch_order(n: int, seed: int, epoch: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """The shuffle of one epoch: a pure function of (seed, epoch), so a resumed run sees the same order.
+
+    With `groups` (a group code per row, e.g. the dialogue of each utterance), the groups are shuffled
+    and each group's rows follow one another in row order, so a batch of consecutive positions holds a
+    few whole groups (TrainConfig.batch_by)."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g).numpy()
+    if groups is None:
+        return torch.randperm(n, generator=g).numpy()
+    if len(groups) != n:
+        raise ValueError(f"epoch_order: {len(groups)} group codes for {n} rows")
+    codes, inverse = np.unique(groups, return_inverse=True)
+    rank = np.empty(len(codes), dtype=np.int64)
+    rank[torch.randperm(len(codes), generator=g).numpy()] = np.arange(len(codes))
+    return np.lexsort((np.arange(n), rank[inverse]))
+
+
+def row_groups(split: FeatureSplit, rows: np.ndarray, column: str) -> np.ndarray:
+    """The value of index column `column` for each of `rows`, as strings (TrainConfig.batch_by);
+    an error naming the column, the row and the columns the index has when a row lacks it."""
+    out = []
+    for r in rows:
+        entry = split.index[int(r)]
+        if column not in entry:
+            raise StoreError(
+                f"{split.folder}: batch_by: index row {int(r)} has no column {column!r}; "
+                f"its columns are {', '.join(entry)}"
+            )
+        out.append(str(entry[column]))
+    return np.asarray(out)
 
 
 def check_data(split: FeatureSplit, modalities: Sequence[str], task: Task) -> None:

@@ -36,7 +36,7 @@ from perr.models.dropout import MaskPlan
 from perr.schedules import Schedule, ScheduleSpec, build_schedule
 from perr.splits import stratified_split
 from perr.store import FeatureSplit, FeatureStore, StoreHeader
-from perr.train.batches import Batches, LoaderStats, check_data, epoch_order, text_source
+from perr.train.batches import Batches, LoaderStats, check_data, epoch_order, row_groups, text_source
 from perr.train.evaluation import evaluate_split
 from perr.train.preload import preload_splits
 from perr.train.threads import mask_helper, resolve_threads, runs_branches_in_parallel
@@ -123,6 +123,13 @@ class _Data:
 
 
 def _prepare_data(fs: FeatureStore, cfg: TrainConfig, task: Task, modalities: list[str]) -> _Data:
+    data = _split_rows(fs, cfg, task, modalities)
+    if cfg.batch_by:
+        data.train.groups = row_groups(data.train.split, data.train.rows, cfg.batch_by)
+    return data
+
+
+def _split_rows(fs: FeatureStore, cfg: TrainConfig, task: Task, modalities: list[str]) -> _Data:
     train_split = fs["train"]
     for name in ("train", "val", "test"):
         if name in fs:
@@ -199,7 +206,7 @@ def train_epoch(
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     stats = profile.loader if profile is not None else None
     start = time.perf_counter()
-    order = epoch_order(len(data), cfg.seed, epoch)
+    order = epoch_order(len(data), cfg.seed, epoch, data.groups)
     sizes = [min(cfg.batch_size, len(data) - i) for i in range(0, len(data), cfg.batch_size)]
     with masks.epoch(sizes) if masks is not None else contextlib.nullcontext(), parallel_branches(branches):
         for _, x, mask, y in data.iterate(cfg.batch_size, device, order, stats=stats):
