@@ -43,8 +43,8 @@ _SET_HELP = "Override one config key, e.g. --set epochs=5 --set model=lstm (repe
 _CONFIG_KEYS = (
     "Config keys for --set / --config: model, task, drop; d_model, stage2_hidden, heads, ff_dim, dropout, "
     "aux_weight, modality_dropout; text_encoder (frozen | finetune), text_lr, text_finetune, text_model, "
-    "text_max_tokens, text_pooling (mean | line); epochs, batch_size, batch_by (an index column, e.g. dialogue_id), lr, lr_step, lr_gamma, lr_schedule "
-    "(step | linear | cosine), warmup, label_smoothing, joint_task, joint_weight, weight_decay, grad_clip, seed; "
+    "text_max_tokens, text_pooling (mean | line); epochs, batch_size, batch_by (an index column, e.g. "
+    "dialogue_id), lr, lr_step, lr_gamma, lr_schedule (step | linear | cosine), warmup, label_smoothing, joint_task, joint_weight, weight_decay, grad_clip, seed; "
     "holdout_fraction, early_stop_metric, patience; device, bf16, preload (auto | on | off: the store "
     "read into memory before the first epoch), threads (0 = auto). Every run folder's config.yaml lists "
     "them with their values; the README explains them."
