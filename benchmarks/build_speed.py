@@ -81,8 +81,6 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.out, result)
         return 0
 
-    import av
-
     from perr.construct.config import BuildConfig
     from perr.construct.pipeline import STAGES, Detectors, process_video
     from perr.construct.run import build
@@ -90,10 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     from perr.construct.workers import build_executor
     from perr.execution import ExecutionConfig
     from perr.io import write_json
+    from perr.logs import quiet_ffmpeg
     from perr.machine import cpu_info, package_versions
     from perr.video import VideoError
 
-    av.logging.set_level(av.logging.ERROR)
+    quiet_ffmpeg()
     files = [DATA / c for c in CLIPS if (DATA / c).exists()]
     missing = [c for c in CLIPS if not (DATA / c).exists()]
     if not files:

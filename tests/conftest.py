@@ -13,7 +13,9 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,29 @@ def tool(name: str) -> str:
     if path is None:
         pytest.skip(f"{name} not installed (make system installs it)")
     return path
+
+
+def run_or_dump(
+    cmd: Sequence[str], timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run(cmd, capture_output=True, text=True)` for a Python command that may hang: at the
+    timeout the process gets SIGABRT with faulthandler on, so the test fails with every thread's stack
+    (where it hung) instead of subprocess's bare TimeoutExpired."""
+    env = {**(env if env is not None else os.environ), "PYTHONFAULTHANDLER": "1"}
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            try:
+                out, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            pytest.fail(
+                f"{' '.join(map(str, cmd))} still ran after {timeout:g} s; its stacks:\n{err[-6000:]}"
+            )
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def ffmpeg(*args: str, cwd: Path | None = None) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import VIDEO_EXTRA, shared_file
+from conftest import VIDEO_EXTRA, run_or_dump, shared_file
 
 pytest.importorskip(*VIDEO_EXTRA)
 
@@ -62,3 +62,48 @@ def test_undecodable_file_is_a_video_error(tmp_path: Path) -> None:
     with pytest.raises(VideoError) as e:
         list(ShotScan(bad))
     assert "synthetic_truncated.avi" in str(e.value)
+
+
+#: ShotScan's own opening (stream with frame threads, FFmpeg logging set, seek to a chunk's start), a few
+#: frames read, then the stream dropped mid-decode, as a chunk's pass does when it reaches its end.
+_OPEN_READ_DROP = """
+import sys
+from perr.construct.scan import ShotScan
+path, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    video, _ = ShotScan(path, start=float(i % 9), threading_mode="AUTO")._open()
+    for _ in range(5 + i % 60):
+        if video.read() is False:
+            break
+    del video
+print("finished", n)
+"""
+
+
+def test_dropping_a_frame_threaded_stream_mid_decode_never_hangs() -> None:
+    """The CI hang of a chunked build: with PyAV's Python log callback installed (any level), closing a
+    frame-threaded decoder mid-stream waited for ever (PyAV issue 909). Before the fix this loop hung
+    within 20-60 rounds on this clip (seen at rounds 26, 27, 51); run_or_dump fails with the stacks."""
+    import sys
+
+    clip = shared_file("video/face_recognition/short_hamilton_clip.mp4")
+    done = run_or_dump([sys.executable, "-c", _OPEN_READ_DROP, str(clip), "150"], timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "finished 150"
+
+
+def test_perr_leaves_no_python_log_callback_in_pyav() -> None:
+    """The state the no-hang test depends on, checked directly: after a scan opened its stream (which
+    resets FFmpeg's callback) and after quiet_libraries, PyAV has no Python log callback (level None)."""
+    import av
+
+    from perr.logs import quiet_libraries
+
+    av.logging.set_level(av.logging.ERROR)
+    it = iter(ShotScan(shared_file("video/pyscenedetect/testvideo.mp4"), start=2.0))
+    next(it)
+    it.close()
+    assert av.logging.get_level() is None
+    av.logging.set_level(av.logging.ERROR)
+    quiet_libraries(False)
+    assert av.logging.get_level() is None

@@ -15,14 +15,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import FEATURES_EXTRA, SHARED_DATA, VIDEO_EXTRA
+from conftest import FEATURES_EXTRA, SHARED_DATA, VIDEO_EXTRA, run_or_dump
 from conftest import episode as generated_episode
 
 pytest.importorskip(*VIDEO_EXTRA)
@@ -69,10 +68,8 @@ def killed_and_resumed(episode: Path, tmp_path_factory: pytest.TempPathFactory) 
         str(CHUNK),
         "--no-progress",
     ]
-    killed = subprocess.run(
+    killed = run_or_dump(
         [*cmd, "--jobs", "1"],  # one process: the kill point stops the whole run
-        capture_output=True,
-        text=True,
         timeout=600,
         env={**os.environ, "PERR_KILL_AT": "build.chunk:2"},
     )
@@ -81,7 +78,7 @@ def killed_and_resumed(episode: Path, tmp_path_factory: pytest.TempPathFactory) 
     saved = sorted(p.name for p in (out / ".partial" / key).glob("chunk-*.json"))
     assert saved == ["chunk-0000.json", "chunk-0001.json"], saved
     assert not (out / "done" / f"{key}.json").exists()
-    resumed = subprocess.run([*cmd, "--jobs", "2"], capture_output=True, text=True, timeout=600)
+    resumed = run_or_dump([*cmd, "--jobs", "2"], timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     done = json.loads((out / "done" / f"{key}.json").read_text())
     return out, done
@@ -150,13 +147,7 @@ def test_killed_feature_extraction_resumes_without_redoing_a_clip(features_manif
     cfg = ExtractConfig(T=8)  # all five modalities, few steps
     out = features_manifest.parent / "features"
     cmd = [*PERR, "features", "extract", str(features_manifest), "--out", str(out), "--T", "8", "--jobs", "1"]
-    killed = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PERR_KILL_AT": "features.clip:1"},
-    )
+    killed = run_or_dump(cmd, timeout=600, env={**os.environ, "PERR_KILL_AT": "features.clip:1"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     first = sorted(p.name for p in (out / "clips").glob("*.npz"))
     assert len(first) == 1 and not list(out.rglob("*.tmp"))

@@ -29,6 +29,7 @@ from perr.features.config import ExtractConfig
 from perr.features.extract import build_extractors, extract_clip, modality_specs
 from perr.io import write_json
 from perr.labels import FINE_TO_COARSE, Task, perr_tasks
+from perr.logs import quiet_ffmpeg
 from perr.manifest import Clip
 from perr.models import attention_timeline
 from perr.report.html import ReportData, write_report
@@ -223,9 +224,7 @@ def predict(
     Returns one Prediction per input; `Prediction.result` is what `prediction.json` holds.
     `subtitles`: auto (a sidecar .srt or embedded stream, else OCR) | ocr | none.
     """
-    import av
-
-    av.logging.set_level(av.logging.ERROR)  # corrupt-frame warnings are summarised, not streamed
+    quiet_ffmpeg()  # corrupt-frame warnings are summarised, not streamed
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     files = iter_video_files(items)
     if not files:

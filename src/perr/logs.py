@@ -4,8 +4,9 @@ MediaPipe and TensorFlow Lite print from C++ straight to file descriptor 2 when 
 Created TensorFlow Lite XNNPACK delegate", absl's "All log messages before absl::InitializeLog()",
 "inference_feedback_manager … Disabling support for feedback tensors"); no environment variable turns
 them off. :func:`native_noise_filtered` catches fd 2 while models load and warm up, drops those known
-lines and passes everything else through. Python-side loggers (absl, RapidOCR, onnxruntime) and FFmpeg's
-messages through PyAV are set to errors only. The choice travels to worker processes in ``PERR_VERBOSE``.
+lines and passes everything else through. Python-side loggers (absl, RapidOCR, onnxruntime) are set to
+errors only, and FFmpeg's messages are off (:func:`quiet_ffmpeg`). The choice travels to worker processes in
+``PERR_VERBOSE``.
 """
 
 from __future__ import annotations
@@ -42,9 +43,27 @@ def quiet_libraries(verbose_: bool = False) -> None:
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # OpenCV's own FFmpeg (perr reports the error)
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     with contextlib.suppress(ImportError):
-        import av
+        quiet_ffmpeg(verbose_)
 
-        av.logging.set_level(av.logging.INFO if verbose_ else av.logging.ERROR)
+
+def quiet_ffmpeg(verbose_: bool | None = None) -> None:
+    """Keep FFmpeg's messages away from Python: off, or (`verbose_`, default :func:`verbose`) printed
+    by FFmpeg's own C callback.
+
+    Why not PyAV's Python callback at some level: it takes the GIL for every message, and it passes
+    errors through at any level. A decoder thread logging a corrupt packet then waits for the GIL while
+    the main thread, holding it, closes the frame-threaded decoder and waits for that thread: a hang for
+    ever (PyAV issue 909). Seen here as a CI build that never finished; reproduced in a loop on the
+    1-minute episode (opened with frame threads, a seek, some frames read, closed): with the callback at
+    ERROR it hung at iterations 27 and 51; with no callback, 400 of 400 finished. Call it again after
+    anything that opens a PySceneDetect stream, which restores FFmpeg's terminal callback on opening.
+    """
+    import av
+
+    av.logging.set_level(None)
+    if verbose() if verbose_ is None else verbose_:
+        av.logging.restore_default_callback()
+        av.logging.set_libav_level(av.logging.INFO)
 
 
 @contextlib.contextmanager

@@ -47,6 +47,7 @@ from perr.execution import ExecutionConfig, Executor, Runner
 from perr.faces import Track
 from perr.faults import checkpoint_reached
 from perr.io import write_json
+from perr.logs import quiet_ffmpeg
 from perr.progress import progress_allowed
 from perr.video import VideoError, VideoInfo, iter_video_files, probe
 
@@ -308,9 +309,7 @@ def build(
     config, is used instead of starting one (benchmarks do that). `chunk_seconds` (None: off) cuts long
     videos so that one episode uses every worker; results do not depend on it.
     """
-    import av
-
-    av.logging.set_level(av.logging.ERROR)
+    quiet_ffmpeg()
     cfg = config or BuildConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

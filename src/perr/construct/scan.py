@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from perr.construct.shots import SHOT_DETECTORS, Shot, pyav_stream_class
-from perr.logs import verbose
+from perr.logs import quiet_ffmpeg
 from perr.video import Frame, PtsRepair, VideoError, clock_origin, fit_size
 
 _DONE = object()
@@ -153,8 +153,7 @@ class ShotScan:
             video = _TeeStream(str(self.path), threading_mode=threads)
         except (scenedetect.VideoOpenFailure, OSError, RuntimeError, av.error.FFmpegError) as e:
             raise VideoError(self.path, f"PySceneDetect cannot open it: {e}") from e
-        # PySceneDetect restores FFmpeg's own log callback when it opens a stream: set the level after it
-        av.logging.set_level(av.logging.INFO if verbose() else av.logging.ERROR)
+        quiet_ffmpeg()  # PySceneDetect restores FFmpeg's terminal callback when it opens a stream
         if self.start > 0:
             video.seek(self.start)
         sm = _WatchedManager()

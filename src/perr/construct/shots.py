@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from perr.io import atomic_open
-from perr.logs import verbose
+from perr.logs import quiet_ffmpeg
 from perr.registry import Registry
 from perr.video import VideoError
 
@@ -125,13 +125,10 @@ def _scene_list(
     try:
         # Frame-threaded decoding halves the shot pass on 2 cores (24 s 720p clip: 4.9 s → 2.3 s, same cuts).
         # PySceneDetect warns that suppress_output can deadlock with decoder threads, so FFmpeg's chatter
-        # is silenced through PyAV's log level instead.
+        # is silenced without PyAV's Python log callback instead (quiet_ffmpeg says why).
         if backend == "pyav":
-            import av
-
             video = pyav_stream_class()(str(path), threading_mode="AUTO")
-            # it restored FFmpeg's own log callback on opening: set the level after it
-            av.logging.set_level(av.logging.INFO if verbose() else av.logging.ERROR)
+            quiet_ffmpeg()  # it restored FFmpeg's terminal callback on opening
         else:
             video = scenedetect.open_video(str(path), backend=backend)
     except (scenedetect.VideoOpenFailure, OSError, RuntimeError) as e:
