@@ -10,22 +10,31 @@ equality test proves equal to the fast path): eq. 1 as an `nn.LSTMCell` loop ove
 `nn.TransformerEncoderLayer` call per step, one `nn.LSTM` per modality; it skips computing A_t (the fast
 path returns it), which only favours the reference.
 
-Fast and reference steps are interleaved (fast, ref, fast, ref, ...) after warm-up, and medians are
-reported, so machine load from other jobs hits both alike; the load average before and after is
-recorded. Top-level figures are for the first `--threads` entry (default: all cores); `by_threads` holds
+Every variant runs in blocks of `--block` steps, one block of each per round, the order reversed every
+other round (`--repeats` rounds) after warm-up; a variant's figure is the median over rounds of its
+blocks' medians, so machine load from other jobs hits all alike; the load average before and after is
+recorded. (Blocks, not single interleaved steps: a variant whose helper thread draws the next step's
+dropout masks must not draw them during another variant's step.) Top-level figures are for the first `--threads` entry (default: all cores); `by_threads` holds
 every count. OMP_WAIT_POLICY defaults to PASSIVE here (see below); the JSON records it.
 `epoch_s_erato` projects one epoch at ERATO scale: 25,000 training clips / 16 per step × step_ms.
 `kernel_floor_ms` is the time a profiled fast-path step spends in the arithmetic kernels that any
 implementation must run (oneDNN LSTM, mm/addmm/bmm; KERNEL_OPS), `epoch_floor_s_erato` the same per
 epoch; `profile` splits the rest into dropout-mask draws and everything else. `benchmarks/erato_scale.py`
 reuses `kernel_profile` for the epoch-vs-floor target.
-bfloat16 autocast is timed only where the CPU has native bf16 (avx512_bf16 or amx_bf16) or on CUDA;
-elsewhere bf16 matmuls are emulated (tens of times slower) and `step_ms_bf16` is null.
+`step_ms_train` is the fast-path step as `perr train` runs it on a CPU: the same step, with the dropout
+masks drawn one step ahead by a helper thread (perr.models.dropout.MaskPlan, chosen as perr.train does:
+at idle priority when torch's threads fill every core); `speedup_train` is reference / that.
+bfloat16 autocast (`--set bf16=true`) is timed only where the CPU has native bf16 (avx512_bf16 or
+amx_bf16) or on CUDA: `step_ms_bf16` (the plain step) and `step_ms_bf16_train` (masks drawn ahead, as
+perr train runs it), with `speedup_bf16_train`; elsewhere bf16 matmuls are emulated (tens of times
+slower) and these are null. Whether bf16 may count for the speed target is an accuracy question:
+benchmarks/bf16_vs_fp32.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -47,7 +56,9 @@ sys.path.insert(0, str(REPO / "tests"))  # the one reference implementation, sha
 from perr.io import write_json  # noqa: E402
 from perr.machine import cpu_info  # noqa: E402
 from perr.models import ModelArgs, build_model  # noqa: E402
+from perr.models.dropout import MaskPlan  # noqa: E402
 from perr.train import make_optimizer  # noqa: E402
+from perr.train.threads import mask_helper  # noqa: E402
 from reference_smta import ReferenceModel  # noqa: E402
 
 # person: face-expression embedding + pose + relative position; background: EfficientNet-Lite0 pooled
@@ -141,16 +152,31 @@ def kernel_profile(step: Callable[[], object], steps: int = 5, device: torch.dev
     }
 
 
-def time_interleaved(
-    fns: dict[str, Callable[[], float]], warmup: int, repeats: int
+def with_masks_ahead(step: Callable[[], float], plan: MaskPlan, batch: int, stack: contextlib.ExitStack):
+    """`step` as perr train runs it on CPU: inside `plan.step`, in an epoch long enough for the benchmark
+    (the helper draws the next step's masks while this one runs)."""
+    stack.enter_context(plan.epoch([batch] * 100_000))
+
+    def run() -> float:
+        with plan.step(batch):
+            return step()
+
+    return run
+
+
+def time_blocks(
+    fns: dict[str, Callable[[], float]], warmup: int, repeats: int, block: int
 ) -> dict[str, list[float]]:
+    """Per variant, the median step time of each of its `repeats` blocks of `block` steps; the variants
+    take turns block by block, in an order reversed every other round."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            times[k].append(fn())
+    names = list(fns)
+    for r in range(repeats):
+        for k in names if r % 2 == 0 else names[::-1]:
+            times[k].append(statistics.median(fns[k]() for _ in range(block)))
     return times
 
 
@@ -177,16 +203,32 @@ def measure(args: argparse.Namespace, threads: int, device: torch.device, bf16: 
         fns["fast_bf16"] = train_step_fn(
             build_model(margs).to(device), x, mask, y, fused_adam=True, bf16=True
         )
+    helper = mask_helper(device)
     load_before = os.getloadavg()
-    times = time_interleaved(fns, args.warmup, args.repeats)
+    with contextlib.ExitStack() as stack:
+        if helper is not None:
+            for name in [k for k in fns if k != "reference"]:
+                plan = MaskPlan(background=helper == "background")
+                step = train_step_fn(
+                    build_model(margs).to(device), x, mask, y, fused_adam=True, bf16=name == "fast_bf16"
+                )
+                fns[f"{name}_train"] = with_masks_ahead(step, plan, args.batch, stack)
+        times = time_blocks(fns, args.warmup, args.repeats, args.block)
     med = {k: statistics.median(v) for k, v in times.items()}
+    train = med.get("fast_train", med["fast"])
+    bf16_train = med.get("fast_bf16_train", med.get("fast_bf16"))
     profile = kernel_profile(fns["fast"], args.profile_steps, device) if args.profile_steps > 0 else None
     out: dict[str, object] = {
         "threads": threads,
-        "step_ms": round(med["fast"], 1),
-        "reference_step_ms": round(med["reference"], 1),
+        "step_ms": round(med["fast"], 2),
+        "reference_step_ms": round(med["reference"], 2),
         "speedup": round(med["reference"] / med["fast"], 3),
+        "step_ms_train": round(train, 2),
+        "speedup_train": round(med["reference"] / train, 3),
+        "mask_helper": helper,
         "step_ms_bf16": round(med["fast_bf16"], 1) if bf16 else None,
+        "step_ms_bf16_train": round(bf16_train, 1) if bf16 else None,
+        "speedup_bf16_train": round(med["reference"] / bf16_train, 3) if bf16 else None,
         "epoch_s_erato": round(ERATO_TRAIN_CLIPS / args.batch * med["fast"] / 1e3, 1),
         "reference_epoch_s_erato": round(ERATO_TRAIN_CLIPS / args.batch * med["reference"] / 1e3, 1),
         "kernel_floor_ms": profile["kernel_floor_ms"] if profile else None,
@@ -212,7 +254,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "--threads", default="", help="comma list of torch thread counts (default: all cores, then 1)"
     )
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--repeats", type=int, default=6, help="rounds of blocks")
+    p.add_argument("--block", type=int, default=5, help="steps of one variant in a row")
     p.add_argument("--device", default="cpu")
     p.add_argument(
         "--profile-steps", type=int, default=5, help="fast-path steps under torch.profiler (0: no profile)"
@@ -243,7 +286,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "device": str(device),
             "warmup": args.warmup,
             "repeats": args.repeats,
-            "statistic": "median, fast and reference steps interleaved",
+            "block": args.block,
+            "statistic": "median over rounds of each block's median step; blocks alternate, order reversed "
+            "every other round",
             "data": "random features (synthetic), ~20% of steps masked per modality, clip 0 without text",
         },
         **{
@@ -253,7 +298,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 "reference_step_ms",
                 "speedup",
                 "epoch_s_erato",
+                "step_ms_train",
+                "speedup_train",
+                "mask_helper",
                 "step_ms_bf16",
+                "step_ms_bf16_train",
+                "speedup_bf16_train",
                 "kernel_floor_ms",
                 "epoch_floor_s_erato",
                 "profile",
@@ -274,9 +324,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "loadavg": [round(v, 2) for v in os.getloadavg()],
     }
     write_json(args.out, result)
-    summary = {
-        k: result[k] for k in ("step_ms", "reference_step_ms", "speedup", "epoch_s_erato", "step_ms_bf16")
-    }
+    keys = ("step_ms", "reference_step_ms", "speedup", "speedup_train", "step_ms_bf16", "speedup_bf16_train")
+    summary = {k: result[k] for k in keys}
     print(
         summary,
         "threads:",

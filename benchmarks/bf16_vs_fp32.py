@@ -1,0 +1,118 @@
+"""F1 of bf16 autocast against float32 training on the embedded SYNTHETIC default, over several seeds.
+
+    python benchmarks/bf16_vs_fp32.py --seeds 0,1,2,3,4 --out benchmarks/results/bf16_vs_fp32.SYNTHETIC.json
+
+Issue 3 lets the fast path use bf16 autocast when Micro- and Macro-F1 on the embedded default stay within
+0.5 points of float32. One seed cannot tell: two float32 runs of one seed on two CPUs already differ by
+more. So both precisions train the same seeds (`perr benchmark`, the demo's settings, one thread each,
+the two runs side by side) and the JSON keeps each seed's figures, the means, and the paired differences
+with their standard error, the yardstick for the 0.5 points. `--reuse` reads two finished output folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from perr.io import write_json
+from perr.machine import cpu_info, package_versions
+
+DEMO_SETTINGS = (
+    "epochs=6",
+    "lr=0.002",
+    "lr_step=5",
+    "d_model=64",
+    "stage2_hidden=64",
+    "ff_dim=128",
+    "threads=1",
+)
+
+
+def run_benchmark(store: Path, seeds: str, bf16: bool, out: Path, model: str) -> subprocess.Popen:
+    sets = [a for s in (*DEMO_SETTINGS, f"bf16={str(bf16).lower()}") for a in ("--set", s)]
+    cmd = [sys.executable, "-m", "perr", "benchmark", "--dataset", str(store), "--models", model]
+    cmd += ["--tasks", "5,3", "--seeds", seeds, *sets, "--out", str(out)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+
+
+def per_seed(folder: Path, model: str) -> dict[str, dict[str, list[float]]]:
+    """{task: {metric: [value per seed, in seed order]}} from each run's metrics.json."""
+    found: dict[str, dict[str, list[float]]] = {}
+    for task in ("5", "3"):
+        runs = sorted((folder / "runs" / model / f"task-{task}" / "all").glob("seed-*/metrics.json"))
+        if not runs:
+            raise SystemExit(f"no runs under {folder / 'runs' / model / f'task-{task}'}")
+        runs.sort(key=lambda p: int(p.parent.name.split("-")[1]))
+        scores = [json.loads(p.read_text())["test"][task] for p in runs]
+        found[task] = {m: [round(100 * s[m], 2) for s in scores] for m in ("micro_f1", "macro_f1")}
+    return found
+
+
+def compare(fp32: dict, bf16: dict) -> dict[str, dict[str, dict[str, float | bool]]]:
+    out: dict[str, dict[str, dict[str, float | bool]]] = {}
+    for task in fp32:
+        out[task] = {}
+        for m in fp32[task]:
+            a, b = fp32[task][m], bf16[task][m]
+            diff = [y - x for x, y in zip(a, b, strict=True)]
+            se = statistics.stdev(diff) / math.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+            mean = statistics.mean(diff)
+            out[task][m] = {
+                "float32_mean": round(statistics.mean(a), 2),
+                "float32_std": round(statistics.stdev(a), 2) if len(a) > 1 else 0.0,
+                "bf16_mean": round(statistics.mean(b), 2),
+                "bf16_std": round(statistics.stdev(b), 2) if len(b) > 1 else 0.0,
+                "paired_difference_mean": round(mean, 2),
+                "paired_difference_se": round(se, 2),
+                "within_0.5_points": abs(mean) <= 0.5,
+            }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", type=Path, default=Path("runs/demo/data/synthetic-erato"))
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--model", default="smta-transformer")
+    ap.add_argument("--work", type=Path, default=Path("runs/bf16_vs_fp32"), help="the two runs' folders")
+    ap.add_argument("--reuse", action="store_true", help="read finished runs under --work, train nothing")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    folders = {p: args.work / f"bf16-{p}" for p in ("false", "true")}
+    if not args.reuse:
+        if not args.store.is_dir():
+            raise SystemExit(
+                f"no store at {args.store}: `make demo` or `perr data synth --like-extractors` makes it"
+            )
+        procs = [
+            run_benchmark(args.store, args.seeds, p == "true", f, args.model) for p, f in folders.items()
+        ]
+        if any(p.wait() != 0 for p in procs):
+            raise SystemExit("a perr benchmark run failed")
+    fp32, bf16 = per_seed(folders["false"], args.model), per_seed(folders["true"], args.model)
+    result = {
+        "benchmark": "bf16 autocast vs float32 training, F1 on the embedded default (SYNTHETIC data)",
+        "setup": {
+            "model": args.model,
+            "store": str(args.store),
+            "settings": list(DEMO_SETTINGS),
+            "seeds": args.seeds,
+            "runs": "perr benchmark --tasks 5,3, one per precision, side by side",
+        },
+        "per_seed_percent": {"float32": fp32, "bf16": bf16},
+        "comparison_points": compare(fp32, bf16),
+        "cpu": cpu_info(),
+        "versions": package_versions(["torch", "numpy"]),
+    }
+    write_json(args.out, result)
+    print(json.dumps(result["comparison_points"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
