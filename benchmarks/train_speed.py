@@ -23,7 +23,8 @@ epoch; `profile` splits the rest into dropout-mask draws and everything else. `b
 reuses `kernel_profile` for the epoch-vs-floor target.
 `step_ms_train` is the fast-path step as `perr train` runs it on a CPU: the same step, with the dropout
 masks drawn one step ahead by a helper thread (perr.models.dropout.MaskPlan, chosen as perr.train does:
-at idle priority when torch's threads fill every core); `speedup_train` is reference / that.
+at idle priority when torch's threads fill every core) and the M stage-2 LSTMs on two threads where
+perr.train does that (perr.models.branches; not under autocast); `speedup_train` is reference / that.
 bfloat16 autocast (`--set bf16=true`) is timed only where the CPU has native bf16 (avx512_bf16 or
 amx_bf16) or on CUDA: `step_ms_bf16` (the plain step) and `step_ms_bf16_train` (masks drawn ahead, as
 perr train runs it), with `speedup_bf16_train`; elsewhere bf16 matmuls are emulated (tens of times
@@ -56,9 +57,10 @@ sys.path.insert(0, str(REPO / "tests"))  # the one reference implementation, sha
 from perr.io import write_json  # noqa: E402
 from perr.machine import cpu_info  # noqa: E402
 from perr.models import ModelArgs, build_model  # noqa: E402
+from perr.models.branches import BranchPool, parallel_branches  # noqa: E402
 from perr.models.dropout import MaskPlan  # noqa: E402
 from perr.train import make_optimizer  # noqa: E402
-from perr.train.threads import mask_helper  # noqa: E402
+from perr.train.threads import mask_helper, runs_branches_in_parallel  # noqa: E402
 from reference_smta import ReferenceModel  # noqa: E402
 
 # person: face-expression embedding + pose + relative position; background: EfficientNet-Lite0 pooled
@@ -152,13 +154,20 @@ def kernel_profile(step: Callable[[], object], steps: int = 5, device: torch.dev
     }
 
 
-def with_masks_ahead(step: Callable[[], float], plan: MaskPlan, batch: int, stack: contextlib.ExitStack):
+def as_perr_train(
+    step: Callable[[], float],
+    plan: MaskPlan,
+    pool: BranchPool | None,
+    batch: int,
+    stack: contextlib.ExitStack,
+) -> Callable[[], float]:
     """`step` as perr train runs it on CPU: inside `plan.step`, in an epoch long enough for the benchmark
-    (the helper draws the next step's masks while this one runs)."""
+    (the helper draws the next step's masks while this one runs), with the stage-2 branches on `pool`'s
+    two threads where perr train uses one (outside autocast only: perr.models.branches)."""
     stack.enter_context(plan.epoch([batch] * 100_000))
 
     def run() -> float:
-        with plan.step(batch):
+        with plan.step(batch), parallel_branches(pool):
             return step()
 
     return run
@@ -205,14 +214,18 @@ def measure(args: argparse.Namespace, threads: int, device: torch.device, bf16: 
         )
     helper = mask_helper(device)
     load_before = os.getloadavg()
+    branches = runs_branches_in_parallel(device)
     with contextlib.ExitStack() as stack:
         if helper is not None:
             for name in [k for k in fns if k != "reference"]:
                 plan = MaskPlan(background=helper == "background")
+                pool = BranchPool() if branches else None
+                if pool is not None:
+                    stack.callback(pool.close)
                 step = train_step_fn(
                     build_model(margs).to(device), x, mask, y, fused_adam=True, bf16=name == "fast_bf16"
                 )
-                fns[f"{name}_train"] = with_masks_ahead(step, plan, args.batch, stack)
+                fns[f"{name}_train"] = as_perr_train(step, plan, pool, args.batch, stack)
         times = time_blocks(fns, args.warmup, args.repeats, args.block)
     med = {k: statistics.median(v) for k, v in times.items()}
     train = med.get("fast_train", med["fast"])
@@ -226,6 +239,7 @@ def measure(args: argparse.Namespace, threads: int, device: torch.device, bf16: 
         "step_ms_train": round(train, 2),
         "speedup_train": round(med["reference"] / train, 3),
         "mask_helper": helper,
+        "branch_threads": branches,
         "step_ms_bf16": round(med["fast_bf16"], 1) if bf16 else None,
         "step_ms_bf16_train": round(bf16_train, 1) if bf16 else None,
         "speedup_bf16_train": round(med["reference"] / bf16_train, 3) if bf16 else None,

@@ -26,11 +26,11 @@ def _lstms_and_inputs(m: int = 5):
     return lstms, xs
 
 
-def _forward_backward(lstms, xs, pool):
+def _forward_backward(lstms, xs, pool, bf16: bool = False):
     for x in xs:
         x.grad = None
     lstms.zero_grad(set_to_none=True)
-    with parallel_branches(pool):
+    with parallel_branches(pool), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         out = lstms(xs)
     weights = torch.arange(out.numel(), dtype=out.dtype).view_as(out)  # a different gradient per output
     (out * weights).sum().backward()
@@ -48,12 +48,16 @@ def caller_threads(request):
 
 @pytest.mark.parametrize("caller_threads", [1, 2], indirect=True)
 @pytest.mark.parametrize("m", [1, 2, 5])
-def test_two_threads_give_the_serial_outputs_and_gradients(pool, m, caller_threads):
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16-autocast"])
+def test_two_threads_give_the_serial_outputs_and_gradients(pool, m, caller_threads, bf16):
     """Also when the caller runs 2 intra-op threads and the branches 1 each (the paper-sized model's
-    set-up), against the serial kernels at 2 threads."""
+    set-up), against the serial kernels at 2 threads; and under bf16 autocast (`--set bf16=true`), which
+    the helper thread takes over from the caller."""
     lstms, xs = _lstms_and_inputs(m)
-    serial = _forward_backward(lstms, xs, None)
-    parallel = _forward_backward(lstms, xs, pool)
+    serial = _forward_backward(lstms, xs, None, bf16)
+    parallel = _forward_backward(lstms, xs, pool, bf16)
+    if bf16:
+        assert serial[0].dtype == torch.bfloat16  # the LSTMs really ran under autocast
     assert torch.get_num_threads() == caller_threads  # put back after each map
     assert len(serial) == len(parallel)
     for a, b in zip(serial, parallel, strict=True):
@@ -112,16 +116,25 @@ def test_an_error_on_the_helper_reaches_the_caller_and_the_pool_keeps_working(po
     assert pool.map(lambda i: i + 1, 3) == [1, 2, 3]
 
 
-def test_branches_stay_serial_under_autocast_and_off_the_cpu(pool):
-    """Autocast is per thread (the helper would run its branches at another precision), and a GPU
-    runs its kernels asynchronously anyway: there the pool is not used."""
+def test_branches_stay_serial_off_the_cpu(pool):
+    """A GPU runs its kernels asynchronously anyway: there the pool is not used."""
     x = torch.zeros(2, 3)
     with parallel_branches(pool):
         assert installed_pool(x) is pool
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert installed_pool(x) is None
         assert installed_pool(torch.zeros(2, 3, device="meta")) is None
     assert installed_pool(x) is None
+
+
+def test_the_helper_runs_under_the_callers_autocast(pool):
+    """Autocast is per-thread state: the helper takes the caller's (on, dtype) for each map, and none
+    when the caller has none."""
+
+    def state(_: int) -> tuple[bool, torch.dtype]:
+        return torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert pool.map(state, 2) == [(True, torch.bfloat16)] * 2
+    assert [on for on, _ in pool.map(state, 2)] == [False, False]
 
 
 def test_close_stops_the_thread_and_a_later_map_restarts_it():

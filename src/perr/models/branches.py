@@ -18,7 +18,10 @@ shared generator would then depend on the threads' timing. One caller thread use
 Every kernel is the one the serial code runs, on the same inputs, so outputs and gradients are bit-equal
 (tests/test_branches.py compares them). With the caller on 2 threads and the branches on 1 each, that
 also needs oneDNN's LSTM to give the same sums on 1 and 2 threads: it does on the AMD EPYC Zen 4 these
-runs use (B 16, T 32, input and hidden 64 to 256), and the test pins it. Measured on the 2-core AMD EPYC
+runs use (B 16, T 32, input and hidden 64 to 256), and the test pins it. Under bf16 autocast
+(`--set bf16=true`) the helper thread takes the caller's autocast state, and the same holds for the bf16
+kernels. There the branches matter most: the bf16 LSTMs are half of a paper-sized step, and on 2 cores the
+step went from 2.59x to 3.63x the literal reference's speed (benchmarks/results/train_speed.avx512bf16.json). Measured on the 2-core AMD EPYC
 (5 LSTMs, B 16, T 32, input 128, hidden 64, forward + backward): 25.3 ms serial, 19.7 ms on two threads.
 """
 
@@ -57,18 +60,22 @@ class BranchPool:
             job = self._jobs.get()
             if job is None:
                 return
-            fn, items, grad, threads = job
+            fn, items, grad, threads, autocast = job
             try:
                 if torch.get_num_threads() != threads:  # the caller's share, not OpenMP's per-thread default
                     torch.set_num_threads(threads)
-                with torch.set_grad_enabled(grad):
+                with (
+                    torch.set_grad_enabled(grad),
+                    torch.autocast("cpu", dtype=autocast, enabled=autocast is not None),
+                ):
                     self._done.put([fn(i) for i in items])
             except BaseException as e:  # handed to the caller and raised there
                 self._done.put(e)
 
     def map(self, fn: Callable[[int], Any], n: int) -> list[Any]:
         """[fn(0), …, fn(n-1)]: the helper takes the first n // 2, the caller the rest (the caller's own
-        work between steps makes it the busier thread). Grad mode is the caller's on both threads."""
+        work between steps makes it the busier thread). Grad mode and CPU autocast (on or off, and its
+        dtype) are the caller's on both threads: both are per-thread state."""
         split = n // 2
         self.maps += 1
         if self._thread is None:
@@ -76,7 +83,8 @@ class BranchPool:
             self._thread.start()
         caller = torch.get_num_threads()
         share = branch_threads(caller)
-        self._jobs.put((fn, range(split), torch.is_grad_enabled(), share))
+        autocast = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+        self._jobs.put((fn, range(split), torch.is_grad_enabled(), share, autocast))
         if share != caller:
             torch.set_num_threads(share)
         try:
@@ -115,10 +123,9 @@ def parallel_branches(pool: BranchPool | None) -> Iterator[None]:
 
 
 def installed_pool(x: Tensor) -> BranchPool | None:
-    """The pool to use for branches on `x`: only on CPU and outside autocast (autocast state is
-    per-thread, so the helper would run a branch at a different precision)."""
+    """The pool to use for branches on `x`: only on CPU (a GPU runs its kernels asynchronously anyway)."""
     pool: BranchPool | None = getattr(_local, "pool", None)
-    if pool is None or x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+    if pool is None or x.device.type != "cpu":
         return None
     return pool
 
