@@ -14,8 +14,8 @@ Every variant runs in blocks of `--block` steps, one block of each per round, th
 other round (`--repeats` rounds) after warm-up; a variant's figure is the median over rounds of its
 blocks' medians, so machine load from other jobs hits all alike; the load average before and after is
 recorded. (Blocks, not single interleaved steps: a variant whose helper thread draws the next step's
-dropout masks must not draw them during another variant's step.) Top-level figures are for the first `--threads` entry (default: all cores); `by_threads` holds
-every count. OMP_WAIT_POLICY defaults to PASSIVE here (see below); the JSON records it.
+dropout masks must not draw them during another variant's step.) Top-level figures are for the first
+`--threads` entry (default: all cores); `by_threads` holds every count. OMP_WAIT_POLICY defaults to PASSIVE here (see below); the JSON records it.
 `epoch_s_erato` projects one epoch at ERATO scale: 25,000 training clips / 16 per step × step_ms.
 `kernel_floor_ms` is the time a profiled fast-path step spends in the arithmetic kernels that any
 implementation must run (oneDNN LSTM, mm/addmm/bmm; KERNEL_OPS), `epoch_floor_s_erato` the same per
@@ -24,10 +24,10 @@ reuses `kernel_profile` for the epoch-vs-floor target.
 `step_ms_train` is the fast-path step as `perr train` runs it on a CPU: the same step, with the dropout
 masks drawn one step ahead by a helper thread (perr.models.dropout.MaskPlan, chosen as perr.train does:
 at idle priority when torch's threads fill every core) and the M stage-2 LSTMs on two threads where
-perr.train does that (perr.models.branches; not under autocast); `speedup_train` is reference / that.
+perr.train does that (perr.models.branches); `speedup_train` is reference / that.
 bfloat16 autocast (`--set bf16=true`) is timed only where the CPU has native bf16 (avx512_bf16 or
-amx_bf16) or on CUDA: `step_ms_bf16` (the plain step) and `step_ms_bf16_train` (masks drawn ahead, as
-perr train runs it), with `speedup_bf16_train`; elsewhere bf16 matmuls are emulated (tens of times
+amx_bf16) or on CUDA: `step_ms_bf16` (the plain step) and `step_ms_bf16_train` (masks drawn ahead
+and branches on two threads, as perr train runs it), with `speedup_bf16_train`; elsewhere bf16 matmuls are emulated (tens of times
 slower) and these are null. Whether bf16 may count for the speed target is an accuracy question:
 benchmarks/bf16_vs_fp32.py.
 """
@@ -163,7 +163,7 @@ def as_perr_train(
 ) -> Callable[[], float]:
     """`step` as perr train runs it on CPU: inside `plan.step`, in an epoch long enough for the benchmark
     (the helper draws the next step's masks while this one runs), with the stage-2 branches on `pool`'s
-    two threads where perr train uses one (outside autocast only: perr.models.branches)."""
+    two threads where perr train uses one (perr.models.branches)."""
     stack.enter_context(plan.epoch([batch] * 100_000))
 
     def run() -> float:
