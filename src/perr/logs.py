@@ -51,9 +51,9 @@ def quiet_ffmpeg(verbose_: bool | None = None) -> None:
     by FFmpeg's own C callback.
 
     Why not PyAV's Python callback at some level: it takes the GIL for every message, and it passes
-    errors through at any level. A decoder thread logging a corrupt packet then waits for the GIL while
-    the main thread, holding it, closes the frame-threaded decoder and waits for that thread: a hang for
-    ever (PyAV issue 909). Seen here as a CI build that never finished; reproduced in a loop on the
+    errors through at any level. A decoder thread that logs while the main thread, holding the GIL,
+    closes the frame-threaded decoder waits for the GIL, and the main thread waits for that thread: a
+    hang for ever (PyAV issue 909). Seen here as a CI build that never finished; reproduced in a loop on the
     1-minute episode (opened with frame threads, a seek, some frames read, closed): with the callback at
     ERROR it hung at iterations 27 and 51; with no callback, 400 of 400 finished. Call it again after
     anything that opens a PySceneDetect stream, which restores FFmpeg's terminal callback on opening.
