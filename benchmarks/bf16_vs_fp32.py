@@ -6,7 +6,9 @@ Issue 3 lets the fast path use bf16 autocast when Micro- and Macro-F1 on the emb
 0.5 points of float32. One seed cannot tell: two float32 runs of one seed on two CPUs already differ by
 more. So both precisions train the same seeds (`perr benchmark`, the demo's settings, one thread each,
 the two runs side by side) and the JSON keeps each seed's figures, the means, and the paired differences
-with their standard error, the yardstick for the 0.5 points. `--reuse` reads two finished output folders.
+with their standard error, the yardstick for the 0.5 points. `--reuse` trains nothing and reads finished
+runs: `--work` may then be given several times (say seeds 0-9 in one folder, 10-19 in another) and their
+seeds are pooled.
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ def per_seed(folder: Path, model: str) -> dict[str, dict[str, list[float]]]:
     return found
 
 
+def pooled(parts: list[dict[str, dict[str, list[float]]]]) -> dict[str, dict[str, list[float]]]:
+    """The per-seed lists of several folders, one after the other (folders hold disjoint seeds)."""
+    return {t: {m: [v for part in parts for v in part[t][m]] for m in parts[0][t]} for t in parts[0]}
+
+
 def compare(fp32: dict, bf16: dict) -> dict[str, dict[str, dict[str, float | bool]]]:
     out: dict[str, dict[str, dict[str, float | bool]]] = {}
     for task in fp32:
@@ -79,29 +86,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", type=Path, default=Path("runs/demo/data/synthetic-erato"))
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--model", default="smta-transformer")
-    ap.add_argument("--work", type=Path, default=Path("runs/bf16_vs_fp32"), help="the two runs' folders")
-    ap.add_argument("--reuse", action="store_true", help="read finished runs under --work, train nothing")
+    ap.add_argument(
+        "--work", type=Path, action="append", help="the two runs' folders (default runs/bf16_vs_fp32)"
+    )
+    ap.add_argument(
+        "--reuse", action="store_true", help="read finished runs under each --work, train nothing"
+    )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    folders = {p: args.work / f"bf16-{p}" for p in ("false", "true")}
+    works = args.work or [Path("runs/bf16_vs_fp32")]
     if not args.reuse:
+        if len(works) != 1:
+            raise SystemExit("one --work folder when training (several only with --reuse)")
         if not args.store.is_dir():
             raise SystemExit(
                 f"no store at {args.store}: `make demo` or `perr data synth --like-extractors` makes it"
             )
+        folders = {p: works[0] / f"bf16-{p}" for p in ("false", "true")}
         procs = [
             run_benchmark(args.store, args.seeds, p == "true", f, args.model) for p, f in folders.items()
         ]
         if any(p.wait() != 0 for p in procs):
             raise SystemExit("a perr benchmark run failed")
-    fp32, bf16 = per_seed(folders["false"], args.model), per_seed(folders["true"], args.model)
+    fp32 = pooled([per_seed(w / "bf16-false", args.model) for w in works])
+    bf16 = pooled([per_seed(w / "bf16-true", args.model) for w in works])
     result = {
         "benchmark": "bf16 autocast vs float32 training, F1 on the embedded default (SYNTHETIC data)",
         "setup": {
             "model": args.model,
             "store": str(args.store),
             "settings": list(DEMO_SETTINGS),
-            "seeds": args.seeds,
+            "seeds": "pooled from " + ", ".join(map(str, works)) if args.reuse else args.seeds,
             "runs": "perr benchmark --tasks 5,3, one per precision, side by side",
         },
         "per_seed_percent": {"float32": fp32, "bf16": bf16},
