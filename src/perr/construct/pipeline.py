@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from perr.construct.chunks import ChunkScan, VideoScan, merge_chunks, plan_chunks, scan_chunk
+from perr.construct.chunks import ChunkResult, MergedChunks, merge_chunks, plan_chunks, scan_chunk
 from perr.construct.config import BuildConfig
 from perr.construct.ocr import OCR_ENGINES, OcrEngine
 from perr.construct.proposals import ProposalRules, Proposals, make_proposals
@@ -150,7 +150,7 @@ def finish_video(
     key: str,
     base: Path,
     cfg: BuildConfig,
-    scan: VideoScan,
+    scan: MergedChunks,
     subs: SubtitlePlan,
     res: VideoResult,
     timer: Timer,
@@ -213,7 +213,7 @@ def process_video(
     detectors: Detectors,
     progress: Callable[[float], None] | None = None,
     chunk_seconds: float | None = None,
-    on_chunk: Callable[[ChunkScan], None] | None = None,
+    on_chunk: Callable[[ChunkResult], None] | None = None,
 ) -> VideoBuild:
     """All stages for one video in this process. `base` is the folder the proposals' paths are relative
     to; `chunk_seconds` splits a long video as the batch does (results are the same either way)."""
