@@ -1,6 +1,6 @@
 """F1 of bf16 autocast against float32 training on the embedded SYNTHETIC default, over several seeds.
 
-    python benchmarks/bf16_vs_fp32.py --seeds 0,1,2,3,4 --out benchmarks/results/bf16_vs_fp32.SYNTHETIC.json
+    python -m benchmarks.bf16_vs_fp32 --seeds 0,1,2,3,4 --out benchmarks/results/bf16_vs_fp32.SYNTHETIC.json
 
 Issue 3 lets the fast path use bf16 autocast when Micro- and Macro-F1 on the embedded default stay within
 0.5 points of float32. One seed cannot tell: two float32 runs of one seed on two CPUs already differ by
@@ -21,8 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from perr.io import write_json
-from perr.machine import cpu_info, package_versions
+from benchmarks.harness import header, seed_runs, write_result
 
 DEMO_SETTINGS = (
     "epochs=6",
@@ -46,10 +45,9 @@ def per_seed(folder: Path, model: str) -> dict[str, dict[str, list[float]]]:
     """{task: {metric: [value per seed, in seed order]}} from each run's metrics.json."""
     found: dict[str, dict[str, list[float]]] = {}
     for task in ("5", "3"):
-        runs = sorted((folder / "runs" / model / f"task-{task}" / "all").glob("seed-*/metrics.json"))
+        runs = [r / "metrics.json" for r in seed_runs(folder, model, task) if (r / "metrics.json").exists()]
         if not runs:
-            raise SystemExit(f"no runs under {folder / 'runs' / model / f'task-{task}'}")
-        runs.sort(key=lambda p: int(p.parent.name.split("-")[1]))
+            raise SystemExit(f"no runs of {model}, task {task} under {folder}")
         scores = [json.loads(p.read_text())["test"][task] for p in runs]
         found[task] = {m: [round(100 * s[m], 2) for s in scores] for m in ("micro_f1", "macro_f1")}
     return found
@@ -94,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    head = header("bf16_vs_fp32")
     works = args.work or [Path("runs/bf16_vs_fp32")]
     if not args.reuse:
         if len(works) != 1:
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     fp32 = pooled([per_seed(w / "bf16-false", args.model) for w in works])
     bf16 = pooled([per_seed(w / "bf16-true", args.model) for w in works])
     result = {
-        "benchmark": "bf16 autocast vs float32 training, F1 on the embedded default (SYNTHETIC data)",
+        "what": "bf16 autocast vs float32 training, F1 on the embedded default (SYNTHETIC data)",
         "setup": {
             "model": args.model,
             "store": str(args.store),
@@ -121,10 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "per_seed_percent": {"float32": fp32, "bf16": bf16},
         "comparison_points": compare(fp32, bf16),
-        "cpu": cpu_info(),
-        "versions": package_versions(["torch", "numpy"]),
     }
-    write_json(args.out, result)
+    write_result(args.out, result, head)
     print(json.dumps(result["comparison_points"], indent=1))
     return 0
 

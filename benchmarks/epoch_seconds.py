@@ -1,6 +1,6 @@
 """Training seconds per epoch of several models on one store, one run at a time (the README's s/epoch column).
 
-    python benchmarks/epoch_seconds.py --store runs/meld/store-T8 --models pair-cross,smta-transformer,lstm \
+    python -m benchmarks.epoch_seconds --store runs/meld/store-T8 --models pair-cross,smta-transformer,lstm \
         --set task=7 --set d_model=64 ... --epochs 3 --out benchmarks/results/epoch_seconds.meld.json
 
 Each model trains `--epochs` epochs with the same settings (`--set`, `--pair-set` for pair-cross only) and
@@ -21,10 +21,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from benchmarks.harness import write_result
 from perr.checkpoint import Checkpoint
 from perr.config import TrainConfig, apply_overrides
-from perr.io import write_json
-from perr.machine import cpu_info, package_versions
 from perr.store import FeatureStore
 from perr.train import train
 
@@ -44,11 +43,8 @@ def main() -> None:
     pair_fixed = dict(kv.split("=", 1) for kv in args.pair_set)
     models = args.models.split(",")
     header = FeatureStore(args.store).header
-    setup = {
-        "cpu": cpu_info(),
-        "loadavg_start": os.getloadavg(),
-        "versions": package_versions(["torch", "numpy", "perr"]),
-    }
+    head = header("epoch_seconds")
+    setup: dict[str, object] = {}
     seconds: dict[str, list[float]] = {m: [] for m in models}
     steady: dict[str, list[float]] = {m: [] for m in models}
     params: dict[str, int] = {}
@@ -93,7 +89,7 @@ def main() -> None:
             for m in models
         },
     }
-    write_json(args.out, result)
+    write_result(args.out, result, head)
     for m, r in result["models"].items():
         print(f"{m}: {r['seconds_per_epoch_median']} s an epoch (median), {r['params']} parameters")
 

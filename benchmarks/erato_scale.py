@@ -1,7 +1,7 @@
 """The whole data path at ERATO's size, as a new user runs it, on SYNTHETIC data:
 
-    python benchmarks/erato_scale.py --n 25000 --out benchmarks/results/erato_scale.SYNTHETIC.json
-    python benchmarks/erato_scale.py --work /tmp/erato --stages profile,sweep --out FILE   # reuse a store
+    python -m benchmarks.erato_scale --n 25000 --out benchmarks/results/erato_scale.SYNTHETIC.json
+    python -m benchmarks.erato_scale --work /tmp/erato --stages profile,sweep --out FILE   # reuse a store
 
 Stages (`--stages`, all by default): generate (`perr data synth --like-extractors`, progress bar forced on
 and its updates counted) → validate (`perr data validate`, cold, then again with its record) → train (one
@@ -42,13 +42,12 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as perr itself sets it, before torch loads
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 # Only light modules here: the stages are child processes whose peak RSS comes from os.wait4, and Linux
 # carries the parent's RSS at fork into a child's ru_maxrss (the high-water mark survives exec). So this
 # process stays small until the stages are done; torch and the training code load afterwards (_heavy).
-from perr.io import write_json  # noqa: E402
-from perr.machine import cpu_info, package_versions, physical_cores  # noqa: E402
+from benchmarks.harness import header, write_result  # noqa: E402
+from perr.machine import physical_cores  # noqa: E402
 
 
 def _load_heavy() -> None:
@@ -58,8 +57,8 @@ def _load_heavy() -> None:
     global MaskPlan, mask_helper, BranchPool, runs_branches_in_parallel
     import numpy as np
     import torch
-    from train_speed import kernel_profile
 
+    from benchmarks.train_speed import kernel_profile
     from perr.config import TrainConfig
     from perr.models import build_model
     from perr.models.branches import BranchPool
@@ -298,7 +297,8 @@ def thread_sweep(store_root: Path, ds: list[int], steps: int, repeats: int) -> d
                 n = 1 if th == "1" else cores
                 argv = [
                     sys.executable,
-                    __file__,
+                    "-m",
+                    __spec__.name,
                     "--sweep-one",
                     str(store_root),
                     str(d),
@@ -306,7 +306,7 @@ def thread_sweep(store_root: Path, ds: list[int], steps: int, repeats: int) -> d
                     str(int(helpers)),
                     str(steps),
                 ]
-                out = subprocess.run(argv, capture_output=True, text=True, check=True)
+                out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=REPO)
                 res = json.loads(out.stdout.strip().splitlines()[-1])
                 times[label].append(res["ms_per_step"])
                 work = res["step_work_gmac"]
@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     perr = [sys.executable, "-m", "perr"]
     env = {"PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
     store = work / "data" / "synthetic-erato"
-    load_start = os.getloadavg()
+    head = header("erato_scale", packages=("pyarrow", "pydantic"))
     print(f"erato_scale: n={args.n}, device {args.device}, work {work}, stages {sorted(todo)}", flush=True)
 
     stages: dict[str, Any] = {}
@@ -449,8 +449,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     floor_before = None
     if "train_d256" in todo and "profile" in todo:
-        argv_floor = [sys.executable, __file__, "--floor-one", str(store), args.device]
-        out = subprocess.run(argv_floor, capture_output=True, text=True, check=True)
+        argv_floor = [sys.executable, "-m", __spec__.name, "--floor-one", str(store), args.device]
+        out = subprocess.run(argv_floor, capture_output=True, text=True, check=True, cwd=REPO)
         floor_before = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"  kernel floor before the d-256 epoch: {floor_before['kernel_floor_ms']} ms", flush=True)
     paper = epoch("train_d256", "run-d256", PAPER) if "train_d256" in todo else None
@@ -505,19 +505,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "generate_peak_rss_mb": stages.get("generate", {}).get("peak_rss_mb"),
             "generate_peak_rss_target_mb": 1536,
         },
-        "cpu": {**cpu_info(), "physical_cores": physical_cores()},
+        "physical_cores": physical_cores(),
         "torch": {
             "version": torch.__version__,
             "mkldnn": torch.backends.mkldnn.is_available(),
             "default_threads": torch.get_num_threads(),
             "interop_threads": torch.get_num_interop_threads(),
         },
-        "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
-        "versions": package_versions(("numpy", "torch", "pyarrow", "pydantic")),
-        "loadavg_start": [round(v, 2) for v in load_start],
         "loadavg_end": [round(v, 2) for v in os.getloadavg()],
     }
-    write_json(args.out, result)
+    result = write_result(args.out, result, head)
     print(json.dumps(result["targets"]), f"→ {args.out}", flush=True)
     if not args.keep and args.work is None:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,8 +1,8 @@
 """One helper thread of the training loop on vs off, A/B in one process on a store made by
 `perr data synth --like-extractors` (SYNTHETIC):
 
-    python benchmarks/helper_ab.py --helper masks --d 256 --store /tmp/erato/data/synthetic-erato --out F.json
-    python benchmarks/helper_ab.py --helper branches --d 64 --store /tmp/erato/data/synthetic-erato --out F.json
+    python -m benchmarks.helper_ab --helper masks --d 256 --store /tmp/erato/data/synthetic-erato --out F.json
+    python -m benchmarks.helper_ab --helper branches --d 64 --store /tmp/erato/data/synthetic-erato --out F.json
 
 `--helper masks`: dropout masks drawn ahead at idle priority (`MaskPlan(background=True)`, what `perr train`
 does when torch's threads fill every core: the paper's d 256) vs drawn in the step.
@@ -27,21 +27,20 @@ so machine drift hits both sides alike. Results are identical either way (tests)
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import torch
-from train_speed import kernel_profile
 
+from benchmarks.harness import alternate, header, write_result
+from benchmarks.train_speed import kernel_profile
 from perr.config import TrainConfig
-from perr.io import write_json
-from perr.machine import cpu_info, package_versions, physical_cores
+from perr.machine import physical_cores
 from perr.models import attention, build_model
 from perr.models.attention import masked_softmax
 from perr.models.branches import BranchPool
@@ -81,6 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
         help="the helper compared",
     )
     args = p.parse_args(argv)
+    head = header("helper_ab")
     sp = FeatureStore(args.store)["train"]
     d = args.d
     cfg = TrainConfig(model="smta-transformer", d_model=d, stage2_hidden=d, ff_dim=2 * d, epochs=1)
@@ -139,16 +139,23 @@ def main(argv: list[str] | None = None) -> dict:
     if args.helper in ("threads", "split"):
         block(0, off)  # the other set-up's mask plan learns its tape too
     rows = []
-    for r in range(args.rounds):
-        first, second = (on, off) if r % 2 == 0 else (off, on)
-        a, b = block(1 + 2 * r, first), block(2 + 2 * r, second)
-        (with_helper, with_cpu, with_steal), (without, without_cpu, without_steal) = (
-            (a, b) if r % 2 == 0 else (b, a)
-        )
+    k = itertools.count(1)
+    floors: list[float] = []
+
+    def read_floor(_: int) -> None:
         torch.set_num_threads(
             physical_cores() if args.helper in ("threads", "split") else threads
         )  # the floor: every core
-        floor = kernel_profile(step, 10)["kernel_floor_ms"]
+        floors.append(kernel_profile(step, 10)["kernel_floor_ms"])
+
+    times = alternate(
+        {"with": lambda: block(next(k), on), "without": lambda: block(next(k), off)},
+        args.rounds,
+        after_round=read_floor,
+    ).values
+    for r, floor in enumerate(floors):
+        (with_helper, with_cpu, with_steal) = times["with"][r]
+        (without, without_cpu, without_steal) = times["without"][r]
         row = {
             "round": r,
             "with_helper_ms": round(with_helper, 1),
@@ -165,7 +172,6 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append(row)
     pool.close()
     result = {
-        "benchmark": "helper_ab",
         "helper": args.helper,
         "data": "SYNTHETIC",
         "setup": {
@@ -186,11 +192,9 @@ def main(argv: list[str] | None = None) -> dict:
         "note": "ms a step; cpu_ms is this process's CPU time (every thread), steal_ms the host's steal time",
         "masks_starved": plan.starved if plan is not None else None,
         "masks_retired": plan.retired if plan is not None else None,
-        "cpu": cpu_info(),
-        "versions": package_versions(("numpy", "torch")),
-        "loadavg": [round(v, 2) for v in os.getloadavg()],
+        "loadavg_end": [round(v, 2) for v in os.getloadavg()],
     }
-    write_json(args.out, result)
+    result = write_result(args.out, result, head)
     return result
 
 

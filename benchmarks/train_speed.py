@@ -1,6 +1,6 @@
 """Training-step time of SMTA: the fast path (perr.models) vs the literal step-by-step reference.
 
-    python benchmarks/train_speed.py --out runs/train_speed.json [--threads 2,1] [--repeats 7]
+    python -m benchmarks.train_speed --out runs/train_speed.json [--threads 2,1] [--repeats 7]
 
 One step = forward + eq. 5 loss + backward + Adam step, `smta-transformer` at the paper's settings
 (B=16, T=32, d=256, M=5, stage-2 hidden 256, 4 heads, FF 512, dropout 0.1, train mode, float32), on
@@ -37,31 +37,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 # Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning. On a shared, loaded machine
 # the default (spin) policy made 2-thread steps ~5x slower than 1 thread; PASSIVE removes most of that.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np
 import torch
+from tests.reference_smta import ReferenceModel  # the one reference implementation, shared with the tests
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the one reference implementation, shared with the tests
-
-from perr.io import write_json  # noqa: E402
-from perr.machine import cpu_info  # noqa: E402
-from perr.models import ModelArgs, build_model  # noqa: E402
-from perr.models.branches import BranchPool, parallel_branches  # noqa: E402
-from perr.models.dropout import MaskPlan  # noqa: E402
-from perr.train import make_optimizer  # noqa: E402
-from perr.train.threads import mask_helper, runs_branches_in_parallel  # noqa: E402
-from reference_smta import ReferenceModel  # noqa: E402
+from benchmarks.harness import alternate, header, write_result
+from perr.models import ModelArgs, build_model
+from perr.models.branches import BranchPool, parallel_branches
+from perr.models.dropout import MaskPlan
+from perr.train import make_optimizer
+from perr.train.threads import mask_helper, runs_branches_in_parallel
 
 # person: face-expression embedding + pose + relative position; background: EfficientNet-Lite0 pooled
 # (1280); audio: 512-d sound embedding + 3 extras; text: 512-d sentence embedding.
@@ -173,22 +165,6 @@ def as_perr_train(
     return run
 
 
-def time_blocks(
-    fns: dict[str, Callable[[], float]], warmup: int, repeats: int, block: int
-) -> dict[str, list[float]]:
-    """Per variant, the median step time of each of its `repeats` blocks of `block` steps; the variants
-    take turns block by block, in an order reversed every other round."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    names = list(fns)
-    for r in range(repeats):
-        for k in names if r % 2 == 0 else names[::-1]:
-            times[k].append(statistics.median(fns[k]() for _ in range(block)))
-    return times
-
-
 def measure(args: argparse.Namespace, threads: int, device: torch.device, bf16: bool) -> dict[str, object]:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -226,7 +202,7 @@ def measure(args: argparse.Namespace, threads: int, device: torch.device, bf16: 
                     build_model(margs).to(device), x, mask, y, fused_adam=True, bf16=name == "fast_bf16"
                 )
                 fns[f"{name}_train"] = as_perr_train(step, plan, pool, args.batch, stack)
-        times = time_blocks(fns, args.warmup, args.repeats, args.block)
+        times = alternate(fns, args.repeats, args.block, args.warmup).values
     med = {k: statistics.median(v) for k, v in times.items()}
     train = med.get("fast_train", med["fast"])
     bf16_train = med.get("fast_bf16_train", med.get("fast_bf16"))
@@ -276,7 +252,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     )
     args = p.parse_args(argv)
 
-    cpu = cpu_info()
+    head = header("train_speed")
+    cpu = head["cpu"]
     device = torch.device(args.device)
     cores = int(cpu["affinity"] or 1)
     threads = [int(v) for v in args.threads.split(",") if v] or sorted({cores, 1}, reverse=True)
@@ -284,7 +261,6 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     by_threads = [measure(args, n, device, bf16) for n in threads]
     top = by_threads[0]
     result: dict[str, object] = {
-        "benchmark": "train_speed",
         "model": args.model,
         "setup": {
             "batch": args.batch,
@@ -326,18 +302,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "torch_threads": top["threads"],
         "bf16_native": bf16,
         "by_threads": by_threads,
-        "cores": cores,
-        "cpu": cpu,
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "mkldnn": torch.backends.mkldnn.is_available(),
-        },
-        "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
-        "loadavg": [round(v, 2) for v in os.getloadavg()],
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "loadavg_end": [round(v, 2) for v in os.getloadavg()],
     }
-    write_json(args.out, result)
+    result = write_result(args.out, result, head)
     keys = ("step_ms", "reference_step_ms", "speedup", "speedup_train", "step_ms_bf16", "speedup_bf16_train")
     summary = {k: result[k] for k in keys}
     print(

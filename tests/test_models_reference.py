@@ -96,9 +96,10 @@ def test_train_speed_benchmark_writes_its_figures(tmp_path) -> None:
     from pathlib import Path
 
     out = tmp_path / "speed.json"
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"
+    repo = Path(__file__).resolve().parents[1]
     args = ["--out", str(out), "--batch", "2", "--steps", "3", "--d", "8", "--threads", "1"]
-    subprocess.run([sys.executable, str(script), *args, "--repeats", "1", "--warmup", "0"], check=True)
+    cmd = [sys.executable, "-m", "benchmarks.train_speed", *args, "--repeats", "1", "--warmup", "0"]
+    subprocess.run(cmd, check=True, cwd=repo)
     res = json.loads(out.read_text())
     for key in (
         "step_ms",

@@ -52,7 +52,9 @@ def resolve_dataset(dataset: str, cache: Path, **options: Any) -> Path:
     return path
 
 
-def _run_dir(out: Path, model: str, task: str, drop: str | None, seed: int) -> Path:
+def run_dir(out: Path, model: str, task: str, drop: str | None, seed: int | str) -> Path:
+    """The folder of one run of `perr benchmark --out OUT`: the one place this layout is written (the
+    benchmark scripts read runs through it; seed "*" gives a glob pattern)."""
     return out / "runs" / model / f"task-{task}" / (f"drop-{drop}" if drop else "all") / f"seed-{seed}"
 
 
@@ -95,7 +97,7 @@ def _run_units(
             cfg = dataclasses.replace(
                 base, model=model, task=task, seed=int(seed), drop=[drop] if drop else []
             )
-            run = _run_dir(out, *_dir_args(key)).resolve()  # absolute: Ray workers have another cwd
+            run = run_dir(out, *_dir_args(key)).resolve()  # absolute: Ray workers have another cwd
             runner.submit(
                 key,
                 train_run,
@@ -109,7 +111,7 @@ def _run_units(
         for key, _, error in runner.completed():
             if error is not None:
                 raise RuntimeError(
-                    f"benchmark run {_run_dir(out, *_dir_args(key))} failed: {error}"
+                    f"benchmark run {run_dir(out, *_dir_args(key))} failed: {error}"
                 ) from error
             yield key
     finally:
@@ -149,7 +151,7 @@ def run_benchmark(
     plan = [
         (drop, task, model, seed) for drop in drops for task in tasks for model in models for seed in seeds
     ]
-    todo = [key for key in plan if not (_run_dir(out, *_dir_args(key)) / "metrics.json").exists()]
+    todo = [key for key in plan if not (run_dir(out, *_dir_args(key)) / "metrics.json").exists()]
     for n, key in enumerate(_run_units(fs, out, todo, base, execution, cpus_per_run, gpus_per_run), 1):
         if progress is not None:
             drop, task, model, seed = key
@@ -161,7 +163,7 @@ def run_benchmark(
         for task in tasks:
             for model in models:
                 metrics = [
-                    read_json(_run_dir(out, model, task, drop, seed) / "metrics.json")["test"]
+                    read_json(run_dir(out, model, task, drop, seed) / "metrics.json")["test"]
                     for seed in seeds
                 ]
                 summary = summarise_runs(metrics)[task]
@@ -217,7 +219,7 @@ def run_benchmark(
             figures.per_class_f1_figure(per_class, pair, out / "fig6_per_class_f1.png", title_suffix=suffix)
         attn_model = next((m for m in reversed(models) if m != "lstm"), None)
         if attn_model is not None and "test" in fs:
-            run = _run_dir(out, attn_model, tasks[0], None, seeds[0])
+            run = run_dir(out, attn_model, tasks[0], None, seeds[0])
             attention_figure(run / "best.pt", fs, out / "fig7_attention.png", clip=richest_clip(fs["test"]))
     return rows
 
