@@ -1,6 +1,6 @@
 """Issue #15: pair-cross against smta-transformer and lstm with one budget, settings chosen on dev only.
 
-    python benchmarks/beyond_smta.py --store STORE --out benchmarks/results/X.json --runs runs/X \
+    python -m benchmarks.beyond_smta --store STORE --out benchmarks/results/X.json --runs runs/X \
         --models pair-cross,smta-transformer,lstm --tasks 7,3 --seeds 0,1,2 --set lr=1e-3 ... \
         [--select modality_dropout=0,0.2] [--drop speaker --drop others]
 
@@ -31,23 +31,13 @@ from typing import Any
 
 import torch
 
+from benchmarks.harness import grid, run_dir, write_result
 from perr.benchmark import run_benchmark
 from perr.checkpoint import Checkpoint
 from perr.config import TrainConfig, apply_overrides
 from perr.execution import ExecutionConfig
-from perr.io import write_json
-from perr.machine import cpu_info, package_versions
 from perr.store import FeatureStore
 from perr.train import train
-
-
-def setup() -> dict[str, Any]:
-    return {
-        "cpu": cpu_info(),
-        "torch_threads_set": None,
-        "loadavg_start": os.getloadavg(),
-        "versions": package_versions(["torch", "numpy", "perr", "sentence-transformers", "transformers"]),
-    }
 
 
 def wait_for_lock(message: str = "") -> None:
@@ -101,7 +91,8 @@ def main() -> None:
     execution = ExecutionConfig(backend="local", jobs=args.jobs) if args.jobs > 1 else None
     threads = int(fixed.get("threads", 1))
     header = FeatureStore(args.store).header
-    info = setup()
+    head = header("beyond_smta", packages=("sentence-transformers", "transformers"))
+    info: dict[str, Any] = {"torch_threads_set": None}
     result: dict[str, Any] = {
         "setup": info,
         "store": args.store,
@@ -121,26 +112,25 @@ def main() -> None:
     if args.select:
         key, values = args.select.split("=", 1)
         points = []
-        for value in values.split(","):
-            devs = {}
-            for task in tasks:
-                wait_for_lock()
-                cfg = config("pair-cross", task, {key: value, "seed": "0"})
-                run = runs / "select" / f"pair-cross-task{task}-{key}{value}"
-                t0 = time.perf_counter()
-                train(args.store, cfg, run)
-                best = max(history(run), key=lambda h: h[f"val_{cfg.early_stop_metric}"])
-                devs[task] = best[f"val_{cfg.early_stop_metric}"]
-                points.append(
-                    {
-                        "task": task,
-                        key: value,
-                        "dev": devs[task],
-                        "best_epoch": best["epoch"],
-                        "seconds": round(time.perf_counter() - t0, 1),
-                    }
-                )
-                print(f"select {key}={value} task {task}: dev {devs[task]:.4f}", flush=True)
+        for point in grid({"value": values.split(","), "task": tasks}):
+            value, task = point["value"], point["task"]
+            wait_for_lock()
+            cfg = config("pair-cross", task, {key: value, "seed": "0"})
+            run = runs / "select" / f"pair-cross-task{task}-{key}{value}"
+            t0 = time.perf_counter()
+            train(args.store, cfg, run)
+            best = max(history(run), key=lambda h: h[f"val_{cfg.early_stop_metric}"])
+            dev = best[f"val_{cfg.early_stop_metric}"]
+            points.append(
+                {
+                    "task": task,
+                    key: value,
+                    "dev": dev,
+                    "best_epoch": best["epoch"],
+                    "seconds": round(time.perf_counter() - t0, 1),
+                }
+            )
+            print(f"select {key}={value} task {task}: dev {dev:.4f}", flush=True)
         by_value: dict[str, list[float]] = {}
         for p in points:
             by_value.setdefault(p[key], []).append(p["dev"])
@@ -148,16 +138,7 @@ def main() -> None:
         pair_fixed[key] = chosen
         if 0 in seeds and "pair-cross" in models:  # the chosen value's seed-0 runs are the comparison's
             for task in tasks:
-                seed0 = (
-                    runs
-                    / "compare"
-                    / "pair-cross"
-                    / "runs"
-                    / "pair-cross"
-                    / f"task-{task}"
-                    / "all"
-                    / "seed-0"
-                )
+                seed0 = run_dir(runs / "compare" / "pair-cross", "pair-cross", task, None, 0)
                 if not seed0.exists():
                     seed0.parent.mkdir(parents=True, exist_ok=True)
                     seed0.symlink_to((runs / "select" / f"pair-cross-task{task}-{key}{chosen}").resolve())
@@ -167,7 +148,7 @@ def main() -> None:
             "points": points,
             "chosen": chosen,
         }
-        write_json(args.out, result)
+        write_result(args.out, result, head)
 
     parallel: dict[str, Any] = {"execution": execution, "cpus_per_run": threads}
     rows: list[dict[str, Any]] = []
@@ -186,7 +167,7 @@ def main() -> None:
             args.store, out, [model], tasks, seeds, base=base, progress=wait_for_lock, **parallel
         )
         for task in tasks:
-            per_seed = [run_facts(out / "runs" / model / f"task-{task}" / "all" / f"seed-{s}") for s in seeds]
+            per_seed = [run_facts(run_dir(out, model, task, None, s)) for s in seeds]
             facts[f"{model}/task{task}"] = {
                 "params": per_seed[0]["params"],
                 "seconds_per_epoch_mean": statistics.fmean(f["seconds_per_epoch"] for f in per_seed),
@@ -195,7 +176,7 @@ def main() -> None:
                 "config": config(model, task).to_dict(),
             }
         result.update(rows=rows, facts=facts, compare_seconds=round(time.perf_counter() - t_all, 1))
-        write_json(args.out, result)
+        write_result(args.out, result, head)
     if args.drop:
         ab_tasks = args.ablation_tasks.split(",") if args.ablation_tasks else tasks
         base = config("pair-cross", ab_tasks[0])
@@ -211,9 +192,9 @@ def main() -> None:
             **parallel,
         )
         result["ablation"] = ab
-    info["loadavg_end"] = os.getloadavg()
+    info["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     info["torch_threads_set"] = fixed.get("threads")
-    write_json(args.out, result)
+    write_result(args.out, result, head)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """How fast is `perr build`? Seconds of video processed per wall-clock second, in total and per stage,
 over the real clips in ../shared/data (skipped files are listed). Writes JSON with the setup.
 
-    python benchmarks/build_speed.py --out runs/build_speed.json [--jobs 2] [--repeat 2]
-    python benchmarks/build_speed.py --out runs/build_speed.json --episode-minutes 10,20,45
+    python -m benchmarks.build_speed --out runs/build_speed.json [--jobs 2] [--repeat 2]
+    python -m benchmarks.build_speed --out runs/build_speed.json --episode-minutes 10,20,45
 
 With ``--episode-minutes``, it also times `perr build run` on generated episodes of those lengths
 (benchmarks/episode.py: the real clips re-encoded to 720p and concatenated), each a fresh child process
@@ -28,12 +28,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.harness import header, write_result
+
+#: the packages whose versions change build speed (recorded in each result's header)
+PACKAGES = ("av", "scenedetect", "opencv-python-headless", "mediapipe", "dlib-bin", "rapidocr", "onnxruntime")
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("PERR_SHARED_DATA", REPO.parent / "shared" / "data")) / "video"
 CLIPS = [
@@ -72,13 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--skip-clips", action="store_true", help="only the episodes")
     args = ap.parse_args(argv)
+    head = header("build_speed", packages=(*PACKAGES, "scikit-learn"))
     if args.skip_clips:
         if not args.episode_minutes:
             ap.error("--skip-clips needs --episode-minutes")
-        from perr.io import write_json
-
-        result = {"episodes_only": True, **episode_figures(args)}
-        write_json(args.out, result)
+        write_result(args.out, {"episodes_only": True, **episode_figures(args)}, head)
         return 0
 
     from perr.construct.config import BuildConfig
@@ -87,9 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from perr.construct.shots import detect_shots
     from perr.construct.workers import build_executor
     from perr.execution import ExecutionConfig
-    from perr.io import write_json
     from perr.logs import quiet_ffmpeg
-    from perr.machine import cpu_info, package_versions
     from perr.video import VideoError
 
     quiet_ffmpeg()
@@ -194,21 +193,6 @@ def main(argv: list[str] | None = None) -> int:
             "subtitles": cfg.subtitles,
         },
         "setup": {
-            **cpu_info(),
-            "versions": package_versions(
-                (
-                    "av",
-                    "scenedetect",
-                    "opencv-python-headless",
-                    "mediapipe",
-                    "dlib-bin",
-                    "rapidocr",
-                    "onnxruntime",
-                    "numpy",
-                    "scikit-learn",
-                )
-            ),
-            "platform": platform.platform(),
             "loadavg_before": load_before,
             "loadavg_after": load_after,
             "note": "shared 2-core machine with other agents running: load average above is what "
@@ -218,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.episode_minutes:
         result.update(episode_figures(args))
-    write_json(args.out, result)
+    write_result(args.out, result, head)
     print(
         f"{video_s:.1f} s of video in {min(parallel):.1f} s wall with {jobs} worker(s) → "
         f"{result['realtime_factor']:.1f}× real time (load {load_before[0]:.1f} → {load_after[0]:.1f})"
@@ -247,10 +231,8 @@ def episode_figures(args: argparse.Namespace) -> dict:
     """`perr build run` on each generated episode, a fresh child process each (module docstring)."""
     import json
 
-    from childrun import run_measured
-    from episode import episode_path, parse_minutes
-
-    from perr.machine import cpu_info, package_versions
+    from benchmarks.childrun import run_measured
+    from benchmarks.episode import episode_path, parse_minutes
     from perr.video import probe
 
     runs = {}
@@ -319,10 +301,6 @@ def episode_figures(args: argparse.Namespace) -> dict:
             "peak_rss_mb_45min": 2048,
         },
         "episode_setup": {
-            **cpu_info(),
-            "versions": package_versions(
-                ("av", "scenedetect", "mediapipe", "dlib-bin", "rapidocr", "onnxruntime")
-            ),
             "jobs": args.jobs or "default (one per core, at most 4)",
             "note": "episodes are generated from the real clips in ../shared/data (benchmarks/episode.py); "
             "the machine is shared: compare within one run",

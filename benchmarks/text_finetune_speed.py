@@ -1,7 +1,7 @@
 """Training-step time of a fusion model with a fine-tuned text encoder (`text_encoder=finetune`), on the
 real batches of one or more dialogue stores, in float32 and under bfloat16 autocast.
 
-    python benchmarks/text_finetune_speed.py --store runs/meld/store-T8-target \
+    python -m benchmarks.text_finetune_speed --store runs/meld/store-T8-target \
         --store runs/meld/store-T8-target-ctx3 --out benchmarks/results/text_finetune_speed.json
 
 One step = the batch's tokenization + forward + loss + backward + Adam step, exactly as `perr train` runs
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -32,9 +31,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch
 
+from benchmarks.harness import header, write_result
 from perr.config import TrainConfig, load_config
-from perr.io import write_json
-from perr.machine import cpu_info, package_versions
 from perr.models import TOKEN_MASK, build_model
 from perr.store import FeatureStore
 from perr.train import make_optimizer
@@ -116,6 +114,7 @@ def main() -> None:
     )
     p.add_argument("--out", required=True)
     a = p.parse_args()
+    head = header("text_finetune_speed", packages=("transformers",))
 
     overrides = [
         "model=pair-cross",
@@ -131,7 +130,7 @@ def main() -> None:
     cfg = load_config(a.config, overrides)
     threads = a.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
-    info = cpu_info()
+    info = head["cpu"]
     native_bf16 = "avx512_bf16" in info.get("flags", []) or "amx_bf16" in info.get("flags", [])
     precisions = [q for q in a.precision.split(",") if q == "fp32" or (q == "bf16" and native_bf16)]
     configs = {"": cfg}
@@ -173,11 +172,9 @@ def main() -> None:
     first = results[variants[0].name]["step_ms_mean"]
     for r in results.values():
         r["vs_first"] = round(r["step_ms_mean"] / first, 3)
-    write_json(
+    write_result(
         a.out,
         {
-            "benchmark": "text_finetune_speed",
-            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
             "config": {k: v for k, v in vars(cfg).items() if not k.startswith("_")},
             "stores": a.store,
             "threads": threads,
@@ -185,13 +182,9 @@ def main() -> None:
             "results": results,
             "wall_s": round(wall, 1),
             "proc_stat_delta_s": {k: round(stat1[k] - stat0[k], 1) for k in stat1} if stat0 else {},
-            "load_average": os.getloadavg(),
-            "setup": {
-                "cpu": info,
-                "python": platform.python_version(),
-                "versions": package_versions(["torch", "transformers", "numpy"]),
-            },
+            "loadavg_end": [round(v, 2) for v in os.getloadavg()],
         },
+        head,
     )
     for name, r in results.items():
         print(
