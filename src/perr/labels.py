@@ -104,7 +104,3 @@ def perr_tasks() -> dict[str, Task]:
         "5": Task("5", FINE),
         "3": Task("3", COARSE, mapping=dict(FINE_TO_COARSE)),
     }
-
-
-def valid_fine(label: str) -> bool:
-    return label in FINE

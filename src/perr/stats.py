@@ -94,12 +94,8 @@ def _hist(x: list[float], edges: np.ndarray) -> dict[str, list[float]]:
     return {"edges": [round(float(v), 4) for v in e], "counts": [int(c) for c in counts]}
 
 
-def class_table(clips: Sequence[Clip]) -> dict[str, Any] | None:
-    """Table 2: count and ratio per fine class, grouped by coarse class. None if nothing is labelled."""
-    return _class_table([c.label for c in clips if c.label is not None])
-
-
 def _class_table(labels: Sequence[str]) -> dict[str, Any] | None:
+    """Table 2: count and ratio per fine class, grouped by coarse class. None if nothing is labelled."""
     if not labels:
         return None
     n = len(labels)
