@@ -48,9 +48,14 @@ class SubtitleEvent(TimeSpan):
 
 
 class Character(_Record):
-    """A face-track cluster: one identity within a clip."""
+    """One person of the clip. `perr build` gives the id of the video's cast (``characters/<video>.json``):
+    the same id is the same person in every clip of that video."""
 
     id: str
+    name: str | None = Field(default=None, description="the name a user gave the character in the cast")
+    seen_as: Literal["face", "body"] = Field(
+        default="face", description="'body' for a person only ever seen without a face (from behind, far)"
+    )
     spans: list[TimeSpan] = Field(default_factory=list)
     occurrences: int = Field(default=0, ge=0, description="number of sampled frames the face was detected in")
     thumbnail: str | None = None

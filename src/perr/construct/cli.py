@@ -135,3 +135,85 @@ def stats_cmd(
     modes = s["interaction_mode"]["ratios"]
     c.print("interaction modes: " + ", ".join(f"{k} {100 * (v or 0):.1f}%" for k, v in modes.items()))
     c.print(f"→ {out / 'stats.json'}, " + ", ".join(s["figures"]))
+
+
+def _parse_edits(merge: list[str], split: list[str], name: list[str]) -> list[dict]:
+    """The edit operations of `perr build cast`'s options, in the order merge, split, name."""
+    edits: list[dict] = []
+    for m in merge:
+        ids = [x.strip() for x in m.split(",") if x.strip()]
+        if len(ids) < 2:
+            raise typer.BadParameter(f"--merge {m!r}: give two or more characters, e.g. c1,c4")
+        edits.append({"op": "merge", "into": ids[0], "from": ids[1:]})
+    for s in split:
+        cid, sep, tracks = s.partition(":")
+        try:
+            ids = [int(x) for x in tracks.split(",") if x.strip()]
+        except ValueError:
+            ids = []
+        if not sep or not ids:
+            raise typer.BadParameter(f"--split {s!r}: expected CHARACTER:TRACK[,TRACK...], e.g. c2:12,15")
+        edits.append({"op": "split", "character": cid.strip(), "tracks": ids})
+    for n in name:
+        cid, sep, text = n.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--name {n!r}: expected CHARACTER=NAME, e.g. c1=Roxanne")
+        edits.append({"op": "name", "character": cid.strip(), "name": text.strip()})
+    return edits
+
+
+@app.command("cast")
+def cast_cmd(
+    out: Path = typer.Argument(
+        ..., exists=True, file_okay=False, help="the output folder of `perr build run`"
+    ),
+    video: str = typer.Argument(..., help="the video's key (the stem of characters/<video>.json)"),
+    merge: list[str] = typer.Option([], help="merge characters into the first: c1,c4[,c7] (repeatable)"),
+    split: list[str] = typer.Option(
+        [], help="move tracks (ids from the cast file) off a character into a new one: c2:12,15 (repeatable)"
+    ),
+    name: list[str] = typer.Option([], help="name a character: c1=Roxanne (repeatable)"),
+    reset: bool = typer.Option(False, help="drop every saved edit of this video first"),
+) -> None:
+    """Show or edit a video's cast: merge, split and name characters. The clips, the cast file, the
+    thumbnails and the manifest are re-made from the build's saved state — nothing is decoded again —
+    so later `perr annotate export` and `perr features extract` see the edited ids and names. Edits are
+    kept in characters/<video>.edits.json (replayed by a re-run of `perr build run`)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from perr.construct.cast_edits import CastEditError, append_edits, edits_path
+    from perr.construct.recast import StateMissing, cast_summary, recast
+
+    edits = _parse_edits(merge, split, name)
+    console = Console()
+    try:
+        if reset or edits:
+            previous = edits_path(out, video).read_bytes() if edits_path(out, video).exists() else None
+            if reset:
+                edits_path(out, video).unlink(missing_ok=True)
+            append_edits(out, video, edits)
+            try:
+                recast(out, video)
+            except CastEditError:  # leave the saved edits as they were: the build folder is unchanged
+                if previous is None:
+                    edits_path(out, video).unlink(missing_ok=True)
+                else:
+                    edits_path(out, video).write_bytes(previous)
+                raise
+        cast = cast_summary(out, video)
+    except (CastEditError, StateMissing) as e:
+        raise typer.BadParameter(str(e)) from e
+    t = Table(title=f"cast of {video} ({out / 'characters' / (video + '.json')})")
+    for col in ("id", "name", "seen as", "seconds", "clips", "tracks"):
+        t.add_column(col)
+    for c in cast["characters"]:
+        t.add_row(
+            c["id"],
+            c["name"] or "",
+            c["seen_as"],
+            f"{c['seconds']:.1f}",
+            str(len(c["clips"])),
+            ",".join(map(str, c["tracks"][:12])) + ("…" if len(c["tracks"]) > 12 else ""),
+        )
+    console.print(t)

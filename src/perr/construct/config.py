@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from perr.construct.ocr import OCR_ENGINES
 from perr.construct.shots import SHOT_DETECTORS
 from perr.faces import FACE_DETECTORS
+from perr.people import PERSON_DETECTORS
 from perr.settings import check_settings, setting
 
 SUBTITLE_MODES = ("auto", "ocr", "none")
@@ -33,10 +34,24 @@ class BuildConfig:
     max_side: int = setting(720, "long side of sampled frames (px)", min=160)
     face_detector: str = setting("mediapipe", "face detector", choices=FACE_DETECTORS.names)
     face_min_confidence: float = setting(0.5, "face detector confidence floor", min=0.0, max=1.0)
-    min_face: float = setting(24.0, "smaller faces (px at --max-side) are ignored", min=0.0)
+    min_face: float = setting(10.0, "smaller faces and bodies (px at --max-side) are ignored", min=0.0)
+    max_faces: int = setting(
+        64, "faces (and bodies) kept per sampled frame, largest first: a crowd stays bounded", min=1
+    )
+    person_detector: str = setting(
+        "none",
+        "person (body) detector for people without a visible face: from behind, far away ('none': off)",
+        choices=lambda: ("none", *PERSON_DETECTORS.names()),
+    )
+    person_fps: float = setting(
+        1.0, "person-detector runs per second of a shot (and on each shot's first sample)", min=0.1, max=30
+    )
     embeddings_per_track: int = setting(2, "identity descriptors per face track (~9 ms each)", min=1, max=10)
+    identity_min_face: float = setting(
+        20.0, "face height (px at --max-side) a track needs for an identity descriptor", min=0.0
+    )
     cluster_threshold: float = setting(
-        0.5, "dlib distance joining face tracks into one character", min=0.1, max=1.5
+        0.5, "dlib distance joining person tracks into one character, over the whole video", min=0.1, max=1.5
     )
     min_occurrences: int = setting(2, "sampled frames a character needs inside a clip", min=1)
     max_characters: int = setting(6, "drop windows with more characters than this (paper: 6)", min=2)
@@ -50,6 +65,12 @@ class BuildConfig:
         max=1.0,
     )
     segment_lookback: float = setting(30.0, "seconds back a shot may resemble to join a segment", min=0.0)
+    segment_people_lookback: float = setting(
+        20.0, "seconds back a shot may share a character with to join a segment", min=0.0
+    )
+    segment_min_seconds: float = setting(
+        5.0, "a story segment shorter than this joins its closest neighbour (0: never)", min=0.0
+    )
     subtitles: str = setting(
         "auto", "auto (sidecar .srt / embedded stream, else OCR) | ocr | none", choices=SUBTITLE_MODES
     )

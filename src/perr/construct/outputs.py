@@ -5,8 +5,15 @@ Layout of ``--out DIR``::
     shots/<video>.csv          PySceneDetect scene list
     subtitles/<video>.srt|json timed subtitle events (sidecar, embedded stream, or OCR)
     thumbnails/<clip>/<c>.jpg  face crop of each pair candidate
-    characters/<video>.npz     mean dlib identity descriptor per character, key "<clip_id>/<c>"
+    thumbnails/<video>/<c>_<k>.jpg  the cast's thumbnails: a few best crops of each character
+    characters/<video>.json    the cast: every character of the video (id, name, screen time, clips,
+                               thumbnails, its tracks); the same id is the same person in every clip
+    characters/<video>.edits.json  a user's merges, splits and names (perr build cast), replayed on the cast
+    characters/<video>.npz     mean dlib identity descriptor per clip character, key "<clip_id>/<c>"
     tracks/<video>.json        each character's face boxes over time (source pixels), key "<clip_id>/<c>"
+    segments/<video>.json      story segments: [{index, start, end, shots}]
+    state/<video>/             what the sampled pass found (person tracks, crops, shot looks, descriptors):
+                               `perr build cast` re-makes the cast and proposals from it without decoding
     clips/<video>.jsonl        that video's proposals (Clip records)     ┐ written atomically, last:
     dropped/<video>.jsonl      windows dropped, with the reason in notes │ their presence means the
     done/<video>.json          stage timings, counts, config hash       ┘ video is finished
@@ -18,12 +25,15 @@ Paths inside every JSONL (video, thumbnails) are relative to DIR, where ``manife
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from perr.construct.characters import summarise
 from perr.construct.pipeline import VideoBuild, VideoResult
 from perr.construct.shots import write_shots_csv
 from perr.io import atomic_open, read_json, write_json
@@ -56,9 +66,84 @@ def write_character_files(vb: VideoBuild, out: Path) -> None:
     write_json(out / "tracks" / f"{key}.json", vb.proposals.boxes, indent=0)
 
 
+#: Best crops per character in the cast file.
+CAST_THUMBNAILS = 3
+
+
+def _box(b: Any, scale: float) -> list[float]:
+    return [round(v * scale, 1) for v in (b.x0, b.y0, b.x1, b.y1)]
+
+
+def cast_record(vb: VideoBuild) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The cast file of a video (see the module doc) and the thumbnails it names."""
+    key, scale = vb.result.key, vb.box_scale
+    clips_of: dict[str, list[str]] = {}
+    for clip in vb.proposals.clips:
+        for c in clip.characters:
+            clips_of.setdefault(c.id, []).append(clip.clip_id)
+    cuts = [sh.start for sh in vb.shots[1:]]
+    of_track = vb.cast.of_tracks()
+    thumbs: dict[str, np.ndarray] = {}
+    characters = []
+    for m in vb.cast.members:
+        crops = sorted(
+            ((q, crop) for t in m.tracks for q, crop, _ in t.crops[:1] if t.faces or m.kind == "body"),
+            key=lambda qc: -qc[0],
+        )
+        seen = summarise([m], 0.0, math.inf, vb.sample_step, cuts, vb.body_step)
+        names = []
+        for k, (_, crop) in enumerate(crops[:CAST_THUMBNAILS]):
+            rel = (Path("thumbnails") / key / f"{m.id}_{k}.jpg").as_posix()
+            thumbs[rel] = crop
+            names.append(rel)
+        characters.append(
+            {
+                "id": m.id,
+                "name": m.name,
+                "seen_as": m.kind,
+                "seconds": round(seen[0].seconds, 2) if seen else 0.0,
+                "occurrences": len(m.times),
+                "clips": clips_of.get(m.id, []),
+                "thumbnails": names,
+                "tracks": [t.id for t in m.tracks],
+            }
+        )
+    tracks = [
+        {
+            "id": t.id,
+            "shot": t.shot,
+            "start": round(t.start, 4),
+            "end": round(t.end, 4),
+            "character": of_track.get(t.id),
+            "kind": t.kind,
+            "face_px": None if t.face_height() is None else round(t.face_height() * scale, 1),
+            "boxes": [[round(o.time, 4), *_box(o.box, scale)] for o in t.observations],
+        }
+        for t in vb.tracks
+    ]
+    record = {"version": 1, "video": key, "key": key, "characters": characters, "tracks": tracks}
+    return record, thumbs
+
+
+def segments_record(vb: VideoBuild) -> list[dict[str, Any]]:
+    return [
+        {
+            "index": s.index,
+            "start": round(s.start, 4),
+            "end": round(s.end, 4),
+            "shots": [sh.index for sh in s.shots],
+        }
+        for s in vb.segments
+    ]
+
+
 def write_video_outputs(vb: VideoBuild, out: Path, config_digest: str) -> None:
     """Every file of one video, each atomically; the `done` marker last, so its presence means complete."""
     key = vb.result.key
+    cast, thumbs = cast_record(vb)
+    write_thumbnails(thumbs, out)
+    write_json(out / "characters" / f"{key}.json", cast, indent=1)
+    write_json(out / "segments" / f"{key}.json", segments_record(vb), indent=1)
     write_shots_csv(out / "shots" / f"{key}.csv", *vb.scene_list)
     if vb.subtitle_source != "none":
         write_srt(out / "subtitles" / f"{key}.srt", vb.cues)

@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from perr.construct.cast import Cast, make_cast, shot_people
+from perr.construct.cast_edits import apply_edits
 from perr.construct.chunks import ChunkResult, MergedChunks, merge_chunks, plan_chunks, scan_chunk
 from perr.construct.config import BuildConfig
 from perr.construct.ocr import OCR_ENGINES, OcrEngine
 from perr.construct.proposals import ProposalRules, Proposals, make_proposals
-from perr.construct.segments import Window, clip_windows, segment_shots
+from perr.construct.segments import Segment, clip_windows, segment_shots
 from perr.construct.shots import Shot
 from perr.faces import FaceDetector, Track, embed_tracks, make_face_detector
 from perr.logs import native_noise_filtered
+from perr.people import PersonDetector, make_person_detector
 from perr.subtitles import Cue
 from perr.subtitles.streams import existing_subtitles
 from perr.video import VideoError, VideoInfo, fit_size, probe
@@ -65,6 +68,11 @@ class VideoBuild:
     cues: list[Cue]
     subtitle_source: str  # "none" when subtitles are off
     tracks: list[Track] = field(default_factory=list)
+    cast: Cast = field(default_factory=Cast)
+    segments: list[Segment] = field(default_factory=list)
+    box_scale: float = 1.0  # source pixels per pixel of the sampled frames
+    sample_step: float = 1.0 / 3  # seconds a sampled face stands for
+    body_step: float | None = None  # seconds a body detection stands for (None: no person detector)
 
 
 class Detectors:
@@ -76,6 +84,10 @@ class Detectors:
                 cfg.face_detector, min_confidence=cfg.face_min_confidence
             )
             self.face.detect(np.zeros((64, 64, 3), np.uint8))
+            self.person: PersonDetector | None = None
+            if cfg.person_detector != "none":
+                self.person = make_person_detector(cfg.person_detector)
+                self.person.detect(np.zeros((64, 64, 3), np.uint8))
         self._ocr: OcrEngine | None = None
         self._cfg = cfg
         self.decode_threading = decode_threading  # see scan.ShotScan
@@ -88,6 +100,8 @@ class Detectors:
 
     def close(self) -> None:
         self.face.close()
+        if self.person is not None:
+            self.person.close()
 
 
 class Timer:
@@ -134,15 +148,10 @@ def subtitle_plan(path: Path, cfg: BuildConfig) -> SubtitlePlan:
     return SubtitlePlan(f"ocr:{cfg.ocr_engine}", ocr=True)
 
 
-def pair_tracks(tracks: list[Track], windows: Iterable[Window]) -> list[Track]:
-    """Tracks that can make a pair: inside a window that holds at least two tracks (a lone face or a
-    too-short segment is dropped anyway), so only those are embedded."""
-    needed: dict[int, Track] = {}
-    for w in windows:
-        inside = [t for t in tracks if t.end >= w.start and t.start < w.end]
-        if len(inside) >= 2:
-            needed.update((id(t), t) for t in inside)
-    return list(needed.values())
+def identity_tracks(tracks: Iterable[Track], min_face: float) -> list[Track]:
+    """Tracks whose faces are large enough for an identity descriptor (a face of a few pixels aligns
+    badly and its descriptor says little): these are embedded and can join people of other shots."""
+    return [t for t in tracks if t.crops and t.faces and (t.face_height() or 0.0) >= min_face]
 
 
 def finish_video(
@@ -156,33 +165,44 @@ def finish_video(
     timer: Timer,
     embed: Callable[[list[Track]], None] = embed_tracks,
     box_scale: float = 1.0,
+    edits: Sequence[Mapping[str, Any]] = (),
 ) -> VideoBuild:
-    """From the merged pass to proposals: segments, windows, descriptors of the tracks that can make a
-    pair (`embed` fills `track.embedding`; worker processes in a batch), characters, proposals."""
+    """From the merged pass to proposals: descriptors of the tracks with a usable face (`embed` fills
+    `track.embedding`; worker processes in a batch), the cast of the whole video (with a user's
+    `edits`), story segments, windows, characters, proposals."""
     t0 = time.perf_counter()
     cues = scan.cues if subs.ocr else list(subs.cues)
-    segments = segment_shots(scan.shots, scan.looks, cfg.segment_similarity, cfg.segment_lookback)
-    plan = [(seg, *clip_windows(seg, cfg.min_clip, cfg.max_clip)) for seg in segments]
-    t0 = timer.add("clips", t0)
-    needed = pair_tracks(scan.tracks, (w for _seg, windows, _rejects in plan for w in windows))
+    needed = identity_tracks(scan.tracks, cfg.identity_min_face)
     embed(needed)
     t0 = timer.add("embed", t0)
+    cast = apply_edits(make_cast(scan.tracks, cfg.cluster_threshold, cfg.min_occurrences), edits)
+    segments = segment_shots(
+        scan.shots,
+        scan.looks,
+        cfg.segment_similarity,
+        cfg.segment_lookback,
+        people=shot_people(cast),
+        people_lookback=cfg.segment_people_lookback,
+        min_seconds=cfg.segment_min_seconds,
+    )
+    plan = [(seg, *clip_windows(seg, cfg.min_clip, cfg.max_clip)) for seg in segments]
+    body_step = 1.0 / cfg.person_fps if cfg.person_detector != "none" else None
     proposals = make_proposals(
         key=key,
         video=os.path.relpath(path.resolve(), base.resolve()),
         plan=plan,
-        tracks=scan.tracks,
+        cast=cast,
         cues=cues,
         cuts=[s.start for s in scan.shots[1:]],
         sample_step=1.0 / cfg.fps,
         rules=ProposalRules(
-            cluster_threshold=cfg.cluster_threshold,
             min_occurrences=cfg.min_occurrences,
             max_characters=cfg.max_characters,
             n_candidates=cfg.n_candidates,
         ),
         extra={"subtitle_source": subs.source},
         box_scale=box_scale,
+        body_step=body_step,
     )
     timer.add("clips", t0)
     res.problems = list(dict.fromkeys([*res.problems, *scan.problems]))
@@ -198,11 +218,34 @@ def finish_video(
         segments=len(segments),
         sampled_frames=scan.frames,
         faces=scan.faces,
+        bodies=scan.bodies,
         tracks=len(scan.tracks),
+        body_only_tracks=sum(1 for t in scan.tracks if not t.faces),
         embedded_tracks=len(needed),
+        characters=len(cast.members),
         subtitle_events=len(cues),
     )
-    return VideoBuild(res, proposals, scan.shots, scan.scene_list, cues, subs.source, scan.tracks)
+    if scan.faces_capped:
+        res.problems.append(
+            f"{scan.faces_capped} sampled frame(s) held more faces than --max-faces {cfg.max_faces} (a crowd): "
+            "only the largest were kept"
+        )
+    if not scan.tracks:
+        res.problems.append("no person found in any sampled frame")
+    return VideoBuild(
+        res,
+        proposals,
+        scan.shots,
+        scan.scene_list,
+        cues,
+        subs.source,
+        scan.tracks,
+        cast,
+        segments,
+        box_scale,
+        sample_step=1.0 / cfg.fps,
+        body_step=body_step,
+    )
 
 
 def process_video(
@@ -230,7 +273,16 @@ def process_video(
     scans = []
     for chunk in plan_chunks(path, duration, chunk_seconds):
         scan = scan_chunk(
-            path, cfg, chunk, detectors.face, ocr, duration, timer, detectors.decode_threading, progress
+            path,
+            cfg,
+            chunk,
+            detectors.face,
+            ocr,
+            duration,
+            timer,
+            detectors.decode_threading,
+            progress,
+            person=detectors.person,
         )
         if on_chunk is not None:
             on_chunk(scan)

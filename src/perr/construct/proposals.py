@@ -1,7 +1,7 @@
 """Clip proposals: the characters of each clip window, the pair candidates and their thumbnails.
 
-Input is what the sampled pass produced for one video (face tracks with embeddings, subtitle cues)
-and the segment → windows plan; output is one ``Clip`` record per window — ``status="proposal"``
+Input is what the sampled pass produced for one video (its cast: person tracks grouped into people,
+subtitle cues) and the segment → windows plan; output is one ``Clip`` record per window — ``status="proposal"``
 when it holds 2…max_characters characters (paper §3.2: clips with 1 or more than 6 characters are
 dropped), else ``status="discarded"`` with the reason in ``notes``.
 """
@@ -14,16 +14,16 @@ from typing import Any
 
 import numpy as np
 
+from perr.construct.cast import Cast, members_in
 from perr.construct.characters import summarise
 from perr.construct.segments import Segment, Window
-from perr.faces import Track, cluster_tracks
+from perr.faces import Track
 from perr.manifest import Character, Clip, SubtitleEvent, TimeSpan
 from perr.subtitles import Cue
 
 
 @dataclass(frozen=True)
 class ProposalRules:
-    cluster_threshold: float = 0.5  # dlib distance under which tracks are one character
     min_occurrences: int = 2  # sampled frames a character needs inside a window to count
     max_characters: int = 6
     n_candidates: int = 3
@@ -67,37 +67,40 @@ def make_proposals(
     key: str,
     video: str,
     plan: list[tuple[Segment, list[Window], list[tuple[float, float, str]]]],
-    tracks: list[Track],
+    cast: Cast,
     cues: list[Cue],
     cuts: list[float],
     sample_step: float,
     rules: ProposalRules | None = None,
     extra: dict[str, Any] | None = None,
     box_scale: float = 1.0,
+    body_step: float | None = None,
 ) -> Proposals:
     """The proposals and dropped windows of one video, with identity descriptors, face boxes and thumbnails.
 
-    Characters are clustered per segment (the shots of one scene), then counted per window, most
-    frequent first (ids c1, c2, …); the candidates' thumbnails are named ``thumbnails/<clip_id>/cN.jpg``.
-    Each character of a proposal points at its face boxes (``tracks/<video>.json#<clip_id>/cN``, source
-    pixels: the sampled frames' boxes × `box_scale`) and its descriptor (``characters/<video>.npz#…``), so
-    the features reuse them instead of detecting and identifying faces again.
+    The characters of a window are the cast members seen in it (ids of the whole video's cast), most
+    frequent first; the candidates' thumbnails are named ``thumbnails/<clip_id>/<character>.jpg``.
+    Each character of a proposal points at its face boxes (``tracks/<video>.json#<clip_id>/<character>``,
+    source pixels: the sampled frames' boxes × `box_scale`) and its descriptor
+    (``characters/<video>.npz#…``), so the features reuse them instead of detecting and identifying
+    faces again. A person only ever seen as a body has neither.
     """
     rules = rules or ProposalRules()
     extra = extra or {}
     out = Proposals()
     clips, dropped, embeddings = out.clips, out.dropped, out.embeddings
+    names = {m.id: m.name for m in cast.members}
 
     def next_id() -> str:
         return f"{key}_{len(clips) + len(dropped):03d}"
 
     for seg, windows, rejects in plan:
-        first, last = seg.shots[0].index, seg.shots[-1].index
-        groups = cluster_tracks([t for t in tracks if first <= t.shot <= last], rules.cluster_threshold)
         for w in windows:
             chars = [
                 c
-                for c in summarise(groups, w.start, w.end, sample_step, cuts)
+                for c in summarise(
+                    members_in(cast, w.start, w.end), w.start, w.end, sample_step, cuts, body_step
+                )
                 if c.occurrences >= rules.min_occurrences
             ]
             cid = next_id()
@@ -105,19 +108,23 @@ def make_proposals(
             characters = []
             for k, c in enumerate(chars, start=1):
                 thumb = boxes = descriptor = None
+                faced = any(t.faces for t in c.tracks)
                 if reason is None:
-                    ref = f"{cid}/c{k}"
+                    ref = f"{cid}/{c.id}"
                     if c.embedding is not None:
                         embeddings[ref] = c.embedding.astype(np.float32)
                         descriptor = f"characters/{key}.npz#{ref}"
                     if k <= rules.n_candidates and c.thumbnail is not None:
-                        thumb = (Path("thumbnails") / cid / f"c{k}.jpg").as_posix()
+                        thumb = (Path("thumbnails") / cid / f"{c.id}.jpg").as_posix()
                         out.thumbnails[thumb] = c.thumbnail
-                    out.boxes[ref] = character_boxes(c.tracks, w.start, w.end, box_scale)
-                    boxes = f"tracks/{key}.json#{ref}"
+                    if faced:
+                        out.boxes[ref] = character_boxes(c.tracks, w.start, w.end, box_scale)
+                        boxes = f"tracks/{key}.json#{ref}"
                 characters.append(
                     Character(
-                        id=f"c{k}",
+                        id=c.id,
+                        name=names.get(c.id),
+                        seen_as="face" if faced else "body",
                         spans=[TimeSpan(start=_ms(a), end=_ms(b)) for a, b in c.spans],
                         occurrences=c.occurrences,
                         thumbnail=thumb,

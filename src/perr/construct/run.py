@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from perr.construct.cast_edits import read_edits
 from perr.construct.chunks import (
     CHUNK_SECONDS,
     Chunk,
@@ -42,6 +42,7 @@ from perr.construct.chunks import (
 from perr.construct.config import BuildConfig
 from perr.construct.outputs import collect_manifest, finished_result, write_video_outputs
 from perr.construct.pipeline import SubtitlePlan, Timer, VideoResult, box_scale, finish_video, subtitle_plan
+from perr.construct.recast import keep_state
 from perr.construct.workers import build_executor, run_chunk, run_embed
 from perr.execution import ExecutionConfig, Executor, Runner
 from perr.faces import Track
@@ -216,14 +217,15 @@ class _Batch:
                 video.timer,
                 embed=self._embed,
                 box_scale=box_scale(video.info, self.cfg),
+                edits=read_edits(self.out, key),
             )
             vb.result.counts["chunks"] = len(video.chunks)
             vb.result.counts["chunks_resumed"] = video.resumed
             write_video_outputs(vb, self.out, self.cfg.digest())
+            keep_state(vb, video.partial, self.out, self.cfg, path)
         except Exception as e:  # per-file isolation: record and go on
             self._failed(path, key, f"{type(e).__name__}: {e}", video.info.duration)
             return
-        shutil.rmtree(video.partial, ignore_errors=True)
         self.results[key] = vb.result
         self.bars.advance("videos", 1)
         checkpoint_reached("build.video")

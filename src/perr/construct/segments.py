@@ -1,14 +1,20 @@
 """Story segments (consecutive shots of one scene) and interaction-clip windows inside them.
 
-After StoryGraphs: a scene is a run of shots that look alike — shot / reverse-shot dialogue alternates
-two camera set-ups (A B A B), so a shot joins the open segment when it resembles a *recent* shot of
-that segment (within ``lookback`` seconds), not only the one just before it; a shot that resembles
-nothing recent still joins when the next shot brings the segment back (the B of A B A). Shot looks
-are HSV histograms averaged over the shot's sampled frames (no extra decoding).
+After StoryGraphs: a scene is a run of shots that look alike or show the same people. Shot / reverse-shot
+dialogue alternates camera set-ups (A B A B), so a shot joins the open segment when it resembles a
+*recent* shot of that segment (within ``lookback`` seconds), not only the one just before it, or when
+it shows a person seen in the segment within ``people_lookback`` seconds (the cast's ids, the same
+person across shots) in a set-up that looks at least half as alike (one place, another angle; the
+same two people in another place start a new scene); a shot that joins by neither still joins when the next shot brings the segment
+back (the B of A B A). Then a segment shorter than ``min_seconds`` (three set-ups of a conversation
+that share neither look nor face: the listener, then each speaker) is merged into the neighbour that
+shares its people, else the one that looks more like it. Shot looks are HSV histograms averaged over
+the shot's sampled frames (no extra decoding).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,20 +83,36 @@ def segment_shots(
     min_similarity: float = 0.5,
     lookback: float = 30.0,
     short_shot: float = 1.0,
+    people: Mapping[int, frozenset[str]] | None = None,
+    people_lookback: float = 20.0,
+    min_seconds: float = 0.0,
 ) -> list[Segment]:
-    """Group consecutive shots into segments (see module doc). Shots without looks join the open one."""
+    """Group consecutive shots into segments (see module doc). Shots without looks join the open one;
+    `people` maps a shot index to the characters seen in it."""
     get = looks.get
+    people = people or {}
     groups: list[list[Shot]] = []
 
     def resembles(shot: Shot, group: list[Shot]) -> bool:
         h = get(shot.index)
         if h is None:
             return True
+        who = people.get(shot.index, frozenset())
         for prev in reversed(group):
-            if shot.start - prev.end > lookback:
+            gap = shot.start - prev.end
+            if gap > max(lookback, people_lookback):
                 break
             hp = get(prev.index)
-            if hp is not None and histogram_intersection(h, hp) >= min_similarity:
+            sim = histogram_intersection(h, hp) if hp is not None else 1.0
+            if gap <= lookback and sim >= min_similarity:
+                return True
+            # the same people in a set-up that looks somewhat alike (one place, another angle)
+            if (
+                who
+                and gap <= people_lookback
+                and sim >= min_similarity / 2
+                and who & people.get(prev.index, frozenset())
+            ):
                 return True
         return False
 
@@ -104,7 +126,43 @@ def segment_shots(
             g.append(shot)
         else:
             groups.append([shot])
+    if min_seconds > 0:
+        groups = _merge_short(groups, get, people, min_seconds)
     return [Segment(i, tuple(g)) for i, g in enumerate(groups)]
+
+
+def _merge_short(
+    groups: list[list[Shot]],
+    get: Callable[[int], np.ndarray | None],
+    people: Mapping[int, frozenset[str]],
+    min_seconds: float,
+) -> list[list[Shot]]:
+    """Merge every segment shorter than `min_seconds` into a neighbour, shortest first: the neighbour
+    sharing more of its people, then the one whose shots look more like it, then the earlier one."""
+
+    def who(g: list[Shot]) -> frozenset[str]:
+        return frozenset().union(*(people.get(s.index, frozenset()) for s in g))
+
+    def look(g: list[Shot]) -> np.ndarray | None:
+        hs = [h for s in g if (h := get(s.index)) is not None]
+        return np.mean(hs, axis=0) if hs else None
+
+    def affinity(a: list[Shot], b: list[Shot]) -> tuple[int, float]:
+        la, lb = look(a), look(b)
+        sim = histogram_intersection(la, lb) if la is not None and lb is not None else 0.0
+        return len(who(a) & who(b)), sim
+
+    groups = [list(g) for g in groups]
+    while len(groups) > 1:
+        span = [g[-1].end - g[0].start for g in groups]
+        i = min(range(len(groups)), key=lambda k: (span[k], k))
+        if span[i] >= min_seconds:
+            break
+        options = [j for j in (i - 1, i + 1) if 0 <= j < len(groups)]
+        j = max(options, key=lambda j: (*affinity(groups[i], groups[j]), -j))
+        lo, hi = min(i, j), max(i, j)
+        groups[lo : hi + 1] = [groups[lo] + groups[hi]]
+    return groups
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ def run_chunk(
             timer,
             _DETECTORS.decode_threading,
             progress,
+            person=_DETECTORS.person,
         )
         save_chunk(scan, Path(partial))
     except VideoError as e:

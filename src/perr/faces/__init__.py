@@ -1,6 +1,7 @@
 """Faces, shared by every stage: boxes, detectors (one registry), dlib identity descriptors, tracks."""
 
 from perr.faces.box import FaceBox, iou
+from perr.faces.clustering import cluster_identities
 from perr.faces.detectors import FACE_DETECTORS, FaceDetector, make_face_detector
 from perr.faces.identity import (
     SAME_PERSON_DISTANCE,
@@ -12,6 +13,7 @@ from perr.faces.identity import (
     face_model_dir,
     mean_descriptors,
 )
+from perr.faces.persons import link_bodies
 from perr.faces.tracker import CROPS_PER_TRACK, FaceTracker, Track, TrackedFace, cluster_tracks, embed_tracks
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "FaceTracker",
     "Track",
     "TrackedFace",
+    "cluster_identities",
     "cluster_tracks",
     "crop_face",
     "default_embedder",
@@ -32,6 +35,7 @@ __all__ = [
     "embed_tracks",
     "face_model_dir",
     "iou",
+    "link_bodies",
     "make_face_detector",
     "mean_descriptors",
 ]

@@ -31,7 +31,11 @@ class TrackedFace:
 
 @dataclass
 class Track:
-    """One face followed through consecutive sampled frames (of one shot, in the build)."""
+    """One person followed through consecutive sampled frames (of one shot, in the build).
+
+    `faces` are the person's face detections; `bodies` their whole-body detections (the build's person
+    detector, on fewer frames), linked to the face track by :func:`perr.faces.persons.link_bodies`. A
+    person seen only from behind or too small for a face has bodies and no faces."""
 
     id: int
     shot: int
@@ -40,18 +44,37 @@ class Track:
         default_factory=list
     )  # (quality, crop, box in crop)
     embedding: np.ndarray | None = None
+    bodies: list[TrackedFace] = field(default_factory=list)
+
+    @property
+    def observations(self) -> list[TrackedFace]:
+        """The detections that follow this track: its faces, or its bodies when it has no face."""
+        return self.faces or self.bodies
+
+    @property
+    def boxes(self) -> list[FaceBox]:
+        return [f.box for f in self.observations]
+
+    @property
+    def kind(self) -> str:
+        """``face``, ``body`` (no face seen) or ``face+body``."""
+        return "face+body" if self.faces and self.bodies else ("face" if self.faces else "body")
 
     @property
     def start(self) -> float:
-        return self.faces[0].time
+        return min(o[0].time for o in (self.faces, self.bodies) if o)
 
     @property
     def end(self) -> float:
-        return self.faces[-1].time
+        return max(o[-1].time for o in (self.faces, self.bodies) if o)
 
     @property
     def last(self) -> FaceBox:
-        return self.faces[-1].box
+        return self.observations[-1].box
+
+    def face_height(self) -> float | None:
+        """Median face box height (px of the sampled frames), None without faces."""
+        return float(np.median([f.box.h for f in self.faces])) if self.faces else None
 
     def best_crop(self) -> np.ndarray | None:
         return self.crops[0][1] if self.crops else None
@@ -92,7 +115,7 @@ class FaceTracker:
         self._shot = 0
 
     def _close(self, tracks: list[Track]) -> None:
-        self.finished.extend(t for t in tracks if len(t.faces) >= self.min_faces)
+        self.finished.extend(t for t in tracks if len(t.observations) >= self.min_faces)
 
     def new_shot(self, shot: int) -> None:
         self._close(self.active)

@@ -56,6 +56,9 @@ def save_chunk(scan: ChunkResult, folder: Path) -> Path:
                 "faces": [
                     [f.time, f.box.x0, f.box.y0, f.box.x1, f.box.y1, f.box.score, f.index] for f in t.faces
                 ],
+                "bodies": [
+                    [f.time, f.box.x0, f.box.y0, f.box.x1, f.box.y1, f.box.score, f.index] for f in t.bodies
+                ],
                 "crops": [[q, b.x0, b.y0, b.x1, b.y1, b.score] for q, _, b in t.crops],
             }
         )
@@ -79,6 +82,8 @@ def save_chunk(scan: ChunkResult, folder: Path) -> Path:
         "last_time": scan.last_time,
         "resampled": scan.resampled,
         "problems": scan.problems,
+        "bodies": scan.bodies,
+        "faces_capped": scan.faces_capped,
     }
     write_json(stem.with_suffix(".json"), meta, indent=0)
     return stem.with_suffix(".json")
@@ -92,6 +97,7 @@ def load_chunk(meta_path: Path) -> ChunkResult:
     for k, t in enumerate(meta["tracks"]):
         track = Track(t["id"], t["shot"])
         track.faces = [TrackedFace(f[0], FaceBox(*f[1:6]), int(f[6])) for f in t["faces"]]
+        track.bodies = [TrackedFace(f[0], FaceBox(*f[1:6]), int(f[6])) for f in t["bodies"]]
         track.crops = [(c[0], arrays[f"crop_{k}_{j}"], FaceBox(*c[1:6])) for j, c in enumerate(t["crops"])]
         tracks.append(track)
     looks = {start: (arrays[f"look_{i}"], count) for i, (start, count) in enumerate(meta["looks"])}
@@ -108,6 +114,8 @@ def load_chunk(meta_path: Path) -> ChunkResult:
         last_time=meta["last_time"],
         resampled=meta["resampled"],
         problems=meta["problems"],
+        bodies=meta["bodies"],
+        faces_capped=meta["faces_capped"],
     )
 
 

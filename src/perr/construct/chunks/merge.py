@@ -33,6 +33,8 @@ class MergedChunks:
     last_time: float
     resampled: bool
     problems: list[str]
+    bodies: int = 0
+    faces_capped: int = 0
 
 
 def merge_chunks(scans: list[ChunkResult]) -> MergedChunks:
@@ -76,4 +78,6 @@ def merge_chunks(scans: list[ChunkResult]) -> MergedChunks:
         last_time=max(s.last_time for s in scans),
         resampled=any(s.resampled for s in scans),
         problems=list(dict.fromkeys(p for s in scans for p in s.problems)),
+        bodies=sum(s.bodies for s in scans),
+        faces_capped=sum(s.faces_capped for s in scans),
     )

@@ -26,7 +26,8 @@ from perr.construct.config import BuildConfig
 from perr.construct.ocr import BandConfig, OcrEngine, SubtitleSampler
 from perr.construct.scan import ShotScan, shot_index
 from perr.construct.segments import ShotLooks
-from perr.faces import FaceDetector, FaceTracker, Track
+from perr.faces import FaceDetector, FaceTracker, Track, link_bodies
+from perr.people import PersonDetector
 from perr.subtitles import Cue
 from perr.video import Frame, VideoReader
 
@@ -41,7 +42,7 @@ class ChunkResult:
     chunk: Chunk
     cuts: list[Any]  # PySceneDetect FrameTimecodes of the owned cuts
     video_end: Any | None  # the last scene's end (last chunk only)
-    tracks: list[Track]  # face tracks of the owned shots; `shot` is the start time of the track's shot
+    tracks: list[Track]  # person tracks of the owned shots; `shot` is the start time of the track's shot
     looks: dict[float, tuple[np.ndarray, int]]  # shot start → (histogram sum, samples)
     cues: list[Cue]  # subtitles that start in the owned shots
     frames: int = 0
@@ -50,21 +51,45 @@ class ChunkResult:
     last_time: float = 0.0
     resampled: bool = False
     problems: list[str] = field(default_factory=list)
+    bodies: int = 0
+    faces_capped: int = 0  # sampled frames with more faces than cfg.max_faces
 
 
 SampleStream = Iterable[tuple[Frame, float]]  # (frame, start time of the shot it is in)
 
 
 class _ChunkConsumer:
-    """The sampled-frame work of one chunk: faces, tracks and looks over the owned shots, the subtitle
-    band over the warm-up, the owned shots and the tail."""
+    """The sampled-frame work of one chunk: faces, bodies, person tracks and looks over the owned shots,
+    the subtitle band over the warm-up, the owned shots and the tail.
 
-    def __init__(self, cfg: BuildConfig, face: FaceDetector, ocr: OcrEngine | None, chunk: Chunk) -> None:
-        self.cfg, self.face, self.chunk = cfg, face, chunk
+    The person detector costs more than the face detector, so it runs on the first sample of each shot
+    and then once every 1/`person_fps` s of it; its boxes are tracked like faces and, at the end of each
+    shot, linked to the face tracks (:func:`perr.faces.link_bodies`)."""
+
+    def __init__(
+        self,
+        cfg: BuildConfig,
+        face: FaceDetector,
+        ocr: OcrEngine | None,
+        chunk: Chunk,
+        person: PersonDetector | None = None,
+    ) -> None:
+        self.cfg, self.face, self.chunk, self.person = cfg, face, chunk, person
         self.tracker = FaceTracker(min_size=cfg.min_face, crops=cfg.embeddings_per_track)
+        self.body_step = 1.0 / cfg.person_fps
+        self.body_tracker = FaceTracker(
+            min_iou=0.3,
+            max_center_shift=0.5,
+            max_gap=1.5 * self.body_step + 0.01,
+            min_faces=1,
+            min_size=cfg.min_face,
+            crops=1,
+        )
+        self.people: list[Track] = []
+        self._next_body = -1.0
         self.looks = ShotLooks()
         self.sampler = SubtitleSampler(ocr, BandConfig(top=cfg.band_top)) if ocr is not None else None
-        self.frames = self.faces = 0
+        self.frames = self.faces = self.bodies = self.faces_capped = 0
         self.last_time = 0.0
         self.owned_from: float | None = 0.0 if chunk.start <= 0 else None
         self.stop_at: float | None = None  # start of the first shot past the owned region
@@ -89,11 +114,19 @@ class _ChunkConsumer:
                     self.owned_from = shot_start
                 self.frames += 1
                 if shot_start != cur:
-                    self.tracker.new_shot(shot_start)  # type: ignore[arg-type]
+                    self._close_shot(shot_start)
                     cur = shot_start
                 boxes = self.face.detect(f.image)
+                if len(boxes) > self.cfg.max_faces:  # a crowd: the largest faces, bounded work
+                    self.faces_capped += 1
+                    boxes = sorted(boxes, key=lambda b: -b.area * b.score)[: self.cfg.max_faces]
                 self.faces += len(boxes)
                 self.tracker.update(f.time, f.image, boxes)
+                if self.person is not None and f.time >= self._next_body:
+                    self._next_body = f.time + self.body_step - 1e-6
+                    bodies = self.person.detect(f.image)[: self.cfg.max_faces]
+                    self.bodies += len(bodies)
+                    self.body_tracker.update(f.time, f.image, bodies)
                 self.looks.update(shot_start, f.image)  # type: ignore[arg-type]
                 t0 = timer.add("faces", t0)
             if self.sampler is not None:
@@ -101,6 +134,25 @@ class _ChunkConsumer:
                 t0 = timer.add("subtitles", t0)
             if progress is not None:
                 progress(f.time)
+
+    def _close_shot(self, next_shot: float | None) -> None:
+        """End the open shot's tracks and put its faces and bodies together into people."""
+        faces = self.tracker.finish()
+        bodies = self.body_tracker.finish()
+        self.tracker.finished, self.body_tracker.finished = [], []
+        if faces or bodies:
+            self.people.extend(link_bodies(faces, bodies, next_id=0))
+        if next_shot is not None:
+            self.tracker.new_shot(next_shot)  # type: ignore[arg-type]
+            self.body_tracker.new_shot(next_shot)  # type: ignore[arg-type]
+        self._next_body = -1.0
+
+    def finish(self) -> list[Track]:
+        """The chunk's person tracks, numbered in the order their shots ended."""
+        self._close_shot(None)
+        for i, t in enumerate(self.people):
+            t.id = i
+        return self.people
 
     def cues(self, end_time: float) -> list[Cue]:
         if self.sampler is None:
@@ -135,6 +187,7 @@ def scan_chunk(
     timer: Any,
     decode_threading: str = "AUTO",
     progress: Callable[[float], None] | None = None,
+    person: PersonDetector | None = None,
 ) -> ChunkResult:
     """Decode one chunk once (PySceneDetect in the background, the sampled work here) — see module doc."""
     decode_start = 0.0 if chunk.start <= 0 else max(0.0, chunk.start - WARMUP)
@@ -148,12 +201,12 @@ def scan_chunk(
         threading_mode=decode_threading,
         start=decode_start,
     )
-    work = _ChunkConsumer(cfg, face, ocr, chunk)
+    work = _ChunkConsumer(cfg, face, ocr, chunk, person)
     work.run(_scan_samples(scan), progress, timer)
     resampled = False
     if not scan.consistent():  # a cut reported too late for a sample already handed out: redo exactly
         resampled = True
-        work = _ChunkConsumer(cfg, face, ocr, chunk)
+        work = _ChunkConsumer(cfg, face, ocr, chunk, person)
         final = [float(s.start) for s in scan.shots[1:]]
         work.run(_reread_samples(path, cfg, decode_start, final), progress, timer)
     last = chunk.end is None
@@ -163,7 +216,7 @@ def scan_chunk(
         chunk=chunk,
         cuts=cuts,
         video_end=scan.scenes[-1][1] if last and scan.scenes else None,
-        tracks=work.tracker.finish(),
+        tracks=work.finish(),
         looks={k: (work.looks.sums[k], work.looks.counts[k]) for k in work.looks.sums},
         cues=work.cues(end_time),
         frames=work.frames,
@@ -172,4 +225,6 @@ def scan_chunk(
         last_time=work.last_time,
         resampled=resampled,
         problems=list(scan.problems),
+        bodies=work.bodies,
+        faces_capped=work.faces_capped,
     )
