@@ -1,18 +1,45 @@
 """The `perr` command line. One verb group per stage; each command calls a Python function of the
-same name so the CLI and the API stay one thing. Heavy imports live inside commands."""
+same name so the CLI and the API stay one thing. Heavy imports live inside commands.
+
+Exit status, for every command, is decided here (:class:`_Commands`): 0 when all it was given
+succeeded; 1 when a batch command met inputs that failed (:class:`perr.errors.BatchFailed`); 2 for a
+usage error — a bad option (typer's own checks, ``typer.BadParameter``) or anything perr refuses to use
+(:class:`perr.errors.PerrError`: an unreadable manifest, store, checkpoint or export, a run folder holding
+another configuration), printed as one ``error: …`` line instead of a traceback."""
 
 from __future__ import annotations
 
 import typer
+from typer.core import TyperGroup
 
 from perr.annotate.cli import app as annotate_app
 from perr.cli_options import ADDRESS, JOBS, NO_SHARED_FS, NUM_CPUS, BackendChoice, execution_config
 from perr.construct.cli import app as build_app
 from perr.construct.cli import stats_cmd as build_stats_cmd
 from perr.data.cli import app as data_app
+from perr.errors import BatchFailed, PerrError
 from perr.features.cli import app as features_app
 
+
+class _Commands(TyperGroup):
+    """perr's root command group: the one place where perr's errors become exit statuses."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        from rich.markup import escape
+
+        try:
+            return super().invoke(ctx)
+        except PerrError as e:
+            _console().print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except BatchFailed as e:
+            if e.summary:
+                _console().print(f"[red]{escape(e.summary)}[/red]", highlight=False)
+            raise typer.Exit(1) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="perr",
     help="Pairwise Emotional Relationship Recognition in drama and movie videos (Gao et al., ACM MM'21).",
     no_args_is_help=True,
@@ -127,16 +154,10 @@ def evaluate_cmd(
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Evaluate a checkpoint: Micro/Macro/weighted F1, per-class F1 and confusion matrix at every scale."""
-    from perr.checkpoint import CheckpointError
-    from perr.store import StoreError
     from perr.train import evaluate
 
     console = _console()
-    try:
-        result = evaluate(checkpoint, store, split=split, out=out, device=device)
-    except (StoreError, CheckpointError, FileNotFoundError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False)
-        raise typer.Exit(2) from None
+    result = evaluate(checkpoint, store, split=split, out=out, device=device)
     tag = " (SYNTHETIC data)" if result["synthetic"] else ""
     for t, m in result["metrics"].items():
         console.print(
@@ -335,7 +356,9 @@ def demo_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    clips: list[str] = typer.Argument(..., help="Video files or folders of videos (each file is one clip)."),
+    clips: list[str] = typer.Argument(
+        None, help="Video files or folders of videos (each file is one clip); or give --manifest."
+    ),
     checkpoint: str = typer.Option(
         ...,
         "--checkpoint",
@@ -357,6 +380,15 @@ def predict_cmd(
     subtitles: str = typer.Option(
         "auto", "--subtitles", help="auto (sidecar .srt / embedded stream, else OCR) | ocr | none"
     ),
+    manifest: str | None = typer.Option(
+        None,
+        "--manifest",
+        help="Predict the proposals of a `perr build run` manifest instead: its characters (the video's "
+        "cast ids and names, as edited with `perr build cast`), no detection run again.",
+    ),
+    clip_id: list[str] = typer.Option(
+        [], "--clip", help="With --manifest: only these clip ids (repeatable)."
+    ),
 ) -> None:
     """What is the relationship between the two main characters of each clip? Writes prediction.json
     (fine and coarse class → probability, the pair, the model, missing modalities, and a joint head's
@@ -364,6 +396,8 @@ def predict_cmd(
     A file that cannot be read is reported and the rest of the batch goes on (exit 1 at the end)."""
     from perr.inference import predict
 
+    if not clips and manifest is None:
+        raise typer.BadParameter("give video files or folders, or --manifest")
     console = _console()
 
     def show(p) -> None:
@@ -379,24 +413,21 @@ def predict_cmd(
         else:
             console.print(f"[red]✗[/red] {p.clip}: {p.error}", highlight=False)
 
-    try:
-        results = predict(
-            clips,
-            checkpoint,
-            out=out,
-            pair=pair,
-            device=device,
-            report=report,
-            on_clip=show,
-            subtitles=subtitles,
-        )
-    except Exception as e:  # a checkpoint/extractor mismatch or no inputs: nothing to do
-        console.print(f"[red]error:[/red] {e}", highlight=False)
-        raise typer.Exit(2) from None
+    results = predict(
+        clips or [],
+        checkpoint,
+        out=out,
+        pair=pair,
+        device=device,
+        report=report,
+        on_clip=show,
+        subtitles=subtitles,
+        manifest=manifest,
+        clip_ids=clip_id,
+    )
     failed = [r for r in results if not r.ok]
     if failed:
-        console.print(f"[red]{len(failed)} of {len(results)} clip(s) failed[/red]")
-        raise typer.Exit(1)
+        raise BatchFailed(f"{len(failed)} of {len(results)} clip(s) failed")
 
 
 def main() -> None:

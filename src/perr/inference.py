@@ -8,6 +8,7 @@ it was trained with; a clip processed with other extractors is refused before an
 
 from __future__ import annotations
 
+import functools
 import os
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -24,6 +25,7 @@ from perr.construct.outputs import write_character_files
 from perr.construct.pipeline import Detectors, process_video
 from perr.construct.run import video_keys
 from perr.device import resolve_device
+from perr.errors import PerrError
 from perr.features.base import ClipContext
 from perr.features.config import ExtractConfig
 from perr.features.extract import build_extractors, extract_clip, modality_specs
@@ -43,7 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 WHOLE_CLIP = {"min_clip": 0.5, "max_clip": 1e9, "segment_similarity": -1.0, "segment_lookback": 1e9}
 
 
-class PredictError(RuntimeError):
+class PredictError(PerrError, RuntimeError):
     """A clip that cannot be predicted; the message names the file and the reason."""
 
 
@@ -146,7 +148,7 @@ class Predictor:
         self.checkpoint = Path(checkpoint)
         self.ckpt = Checkpoint.load(checkpoint, self.device)
         if self.ckpt.model_args.text_modalities:
-            raise ValueError(
+            raise PredictError(
                 f"{self.checkpoint}: trained with text_encoder=finetune on raw dialogue texts "
                 f"({', '.join(self.ckpt.model_args.text_modalities)}); a video clip gives subtitle vectors, "
                 "not those texts, so it cannot be predicted here. Use `perr evaluate` on a dialogue store, "
@@ -209,6 +211,28 @@ class Predictor:
         }
 
 
+def manifest_jobs(
+    manifest: Path, clip_ids: Sequence[str] = ()
+) -> list[tuple[str, Callable[[], tuple[Clip, Path]]]]:
+    """The clips of a manifest to predict (all, or those named), each with the folder its paths are
+    relative to. Unknown ids and an unreadable manifest are usage errors."""
+    from perr.manifest import ManifestError, load_manifest
+
+    try:
+        clips = load_manifest(manifest)
+    except (ManifestError, OSError) as e:
+        raise PredictError(f"{manifest}: {e}") from e
+    by_id = {c.clip_id: c for c in clips}
+    missing = [c for c in clip_ids if c not in by_id]
+    if missing:
+        raise PredictError(f"{manifest}: no clip {', '.join(map(repr, missing))}")
+    chosen = [by_id[c] for c in clip_ids] if clip_ids else clips
+    if not chosen:
+        raise PredictError(f"{manifest}: no clips")
+    base = manifest.resolve().parent
+    return [(c.clip_id, functools.partial(lambda c: (c, base), c)) for c in chosen]
+
+
 def predict(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
     checkpoint: str | os.PathLike,
@@ -218,31 +242,46 @@ def predict(
     report: bool = True,
     on_clip: Callable[[Prediction], None] | None = None,
     subtitles: str = "auto",
+    manifest: str | os.PathLike | None = None,
+    clip_ids: Sequence[str] = (),
 ) -> list[Prediction]:
-    """Predict every clip (files or folders); one failure never stops the batch.
+    """Predict every clip (files or folders; or the proposals of a build's `manifest`, all or those in
+    `clip_ids`, with the build's characters — its cast ids and the names a user gave them — and no
+    detection run again); one failure never stops the batch.
 
     Returns one Prediction per input; `Prediction.result` is what `prediction.json` holds.
     `subtitles`: auto (a sidecar .srt or embedded stream, else OCR) | ocr | none.
     """
     quiet_ffmpeg()  # corrupt-frame warnings are summarised, not streamed
-    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    files = iter_video_files(items)
-    if not files:
-        raise PredictError(f"no video files found in {', '.join(map(str, items))}")
-    predictor = Predictor(checkpoint, device=device)
     out = Path(out)
-    results: list[Prediction] = []
-    for path in files:
+    jobs: list[tuple[str, Callable[[], tuple[Clip, Path]]]] = []
+    if manifest is not None:
+        jobs = manifest_jobs(Path(manifest), clip_ids)
+    else:
+        items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        files = iter_video_files(items)
+        if not files:
+            raise PredictError(f"no video files found in {', '.join(map(str, items))}")
         work = out / "_build"
+        for path in files:
+            jobs.append(
+                (
+                    str(path),
+                    functools.partial(lambda p: (analyse_clip(p, work, subtitles=subtitles), work), path),
+                )
+            )
+    predictor = Predictor(checkpoint, device=device)
+    results: list[Prediction] = []
+    for label, load in jobs:
         try:
-            clip = analyse_clip(path, work, subtitles=subtitles)
+            clip, work = load()
             chosen = parse_pair(pair, clip)
             if chosen is not None:
                 clip = clip.model_copy(update={"pair": chosen})
             result = predictor.run(clip, work)
             folder = out / clip.clip_id
             attention, masks = result.pop("_attention"), result.pop("_masks")
-            result = {"clip": str(path), **result}
+            result = {"clip": label, **result}
             write_json(folder / "prediction.json", result)
             if report:
                 warnings = (
@@ -270,12 +309,12 @@ def predict(
                     folder,
                     base=work,
                 )
-            pred = Prediction(str(path), True, folder, result)
+            pred = Prediction(label, True, folder, result)
         except Exception as e:  # per-clip isolation: record the reason, go on with the batch
             reason = str(e) if isinstance(e, PredictError) else f"{type(e).__name__}: {e}"
             if os.environ.get("PERR_DEBUG"):
                 traceback.print_exc()
-            pred = Prediction(str(path), False, error=reason)
+            pred = Prediction(label, False, error=reason)
         results.append(pred)
         if on_clip is not None:
             on_clip(pred)

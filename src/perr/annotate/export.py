@@ -11,7 +11,9 @@ require "exactly two" choices; `perr annotate import` enforces it and reports vi
 
 from __future__ import annotations
 
+import functools
 import html
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +23,7 @@ from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 from perr.annotate import schema
+from perr.annotate.schema import AnnotationError
 from perr.io import atomic_open, atomic_path, write_json
 from perr.labels import DEFINITIONS, FINE, FINE_TO_COARSE
 from perr.manifest import Clip, load_manifest
@@ -111,7 +114,7 @@ def media_url(
     try:
         rel = p.relative_to(root)
     except ValueError:
-        raise ValueError(f"{p} is not under the document root {root}") from None
+        raise AnnotationError(f"{p} is not under the document root {root}") from None
     return url_prefix + quote(rel.as_posix(), safe="/")
 
 
@@ -125,6 +128,25 @@ def _time_fragment(clip: Clip) -> str:
         return ""
     end = "" if clip.end is None else f",{clip.end:.3f}"
     return f"#t={clip.start:.3f}{end}"
+
+
+@functools.lru_cache(maxsize=16)
+def _read_cast(path: str, mtime_ns: int) -> dict[str, list[str]]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return {c["id"]: list(c.get("thumbnails") or []) for c in data.get("characters", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def cast_thumbnails(clip: Clip, base: Path) -> dict[str, list[str]]:
+    """Character id → the cast's thumbnails (paths relative to the build folder) of the clip's video,
+    from the cast file the build names in ``extra.cast`` (empty when there is none)."""
+    ref = clip.extra.get("cast")
+    p = clip.resolve(ref, base) if isinstance(ref, str) else None
+    if p is None or not p.is_file():
+        return {}
+    return _read_cast(str(p), p.stat().st_mtime_ns)
 
 
 def clip_task(
@@ -152,10 +174,16 @@ def clip_task(
         for e in clip.subtitles
     ]
     options = []
+    cast = cast_thumbnails(clip, base)
     for cid in clip.candidates:
-        thumb = next((c.thumbnail for c in clip.characters if c.id == cid), None)
-        img = f'<img src="{html.escape(url(thumb), quote=True)}" style="height:96px"/><br/>' if thumb else ""
-        options.append({"value": cid, "html": f"{img}{html.escape(cid)}"})
+        char = next((c for c in clip.characters if c.id == cid), None)
+        thumbs = [t for t in [char.thumbnail if char else None, *cast.get(cid, [])] if t][:3]
+        img = "".join(
+            f'<img src="{html.escape(url(t), quote=True)}" style="height:96px;margin-right:4px"/>'
+            for t in thumbs
+        )
+        label = f"{cid} · {char.name}" if char is not None and char.name else cid
+        options.append({"value": cid, "html": f"{img}{'<br/>' if img else ''}{html.escape(label)}"})
     lines = [schema.format_subtitle_line(e) for e in shifted]
     task: dict = {
         "data": {

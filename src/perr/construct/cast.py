@@ -36,6 +36,7 @@ class CastMember:
 @dataclass
 class Cast:
     members: list[CastMember] = field(default_factory=list)
+    issued: int = 0  # highest cN ever given in this cast: a merged-away id is never given again
 
     def by_id(self, cid: str) -> CastMember:
         for m in self.members:
@@ -48,7 +49,9 @@ class Cast:
         return {t.id: m.id for m in self.members for t in m.tracks}
 
     def next_id(self) -> str:
-        n = max((int(m.id[1:]) for m in self.members if m.id[1:].isdigit()), default=0)
+        """A new id, never one this cast gave before (a merged-away ``c3`` stays retired)."""
+        n = max([self.issued, *(int(m.id[1:]) for m in self.members if m.id[1:].isdigit())])
+        self.issued = n + 1
         return f"c{n + 1}"
 
 
@@ -63,7 +66,7 @@ def make_cast(tracks: Sequence[Track], threshold: float, min_occurrences: int = 
     members.sort(key=lambda m: (-len(m.times), m.times[0], m.tracks[0].id))
     for k, m in enumerate(members, start=1):
         m.id = f"c{k}"
-    return Cast(members)
+    return Cast(members, issued=len(members))
 
 
 def shot_people(cast: Cast) -> dict[int, frozenset[str]]:

@@ -33,7 +33,7 @@ def apply_edits(cast: Cast, edits: Sequence[Mapping[str, Any]], source: str = "e
     """A copy of `cast` with `edits` applied in order (see module doc)."""
     if not edits:
         return cast
-    out = Cast([CastMember(m.id, list(m.tracks), m.name) for m in cast.members])
+    out = Cast([CastMember(m.id, list(m.tracks), m.name) for m in cast.members], cast.issued)
     for k, e in enumerate(edits):
         where = f"{source}[{k}]"
         try:

@@ -200,7 +200,7 @@ def finish_video(
             max_characters=cfg.max_characters,
             n_candidates=cfg.n_candidates,
         ),
-        extra={"subtitle_source": subs.source},
+        extra={"subtitle_source": subs.source, "cast": f"characters/{key}.json"},
         box_scale=box_scale,
         body_step=body_step,
     )

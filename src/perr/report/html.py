@@ -111,7 +111,8 @@ def write_report(data: ReportData, folder: str | os.PathLike, base: Path) -> Pat
             shutil.copyfile(src, folder / name)
             img = f'<img src="{name}" alt="{html.escape(cid)}">'
         thumbs.append(
-            f'<figure class="{"pair" if role != "candidate" else ""}">{img}<figcaption>#{rank} {html.escape(cid)} — {role}'
+            f'<figure class="{"pair" if role != "candidate" else ""}">{img}<figcaption>#{rank} {html.escape(cid)}'
+            f"{' · ' + html.escape(char.name) if char.name else ''} — {role}"
             f"<br>{char.seconds_on_screen:.1f} s on screen, {char.occurrences} detections</figcaption></figure>"
         )
     subs = (
