@@ -16,8 +16,9 @@ from conftest import FEATURES_EXTRA, VIDEO_EXTRA, shared_file
 pytest.importorskip(*VIDEO_EXTRA)
 pytest.importorskip(*FEATURES_EXTRA)
 
+from perr.errors import ConfigMismatch
 from perr.execution import ExecutionConfig
-from perr.features.batch import ConfigMismatch, extract_manifest
+from perr.features.batch import extract_manifest
 from perr.features.config import ExtractConfig
 from perr.features.extract import planned_specs
 from perr.features.files import read_clip_file

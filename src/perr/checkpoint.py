@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from perr.config import TrainConfig
+from perr.errors import PerrError
 from perr.io import atomic_path
 from perr.labels import Task
 from perr.models import ModelArgs, build_model
@@ -27,7 +28,7 @@ from perr.version import __version__
 CHECKPOINT_FORMAT = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(PerrError, ValueError):
     """A file that is not a readable perr checkpoint; the message names it."""
 
 
@@ -158,7 +159,7 @@ class Checkpoint:
         """Read a checkpoint with ``weights_only=True``; a missing or foreign file is a clear error."""
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"checkpoint not found: {path}")
+            raise CheckpointError(f"checkpoint not found: {path}")
         try:
             payload = torch.load(path, map_location=device, weights_only=True)
         except Exception as e:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from perr.errors import PerrError
 from perr.io import atomic_open
 from perr.labels import FINE
 
@@ -176,7 +177,7 @@ class RowError:
         return f"{where}: {self.field}: {self.message}"
 
 
-class ManifestError(ValueError):
+class ManifestError(PerrError, ValueError):
     def __init__(self, path: str | os.PathLike, errors: Sequence[RowError]) -> None:
         self.path = str(path)
         self.errors = list(errors)

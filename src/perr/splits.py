@@ -13,13 +13,19 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
+from perr.errors import PerrError
+
 Seed = int | Sequence[int]
+
+
+class SplitError(PerrError, ValueError):
+    """Fractions or groups that leave a split empty; the message names the values."""
 
 
 def check_fractions(test_fraction: float, val_fraction: float) -> None:
     """Refuse fractions that leave nothing to train on (the message names both values)."""
     if not (0 <= test_fraction < 1 and 0 <= val_fraction < 1 and test_fraction + val_fraction < 1):
-        raise ValueError(
+        raise SplitError(
             f"need 0 <= test_fraction, 0 <= val_fraction and test_fraction + val_fraction < 1; "
             f"got {test_fraction}, {val_fraction}"
         )
@@ -70,7 +76,7 @@ def group_split(
     names = sorted(size)  # type: ignore[type-var]
     if len(names) < 1 + sum(1 for f in fractions.values() if f > 0):
         need = 1 + sum(1 for f in fractions.values() if f > 0)
-        raise ValueError(f"a {noun}-disjoint split needs at least {need} {noun}s, found {len(names)}")
+        raise SplitError(f"a {noun}-disjoint split needs at least {need} {noun}s, found {len(names)}")
     rng = np.random.default_rng(seed)
     order = [names[i] for i in rng.permutation(len(names))]
     total = sum(size.values())

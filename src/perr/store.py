@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from perr.errors import PerrError
 from perr.io import write_json
 from perr.labels import Task, perr_tasks
 
@@ -113,7 +114,7 @@ class StoreHeader:
         return [asdict(m) for m in self.modalities]
 
 
-class StoreError(ValueError):
+class StoreError(PerrError, ValueError):
     """A store that cannot be used; the message names the file and the field."""
 
 

@@ -27,6 +27,7 @@ from itertools import combinations
 import numpy as np
 
 from perr.annotate.records import ParsedExport
+from perr.annotate.schema import AnnotationError
 from perr.labels import COARSE, FINE, FINE_TO_COARSE
 
 SCALES: dict[str, tuple[tuple[str, ...], Mapping[str, str] | None]] = {
@@ -135,7 +136,7 @@ def _period(t: datetime, by: str) -> str:
         return f"{y}-W{w:02d}"
     if by == "day":
         return t.date().isoformat()
-    raise ValueError(f"unknown trend grouping {by!r}; use week, day or a number of items")
+    raise AnnotationError(f"unknown trend grouping {by!r}; use week, day or a number of items")
 
 
 def trend(items: Sequence[Item], by: str | int = "week") -> list[dict]:
@@ -147,7 +148,7 @@ def trend(items: Sequence[Item], by: str | int = "week") -> list[dict]:
     if isinstance(by, int) or str(by).isdigit():
         size = int(by)
         if size < 1:
-            raise ValueError("trend window must be at least 1 item")
+            raise AnnotationError("trend window must be at least 1 item")
         for k, it in enumerate(timed):
             groups[f"items {k // size * size + 1}-{min((k // size + 1) * size, len(timed))}"].append(it)
     else:

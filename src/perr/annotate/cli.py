@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from perr.errors import BatchFailed
+
 app = typer.Typer(help="annotate stage (see docs/annotator_guide.md).", no_args_is_help=True)
 
 
@@ -51,7 +53,7 @@ def export_cmd(
     _report_problems(err, res.problems, str(manifest))
     con.print(f"{res.n_tasks} task(s) → {res.tasks}\nlabeling config → {res.config}")
     if res.problems:  # exit status: 1 when any clip could not become a task (the others were written)
-        raise typer.Exit(1)
+        raise BatchFailed()
 
 
 @app.command("import")
@@ -71,18 +73,14 @@ def import_cmd(
     from perr.io import write_json
 
     con, err = _console()
-    try:
-        rep = import_annotations(export, manifest, out)
-    except ValueError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
-        raise typer.Exit(2) from None
+    rep = import_annotations(export, manifest, out)
     _report_problems(err, rep.problems, str(export))
     if problems_out is not None:
         write_json(problems_out, [p.to_json() for p in rep.problems])
     counts = ", ".join(f"{k} {v}" for k, v in sorted(rep.status.items())) or "nothing adjudicated"
     con.print(f"{rep.n_tasks} task(s), {rep.n_cancelled} skipped annotation(s): {counts} → {rep.out}")
     if rep.problems:  # exit status: 1 when any annotation could not be used (the rest was imported)
-        raise typer.Exit(1)
+        raise BatchFailed()
 
 
 @app.command("agreement")
@@ -106,12 +104,8 @@ def agreement_cmd(
     from perr.io import write_json
 
     con, err = _console()
-    try:
-        parsed = read_export(export)
-        report = agreement_report(parsed, load_users(users), by)
-    except ValueError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
-        raise typer.Exit(2) from None
+    parsed = read_export(export)
+    report = agreement_report(parsed, load_users(users), by)
     _report_problems(err, parsed.problems, str(export))
 
     def f(x, pct=False):
@@ -175,12 +169,8 @@ def split_cmd(
     from perr.annotate.splits import split_manifest, split_summary
     from perr.labels import FINE
 
-    con, err = _console()
-    try:
-        path, clips = split_manifest(manifest, out, mode, seed, test_fraction, val_fraction)
-    except ValueError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
-        raise typer.Exit(2) from None
+    con, _ = _console()
+    path, clips = split_manifest(manifest, out, mode, seed, test_fraction, val_fraction)
     t = Table(title=f"{mode} split, seed {seed}")
     t.add_column("split")
     for c in (*FINE, "total"):

@@ -216,7 +216,7 @@ def parse_annotation(
 def parse_export(tasks: Any) -> ParsedExport:
     """Parse an already-loaded export; never raises on content, reports it instead."""
     if not isinstance(tasks, list):
-        raise ValueError(
+        raise schema.AnnotationError(
             "a Label Studio JSON export is a list of tasks (use the 'JSON' export, not 'JSON_MIN')"
         )
     out = ParsedExport(tasks=[], problems=[], n_tasks=len(tasks))
@@ -280,11 +280,11 @@ def read_export(path: str | os.PathLike) -> ParsedExport:
         try:
             raw = json.load(fh)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}") from None
+            raise schema.AnnotationError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}") from None
     try:
         return parse_export(raw)
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+        raise schema.AnnotationError(f"{path}: {e}") from None
 
 
 def load_users(path: str | os.PathLike | None) -> dict[str, str]:
@@ -292,7 +292,10 @@ def load_users(path: str | os.PathLike | None) -> dict[str, str]:
     if path is None:
         return {}
     with open(path, encoding="utf-8") as fh:
-        raw = json.load(fh)
+        try:
+            raw = json.load(fh)
+        except json.JSONDecodeError as e:
+            raise schema.AnnotationError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}") from None
     if isinstance(raw, Mapping):
         return {str(k): str(v) for k, v in raw.items()}
     if isinstance(raw, list):
@@ -302,4 +305,4 @@ def load_users(path: str | os.PathLike | None) -> dict[str, str]:
                 full = " ".join(x for x in (u.get("first_name"), u.get("last_name")) if x)
                 names[str(u["id"])] = u.get("username") or u.get("email") or full or str(u["id"])
         return names
-    raise ValueError(f"{path}: expected a JSON object id→name or a list of user objects")
+    raise schema.AnnotationError(f"{path}: expected a JSON object id→name or a list of user objects")

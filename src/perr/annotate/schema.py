@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import re
 
+from perr.errors import PerrError
 from perr.manifest import SubtitleEvent
+
+
+class AnnotationError(PerrError, ValueError):
+    """An export, users file or option the annotate commands cannot use; the message names it."""
+
 
 #: Object tag everything is attached to (the clip video).
 VIDEO = "video"

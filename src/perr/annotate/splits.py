@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from perr.annotate.schema import AnnotationError
 from perr.labels import FINE
 from perr.manifest import Clip, load_manifest, write_manifest
 from perr.splits import check_fractions, group_split, stratified_split
@@ -49,7 +50,7 @@ def drama_assignment(
     pool = [c for c in clips if eligible(c)]
     missing = [c.clip_id for c in pool if not c.drama]
     if missing:
-        raise ValueError(
+        raise AnnotationError(
             f"drama split needs a drama for every clip; missing for {len(missing)}: {missing[:10]}"
         )
     splits = group_split(
@@ -63,7 +64,7 @@ def split_clips(
 ) -> list[Clip]:
     """Clips with `split` set by `mode` (ineligible clips get None)."""
     if mode not in MODES:
-        raise ValueError(f"unknown split mode {mode!r}; expected one of {', '.join(MODES)}")
+        raise AnnotationError(f"unknown split mode {mode!r}; expected one of {', '.join(MODES)}")
     fn = stratified_assignment if mode == "stratified" else drama_assignment
     assign = fn(clips, seed, test_fraction, val_fraction)
     return [c.model_copy(update={"split": assign.get(c.clip_id)}) for c in clips]

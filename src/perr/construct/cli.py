@@ -20,6 +20,7 @@ from perr.cli_options import (
 from perr.construct.chunks import CHUNK_SECONDS
 from perr.construct.config import BuildConfig
 from perr.construct.shots import SHOT_DETECTORS
+from perr.errors import BatchFailed
 from perr.logs import quiet_libraries
 from perr.settings import config_options, help_of
 
@@ -75,7 +76,7 @@ def run_cmd(
         raise typer.BadParameter(str(e)) from e
     print_report(report)
     if report.failures:
-        raise typer.Exit(1)
+        raise BatchFailed()
 
 
 @app.command("shots")
@@ -110,8 +111,7 @@ def shots_cmd(
             failed.append((path, str(e)))
             console.print(f"[red]✗ {e}[/red]")
     if failed:
-        console.print(f"[red]{len(failed)} of {len(files)} file(s) failed[/red]")
-        raise typer.Exit(1)
+        raise BatchFailed(f"{len(failed)} of {len(files)} file(s) failed")
 
 
 @app.command("stats")
@@ -122,13 +122,9 @@ def stats_cmd(
     """Dataset statistics of paper §3.3 (durations, shots, appearance ratio, IoM modes, subtitles, classes)."""
     from rich.console import Console
 
-    from perr.manifest import ManifestError
     from perr.report.dataset import dataset_stats
 
-    try:
-        s = dataset_stats(manifest, out)
-    except ManifestError as e:
-        raise typer.BadParameter(str(e)) from e
+    s = dataset_stats(manifest, out)
     c = Console()
     d = s["duration"]
     c.print(f"{s['n_clips']} clips, {s['total_hours']:.2f} h; duration mean {d['mean'] or 0:.1f} s")

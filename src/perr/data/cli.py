@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from perr.data.synth.config import DEFAULT_CHUNK, SynthConfig
+from perr.errors import BatchFailed
 from perr.settings import config_options
 
 app = typer.Typer(help="Validate, generate (synthetic) and import datasets.", no_args_is_help=True)
@@ -29,8 +30,7 @@ def validate_cmd(
     if problems:
         for p in problems:
             console.print(f"[red]✗[/red] {p}", highlight=False, soft_wrap=True)
-        console.print(f"[red]{len(problems)} problem(s) in {path}[/red]")
-        raise typer.Exit(1)
+        raise BatchFailed(f"{len(problems)} problem(s) in {path}")
     console.print(f"[green]✓[/green] {path}: valid")
 
 
@@ -202,12 +202,8 @@ def import_erato_cmd(
     that `perr features extract` reads (frames folders as video source). See perr.data.erato."""
     from rich.console import Console
 
-    from perr.data.erato import EratoError, import_erato
+    from perr.data.erato import import_erato
 
     console = Console(stderr=True)
-    try:
-        result = import_erato(root, out, fps=fps)
-    except EratoError as e:
-        console.print(f"[red]✗[/red] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+    result = import_erato(root, out, fps=fps)
     console.print(f"[green]✓[/green] {out}: {result}", highlight=False)

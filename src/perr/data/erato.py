@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from perr.errors import PerrError
 from perr.labels import FINE
 from perr.manifest import Clip, SubtitleEvent, write_manifest
 from perr.subtitles import read_srt
@@ -45,7 +46,7 @@ ALIASES: dict[str, str] = {
 }
 
 
-class EratoError(ValueError):
+class EratoError(PerrError, ValueError):
     """The folder does not have ERATO's layout; the message names the path."""
 
 

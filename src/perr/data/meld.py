@@ -23,6 +23,7 @@ import os
 import re
 from pathlib import Path
 
+from perr.errors import PerrError
 from perr.labels import Task
 
 #: MELD's 7 emotions, in the order of the MELD repository.
@@ -119,7 +120,7 @@ def default_meld_dir() -> Path:
     return repo.parent / "shared" / "data" / "text" / "meld" / "MELD"
 
 
-class MeldError(ValueError):
+class MeldError(PerrError, ValueError):
     """MELD files that cannot be converted; the message names every bad file, row and field."""
 
 

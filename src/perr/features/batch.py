@@ -35,6 +35,7 @@ from rich.progress import (
 )
 
 from perr.device import resolve_device
+from perr.errors import ConfigMismatch
 from perr.execution import ExecutionConfig, InlineExecutor, Runner, make_executor
 from perr.features.config import ExtractConfig
 from perr.features.extract import init_worker, planned_specs, process_group
@@ -67,10 +68,6 @@ class ExtractSummary:
         ]
         lines += [f"  FAILED {cid}: {msg}" for cid, msg in self.failed.items()]
         return "\n".join(lines)
-
-
-class ConfigMismatch(ValueError):
-    """The output folder holds features made with another configuration."""
 
 
 def check_run_record(out: Path, cfg: ExtractConfig, specs: list[ModalitySpec]) -> None:

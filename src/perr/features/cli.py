@@ -18,6 +18,7 @@ from perr.cli_options import (
     BackendChoice,
     execution_config,
 )
+from perr.errors import BatchFailed
 from perr.features.config import DEFAULT_EXTRACTORS, ExtractConfig
 from perr.logs import quiet_libraries
 from perr.settings import config_options
@@ -61,8 +62,6 @@ def extract_cmd(
     Clips are grouped by video and each video is decoded once, forward, for all of its clips. Exit status:
     0 when every clip was extracted, 1 when any failed (the others are still written), 2 for a usage error."""
     from perr.features.batch import extract_manifest
-    from perr.manifest import ManifestError
-
     quiet_libraries(verbose)
     execution = execution_config(backend, jobs, address, num_cpus, no_shared_fs)
     chosen = dict(config.extractors)
@@ -75,22 +74,14 @@ def extract_cmd(
         cfg = dataclasses.replace(
             config, modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()), extractors=chosen
         )
-        summary = extract_manifest(
-            manifest,
-            out,
-            cfg,
-            execution,
-            progress=not no_progress,
-            threads=threads,
-            lanes=lanes,
-            device=device,
-        )
-    except (ManifestError, ValueError) as e:  # bad manifest, bad option, another config in OUT
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    except ValueError as e:  # the options, checked together
+        raise typer.BadParameter(str(e)) from None
+    summary = extract_manifest(
+        manifest, out, cfg, execution, progress=not no_progress, threads=threads, lanes=lanes, device=device
+    )
     typer.echo(str(summary))
     if summary.failed:
-        raise typer.Exit(1)
+        raise BatchFailed()
 
 
 @app.command("pack")
@@ -108,13 +99,7 @@ def pack_cmd(
     dataset: str = typer.Option("", help="dataset name for the store header (default: manifest file name)"),
 ) -> None:
     """Pack per-clip features into the store `perr train` reads, one folder per manifest split."""
-    from perr.features.pack import PackError, pack_features
-    from perr.manifest import ManifestError
+    from perr.features.pack import pack_features
 
-    try:
-        typer.echo(
-            str(pack_features(features_dir, manifest, out, default_split=default_split, dataset=dataset))
-        )
-    except (ManifestError, PackError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    summary = pack_features(features_dir, manifest, out, default_split=default_split, dataset=dataset)
+    typer.echo(str(summary))

@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from perr.errors import PerrError
 from perr.features.files import FORMAT, clip_filename, read_clip_file
 from perr.io import read_json
 from perr.manifest import Clip, load_manifest
 from perr.store import SPLITS, ModalitySpec, StoreHeader, write_split
 
 
-class PackError(ValueError):
+class PackError(PerrError, ValueError):
     """Features that cannot be packed; the message names the file."""
 
 

@@ -15,7 +15,7 @@ from perr.checkpoint import Checkpoint
 from perr.device import resolve_device
 from perr.io import atomic_open, write_json
 from perr.labels import Task
-from perr.store import FeatureSplit, FeatureStore
+from perr.store import FeatureSplit, FeatureStore, StoreError
 from perr.train.batches import check_data
 from perr.train.evaluation import evaluate_split
 
@@ -65,7 +65,7 @@ def _joint_task(ckpt: Checkpoint, data_split: FeatureSplit) -> Task | None:
     if not name:
         return None
     if name not in data_split.header.tasks:
-        raise ValueError(f"{data_split.folder}: no task {name!r} for the checkpoint's joint head")
+        raise StoreError(f"{data_split.folder}: no task {name!r} for the checkpoint's joint head")
     return data_split.header.tasks[name]
 
 

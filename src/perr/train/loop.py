@@ -26,6 +26,7 @@ import torch
 from perr.checkpoint import Checkpoint, ResumeState
 from perr.config import TrainConfig, save_config
 from perr.device import resolve_device
+from perr.errors import ConfigMismatch
 from perr.faults import checkpoint_reached
 from perr.io import atomic_open, write_json
 from perr.labels import Task
@@ -404,7 +405,7 @@ def _resume(
     """Restore a run folder's last complete epoch into `ckpt`, the model and the optimizer; the next epoch."""
     saved = Checkpoint.load(path, device)
     if saved.config.to_dict() != ckpt.config.to_dict() or saved.resume is None:
-        raise ValueError(
+        raise ConfigMismatch(
             f"{out}: holds a run with a different config; use a new --out folder or the same settings to resume"
         )
     model.load_state_dict(saved.model_state)

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from perr.errors import PerrError
 from perr.video.audio import audio_span
 from perr.video.files import IMAGE_EXTS
 from perr.video.reader import VideoReader, probe
 from perr.video.types import VideoError
 
 
-class SourceError(RuntimeError):
+class SourceError(PerrError, RuntimeError):
     """A clip's media cannot be read; the message names the path."""
 
 

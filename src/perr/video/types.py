@@ -8,11 +8,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from perr.errors import PerrError
+
 #: Which library decodes: PyAV (FFmpeg; default), OpenCV (fallback for files PyAV cannot open).
 VideoBackend = Literal["auto", "pyav", "opencv"]
 
 
-class VideoError(RuntimeError):
+class VideoError(PerrError, RuntimeError):
     """A video cannot be read (or lacks what was asked for). The message names the file."""
 
     def __init__(self, path: str | os.PathLike, reason: str) -> None:

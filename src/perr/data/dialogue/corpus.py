@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from perr.errors import PerrError
 from perr.io import atomic_open
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("dialogue_id", "utterance_id", "speaker", "text", "label", "split")
@@ -72,7 +73,7 @@ ADAPTER_VERSION = 2  # 2: step texts stored beside the vectors (text_encoder=fin
 DEFAULT_T = 32
 
 
-class DialogueError(ValueError):
+class DialogueError(PerrError, ValueError):
     """A dialogue CSV that cannot be used; the message lists every bad row and field."""
 
 
