@@ -89,17 +89,26 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, min_area: bool 
     return np.asarray(keep, np.int64)
 
 
-def fit_within(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
-    """`image` shrunk (area interpolation) so its long side is at most `max_side`, and the factor that
-    maps its coordinates back to the input's (1.0 when it already fits)."""
+def fit_within(
+    image: np.ndarray, max_side: int | None, min_side: int | None = None
+) -> tuple[np.ndarray, float]:
+    """`image` resized so its long side is at most `max_side` (area interpolation) and at least `min_side`
+    (bilinear upscaling: small faces become large enough for the network), and the factor that maps its
+    coordinates back to the input's (1.0 when it is left as it is)."""
     h, w = image.shape[:2]
-    if not max_side or max(h, w) <= max_side:
+    long = max(h, w)
+    if max_side and long > max_side:
+        target, interp = max_side, "area"
+    elif min_side and long < min_side:
+        target, interp = min(min_side, max_side or min_side), "linear"
+    else:
         return image, 1.0
     import cv2
 
-    s = max_side / max(h, w)
-    small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    return small, 1.0 / s
+    s = target / long
+    flag = cv2.INTER_AREA if interp == "area" else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=flag)
+    return resized, 1.0 / s
 
 
 def to_boxes(

