@@ -55,9 +55,14 @@ def name(model: str) -> str:
 class Doc:
     """One Markdown file: headings, hand-written prose (no figures) and tables from result files."""
 
-    def __init__(self, title: str, intro: str) -> None:
+    def __init__(self, file: str, title: str, intro: str) -> None:
+        self.file = file
         self.lines = [GENERATED, "", f"# {title}", "", intro.strip(), ""]
-        self.cited: set[str] = set()
+        self.cited: dict[str, list[str]] = {}  # result file → titles of the tables that cite it
+
+    def cite(self, sources: Iterable[str], title: str) -> None:
+        for s in sources:
+            self.cited.setdefault(s, []).append(title)
 
     def h2(self, text: str, prose: str = "") -> None:
         self.lines += [f"## {text}", ""]
@@ -71,7 +76,7 @@ class Doc:
         self, title: str, sources: Iterable[str], head: Row, rows: Iterable[Row], note: str = ""
     ) -> None:
         sources = list(sources)
-        self.cited.update(sources)
+        self.cite(sources, title)
         synthetic = any(is_synthetic(s) for s in sources)
         self.lines += [f"**{title}{' — SYNTHETIC data' if synthetic else ''}**", ""]
         self.lines += ["| " + " | ".join(map(str, head)) + " |", "|" + "---|" * len(head)]
@@ -81,8 +86,8 @@ class Doc:
         )
         self.lines += ["", f"Source: {cite}.{' ' + note.strip() if note else ''}", ""]
 
-    def raw(self, sources: Iterable[str], markdown: str) -> None:
-        self.cited.update(sources)
+    def raw(self, sources: Iterable[str], markdown: str, title: str) -> None:
+        self.cite(sources, title)
         self.lines += [markdown.strip(), ""]
 
     def render(self) -> str:
@@ -142,6 +147,7 @@ and concatenated), memory of the whole process tree sampled from /proc (`benchma
 
 def performance() -> Doc:
     doc = Doc(
+        "performance.md",
         "Performance",
         """\
 What each stage costs, measured by the scripts in `benchmarks/` (run them from the repository root as
@@ -557,6 +563,7 @@ def _find(rows: Iterable[dict[str, Any]], **match: object) -> dict[str, Any] | N
 
 def results() -> Doc:
     doc = Doc(
+        "results.md",
         "Results",
         """\
 Test figures of the models, read once per run with the weights of the best dev epoch; every setting was
@@ -681,7 +688,11 @@ the SYNTHETIC section shows that the toolkit works end to end, not how well a mo
     )
     f = "demo_results.SYNTHETIC.json"
     d = load(f)
-    doc.raw([f], table3_markdown(d["rows"], d["dataset"], d["synthetic"], note=d["note"]))
+    doc.raw(
+        [f],
+        table3_markdown(d["rows"], d["dataset"], d["synthetic"], note=d["note"]),
+        "the table `make demo` prints",
+    )
     doc.text(f"Source: `benchmarks/results/{f}`.")
     f = "beyond_smta.SYNTHETIC.json"
     rows = [
@@ -725,6 +736,7 @@ def best(curve: Sequence[float]) -> str:
 
 def experiments() -> Doc:
     doc = Doc(
+        "experiments.md",
         "Experiments on dev splits",
         """\
 How the settings behind [results.md](results.md) were chosen. Everything here was scored on dev splits (MELD dev,
@@ -869,10 +881,29 @@ def readme_block() -> tuple[str, set[str]]:
     return f"{README_BEGIN}\n{table}\n(from `benchmarks/results/{f}`)\n{README_END}", {f}
 
 
+RESULTS_README = """\
+# Benchmark results
+
+The JSON files here are the measurements behind docs/performance.md, docs/results.md and
+docs/experiments.md, which `make docs` (benchmarks/make_docs.py) generates from them, and behind the
+demo table in the top-level README. Each file was written by a script in `benchmarks/` (`python -m
+benchmarks.<script> --out FILE`); since the shared harness (benchmarks/harness.py), a file starts with
+the machine, versions, date and git commit it was measured at. Only files that a generated doc cites are
+kept (`make docs` names any other); earlier one-off runs are in the git history. `*.SYNTHETIC.json` holds
+figures measured on generated data, which the docs mark SYNTHETIC.
+
+| file | cited by |
+|---|---|
+"""
+
+
 def build() -> tuple[dict[Path, str], set[str]]:
-    docs = {"performance.md": performance(), "results.md": results(), "experiments.md": experiments()}
-    out = {REPO / "docs" / k: v.render() for k, v in docs.items()}
-    cited = set().union(*(v.cited for v in docs.values()))
+    docs = [performance(), results(), experiments()]
+    out = {REPO / "docs" / d.file: d.render() for d in docs}
+    where: dict[str, list[str]] = {}
+    for d in docs:
+        for source, titles in d.cited.items():
+            where.setdefault(source, []).extend(f"docs/{d.file}: {t}" for t in titles)
     readme = REPO / "README.md"
     text = readme.read_text(encoding="utf-8")
     if README_BEGIN in text:
@@ -880,8 +911,14 @@ def build() -> tuple[dict[Path, str], set[str]]:
         start = text.index(README_BEGIN)
         end = text.index(README_END, start) + len(README_END)
         out[readme] = text[:start] + block + text[end:]
-        cited |= used
-    return out, cited
+        for source in used:
+            where.setdefault(source, []).append("README.md: the demo's table")
+    index = [
+        f"| `{s}` | {'; '.join(dict.fromkeys(t.replace('|', '/') for t in where[s]))} |"
+        for s in sorted(where)
+    ]
+    out[RESULTS / "README.md"] = RESULTS_README + "\n".join(index) + "\n"
+    return out, set(where)
 
 
 def main(argv: list[str] | None = None) -> int:
