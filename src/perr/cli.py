@@ -58,7 +58,7 @@ app.add_typer(
 app.add_typer(
     data_app, name="data", help="Validate manifests/stores, synthesise the default dataset, import corpora."
 )
-# `perr stats MANIFEST --out DIR` is the same command as `perr build stats` (DESIGN.md lists both).
+# `perr stats MANIFEST --out DIR` is the same command as `perr build stats` (the README lists both).
 app.command("stats", help="Dataset statistics of paper §3.3 for a manifest (alias of `perr build stats`).")(
     build_stats_cmd
 )

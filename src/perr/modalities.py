@@ -1,4 +1,4 @@
-"""PERR's modalities (DESIGN.md: M = 5) and the feature signature of the default extractors.
+"""PERR's modalities (the paper's §5.1: M = 5) and the feature signature of the default extractors.
 
 The names are the store's modality names in model order. ``DEFAULT_SIGNATURE`` is what ``perr features
 extract`` writes with its default options; the synthetic generator lays its values out the same way
