@@ -73,6 +73,13 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, min_area: bool 
     over union, or over the smaller area with ``min_area`` (MTCNN's last stage)."""
     if len(boxes) == 0:
         return np.zeros(0, np.int64)
+    if not min_area:  # OpenCV's greedy NMS (C++; the same rule): crowds give thousands of boxes
+        import cv2
+
+        xywh = np.column_stack([boxes[:, :2], boxes[:, 2:4] - boxes[:, :2]]).astype(np.float64)
+        order = (scores - scores.min() + 1.0).astype(np.float64)  # OpenCV keeps scores above 0 only
+        keep = cv2.dnn.NMSBoxes(xywh.tolist(), order.tolist(), 0.0, threshold)
+        return np.asarray(keep, np.int64).reshape(-1)
     x0, y0, x1, y1 = (boxes[:, i].astype(np.float64) for i in range(4))
     area = np.maximum(x1 - x0, 0) * np.maximum(y1 - y0, 0)
     order = np.argsort(-scores, kind="stable")

@@ -39,8 +39,9 @@ from perr.faces.detectors.base import (
 #: $PERR_MTCNN_MODELS: a folder with pnet.pt, rnet.pt, onet.pt (default: facenet-pytorch's data/).
 ENV = "PERR_MTCNN_MODELS"
 INSTALL = "pip install --no-deps facenet-pytorch==2.6.0"
-#: PNet candidates kept (by score) after the pyramid, and RNet survivors passed to ONet: bounded crowds.
-MAX_PNET, MAX_RNET = 2000, 400
+#: PNet candidates kept (by score) after the pyramid, and RNet survivors passed to ONet per face asked
+#: for (`max_faces`): a crowd frame stays bounded (288 faces at 1280×720: ~1 s).
+MAX_PNET, RNET_PER_FACE = 1000, 3
 
 
 def mtcnn_model_dir(path: str | os.PathLike | None = None) -> Path:
@@ -251,7 +252,7 @@ class MtcnnFaceDetector(FaceDetector):
         prob, reg = prob.numpy(), reg.numpy()
         ok = prob > self._thresholds[1]
         boxes, prob, reg = boxes[ok], prob[ok], reg[ok]
-        keep = nms(boxes, prob, 0.7)[:MAX_RNET]
+        keep = nms(boxes, prob, 0.7)[: RNET_PER_FACE * self._max]
         if len(keep) == 0:
             return empty
         boxes = _square(_regress(boxes[keep], reg[keep]))
