@@ -132,6 +132,18 @@ def test_max_faces_keeps_the_best_and_blank_frames_give_nothing(detectors) -> No
         assert detectors[name].detect(blank) == [], name
 
 
+def test_a_crowd_of_288_faces_stays_bounded() -> None:
+    """288 copies of a real face (50 px) on a 1280×720 canvas: at most `max_faces` come back, in seconds."""
+    import time
+
+    crowd = BENCH.crowd_canvas(_frame(BENCH.FIXTURE_CLIP, BENCH.FIXTURE_TIME))
+    for name in NEW:
+        t = time.perf_counter()
+        found = make_face_detector(name, min_confidence=0.5, max_faces=64).detect(crowd)
+        assert 40 <= len(found) <= 64, name
+        assert time.perf_counter() - t < 20, name  # ~0.2 s (yunet) to ~1.3 s (mtcnn) on one core
+
+
 def test_large_frames_are_shrunk_and_boxes_mapped_back(detectors) -> None:
     """A 1920×1408 upscale of the man shot: the same face, in the large frame's coordinates."""
     import cv2
