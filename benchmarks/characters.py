@@ -56,12 +56,9 @@ def dev_set(data: Path, cache: Path, which: Sequence[str]) -> list[tuple[Labelle
         for v in load_labels(DEVSET / "labels.json"):
             out.append((v, data / v.path, "real"))
     if "derived" in which:
-        import importlib.util
+        import importlib
 
-        spec = importlib.util.spec_from_file_location("make_fixtures", DEVSET / "make_fixtures.py")
-        assert spec is not None and spec.loader is not None
-        mf = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mf)
+        mf = importlib.import_module("benchmarks.devsets.characters.make_fixtures")
         labels = mf.make(data, cache)
         for v in load_labels(labels):
             out.append((v, cache / v.path, "derived"))
