@@ -1,13 +1,15 @@
 """Face and person detectors: milliseconds per frame on real frames, and faces found on a small-face
 fixture with known truth. Writes JSON with the setup.
 
-    python -m benchmarks.detectors --out benchmarks/results/detectors.json [--repeat 3]
+    python -m benchmarks.detectors --out benchmarks/results/detectors.json [--repeat 5]
 
 Frames: seven frames decoded from the real clips in ../shared/data (faces large and small, a crowd, a
 man seen from behind, a letterboxed film, no people), each resized to 640×360 and to 1280×720 (area
 interpolation down, bilinear up; the 640×360 Hamilton frames are upscaled for the 720p set). Every
 detector runs single-threaded, as one build worker does (torch, OpenCV, ONNX Runtime and yuface's
-OpenMP held to one thread); the cost is the median over all frames and repeats after one warm-up pass.
+OpenMP held to one thread). The detectors take turns (benchmarks.harness.alternate: every detector
+in every round, the order reversed each round), so a shared machine's drifting load hits all alike; a
+round's value is the median ms per frame of one pass, the cost the median over rounds.
 
 The small-face fixture (:func:`small_face_canvas`, also used by ``tests/test_detectors.py``): one real
 Megamind frame with one face, shrunk so that face is 15–24 px tall and tiled 8 times onto a 640×360
@@ -22,6 +24,7 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,28 +143,30 @@ def match(found: list, truth: list) -> tuple[list[int], int]:
     return hits, len(found) - len(used)
 
 
-def _time(detector: Any, frames: list[np.ndarray], repeat: int) -> tuple[float, list[int]]:
-    """Median ms per frame over `repeat` passes (after one warm-up pass) and the boxes found per frame."""
-    counts = [len(detector.detect(f)) for f in frames]
-    ms = []
-    for _ in range(repeat):
+def _pass(detector: Any, frames: list[np.ndarray]) -> Callable[[], float]:
+    """One timed pass of `detector` over `frames`: the median ms per frame of the pass."""
+
+    def run() -> float:
+        ms = []
         for f in frames:
             t = time.perf_counter()
             detector.detect(f)
             ms.append((time.perf_counter() - t) * 1000)
-    return round(statistics.median(ms), 2), counts
+        return statistics.median(ms)
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/detectors.json")
-    ap.add_argument("--repeat", type=int, default=3, help="timed passes over the frames")
+    ap.add_argument("--repeat", type=int, default=5, help="rounds (every detector, one pass each)")
     args = ap.parse_args(argv)
 
     import cv2
     import torch
 
-    from benchmarks.harness import header, write_result
+    from benchmarks.harness import alternate, header, write_result
     from perr.faces import make_face_detector
     from perr.people import make_person_detector
 
@@ -177,12 +182,24 @@ def main(argv: list[str] | None = None) -> int:
     canvas, truth = small_face_canvas()
     crowd = crowd_canvas()
 
-    faces: dict[str, Any] = {}
-    for label, name, kw in FACE_SETUPS:
-        det = make_face_detector(name, **kw)
-        row: dict[str, Any] = {"detector": name, "kwargs": kw}
+    faces = {label: make_face_detector(name, **kw) for label, name, kw in FACE_SETUPS}
+    people = {label: make_person_detector(name, **kw) for label, name, kw in PERSON_SETUPS}
+    detectors: dict[str, Any] = {**faces, **people}
+    rows: dict[str, dict[str, Any]] = {}
+    for label, name, kw in [*FACE_SETUPS, *PERSON_SETUPS]:
+        det = detectors[label]
+        rows[label] = {"detector": name, "kwargs": kw}
         for size, ims in frames.items():
-            row[f"ms_{size}"], row[f"found_{size}"] = _time(det, ims, args.repeat)
+            rows[label][f"found_{size}"] = [len(det.detect(im)) for im in ims]  # also the warm-up
+    # Every detector in every round, the order reversed each round: the machine's drifting load hits
+    # all of them alike. A round's value is the median ms per frame of one pass over the frames.
+    for size, ims in frames.items():
+        got = alternate({label: _pass(det, ims) for label, det in detectors.items()}, rounds=args.repeat)
+        for label, values in got.values.items():
+            rows[label][f"ms_{size}"] = round(statistics.median(values), 2)
+            rows[label][f"ms_{size}_rounds"] = [round(v, 2) for v in values]
+    for label, _, _ in FACE_SETUPS:
+        det, row = faces[label], rows[label]
         hits, false = match(det.detect(canvas), truth)
         row["small_faces"] = {
             "found": sum(h >= 0 for h in hits),
@@ -191,33 +208,24 @@ def main(argv: list[str] | None = None) -> int:
             "found_by_height": {h: hit >= 0 for h, hit in zip(FIXTURE_HEIGHTS, hits, strict=True)},
         }
         t = time.perf_counter()
-        row["crowd_288_faces"] = {
-            "found": len(det.detect(crowd)),
-            "ms": round((time.perf_counter() - t) * 1e3, 1),
-        }
+        n = len(det.detect(crowd))
+        row["crowd_288_faces"] = {"found": n, "ms": round((time.perf_counter() - t) * 1e3, 1)}
+        print(label, {k: v for k, v in row.items() if k.startswith(("ms_", "small", "crowd"))}, flush=True)
+    for det in detectors.values():
         det.close()
-        faces[label] = row
-        print(label, {k: v for k, v in row.items() if k.startswith(("ms_", "small"))}, flush=True)
-    people: dict[str, Any] = {}
-    for label, name, kw in PERSON_SETUPS:
-        det = make_person_detector(name, **kw)
-        row = {"detector": name, "kwargs": kw}
-        for size, ims in frames.items():
-            row[f"ms_{size}"], row[f"found_{size}"] = _time(det, ims, args.repeat)
-        people[label] = row
-        print(label, row, flush=True)
     payload = {
         "setup": (
-            "one thread per detector (torch, OpenCV, ONNX Runtime, yuface's OpenMP); median ms per frame "
-            f"over {len(FRAMES)} real frames x {args.repeat} passes after a warm-up pass; found_<size>: "
+            "one thread per detector (torch, OpenCV, ONNX Runtime, yuface's OpenMP); ms_<size>: median over "
+            f"{args.repeat} rounds of the median ms per frame of one pass over {len(FRAMES)} real frames, every "
+            "detector in every round (order reversed each round), after a warm-up pass; found_<size>: "
             "boxes per frame, in the order of `frames`; small_faces: the 640x360 fixture of "
             "benchmarks/detectors.py (8 faces of 15-24 px); crowd_288_faces: one run on crowd_canvas() "
             "(288 faces of 50 px at 1280x720) with the default max_faces (64)"
         ),
         "frames": [{"clip": c, "time": t, "content": d} for c, t, d in FRAMES],
         "fixture": {"clip": FIXTURE_CLIP, "time": FIXTURE_TIME, "face_heights_px": list(FIXTURE_HEIGHTS)},
-        "faces": faces,
-        "people": people,
+        "faces": {label: rows[label] for label, _, _ in FACE_SETUPS},
+        "people": {label: rows[label] for label, _, _ in PERSON_SETUPS},
         "loadavg_end": [round(v, 2) for v in os.getloadavg()],
     }
     write_result(args.out, payload, head)
