@@ -144,6 +144,31 @@ def test_a_crowd_of_288_faces_stays_bounded() -> None:
         assert time.perf_counter() - t < 20, name  # ~0.2 s (yunet) to ~1.3 s (mtcnn) on one core
 
 
+def test_one_instance_per_thread_gives_the_results_of_one_thread() -> None:
+    """The build gives each worker its own detector: instances used from two threads at once (and
+    two person detectors, whose OpenCV thread setting is process-wide) find what they find alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from perr.people import make_person_detector
+
+    frames = [_frame("opencv/Megamind.avi", t) for t in (0.5, 5.0, 9.0)]
+
+    def run(name: str) -> list[list[FaceBox]]:
+        det = make_person_detector(name) if name == "ssd-mobilenet" else make_face_detector(name)
+        return [det.detect(f) for f in frames]
+
+    names = [*NEW, "ssd-mobilenet"]
+    alone = {n: run(n) for n in names}
+    with ThreadPoolExecutor(2) as pool:
+        together = dict(zip(names * 2, pool.map(run, names * 2), strict=True))
+    for n in names:
+        got = [[(b.x0, b.y0, b.x1, b.y1) for b in boxes] for boxes in together[n]]
+        want = [[(b.x0, b.y0, b.x1, b.y1) for b in boxes] for boxes in alone[n]]
+        assert [len(g) for g in got] == [len(w) for w in want], n
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(np.array(g), np.array(w), atol=1e-3, err_msg=n)
+
+
 def test_large_frames_are_shrunk_and_boxes_mapped_back(detectors) -> None:
     """A 1920×1408 upscale of the man shot: the same face, in the large frame's coordinates."""
     import cv2
