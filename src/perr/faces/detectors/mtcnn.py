@@ -13,6 +13,11 @@ PNet (fully convolutional, stride 2, 12-px cells), NMS per scale (IoU 0.5) then 
 regression, squared boxes; RNet on 24-px crops (threshold, NMS 0.7, regression); ONet on 48-px crops
 (score, regression, 5 landmarks; NMS 0.7 over the smaller area). Crops reaching outside the image are
 zero-padded, as in the authors' code.
+
+Checked against facenet-pytorch's own cascade and modules (run outside the repository with a stand-in
+for torchvision's NMS): the same faces on 5 of 6 real images and the small-face fixture (8 of 8), box IoU
+0.78–0.97 on large faces, landmarks within ~4 px; the rest is resampling (OpenCV's area interpolation
+against torch's) and the zero padding.
 """
 
 from __future__ import annotations
