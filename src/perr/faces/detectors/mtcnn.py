@@ -4,7 +4,7 @@ Detection and Alignment using Multi-task Cascaded Convolutional Networks").
 The weights are the ones ``facenet-pytorch==2.6.0`` ships (``data/pnet.pt``, ``rnet.pt``, ``onet.pt``,
 MIT; converted there from the authors' Caffe models by way of davidsandberg/facenet). That package pins
 torch < 2.3 and imports torchvision, so it is installed ``--no-deps`` and never imported: its state dicts
-are read with ``torch.load(weights_only=True)`` into perr's own modules below, written from the
+are read with ``torch.load(weights_only=True)`` into perr's own modules (:mod:`perr.faces.detectors.mtcnn_nets`), written from the
 architecture in facenet-pytorch's ``models/mtcnn.py`` and the cascade of its
 ``models/utils/detect_face.py`` (itself after the authors' MATLAB code), without torchvision.
 
@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from perr.faces.box import FaceBox
 from perr.faces.detectors.base import (
@@ -53,91 +52,6 @@ MAX_PNET, RNET_PER_FACE, MIN_ONET = 1000, 3, 100
 def mtcnn_model_dir(path: str | os.PathLike | None = None) -> Path:
     """The folder of MTCNN's three state dicts: `path`, else $PERR_MTCNN_MODELS, else facenet-pytorch's."""
     return model_path(path, ENV, "facenet_pytorch", "data", install=INSTALL)
-
-
-class _Flatten(nn.Module):
-    """(N, C, H, W) → (N, W·H·C): the converted Caffe weights' dense layers read columns first."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
-
-
-class PNet(nn.Module):
-    """Proposal net: fully convolutional; per 12-px cell (stride 2) a face probability and a box offset."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
-        self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
-        self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
-        self.conv4_1, self.conv4_2 = nn.Conv2d(32, 2, 1), nn.Conv2d(32, 4, 1)
-        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
-        return self.conv4_2(x), torch.softmax(self.conv4_1(x), dim=1)[:, 1]
-
-
-class RNet(nn.Module):
-    """Refine net on 24×24 crops: face probability and box offset."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
-        self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
-        self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
-        self.dense4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)
-        self.dense5_1, self.dense5_2 = nn.Linear(128, 2), nn.Linear(128, 4)
-        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.flat = _Flatten()
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.pool(self.prelu1(self.conv1(x)))
-        x = self.pool(self.prelu2(self.conv2(x)))
-        x = self.prelu4(self.dense4(self.flat(self.prelu3(self.conv3(x)))))
-        return self.dense5_2(x), torch.softmax(self.dense5_1(x), dim=1)[:, 1]
-
-
-class ONet(nn.Module):
-    """Output net on 48×48 crops: face probability, box offset and 5 landmarks (x's then y's)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
-        self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
-        self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
-        self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
-        self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
-        self.dense6_1, self.dense6_2, self.dense6_3 = nn.Linear(256, 2), nn.Linear(256, 4), nn.Linear(256, 10)
-        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
-        self.flat = _Flatten()
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.pool(self.prelu1(self.conv1(x)))
-        x = self.pool(self.prelu2(self.conv2(x)))
-        x = self.pool3(self.prelu3(self.conv3(x)))
-        x = self.prelu5(self.dense5(self.flat(self.prelu4(self.conv4(x)))))
-        return self.dense6_2(x), self.dense6_3(x), torch.softmax(self.dense6_1(x), dim=1)[:, 1]
-
-
-def load_nets(folder: str | os.PathLike | None = None) -> tuple[PNet, RNet, ONet]:
-    """The three nets in eval mode, their weights read with ``weights_only=True``."""
-    d = mtcnn_model_dir(folder)
-    nets = (PNet(), RNet(), ONet())
-    for net, name in zip(nets, ("pnet", "rnet", "onet"), strict=True):
-        net.load_state_dict(torch.load(d / f"{name}.pt", map_location="cpu", weights_only=True))
-        net.eval().requires_grad_(False)
-    return nets  # type: ignore[return-value]
-
-
-def _normalise(x: np.ndarray) -> torch.Tensor:
-    """H×W×3 (or N×H×W×3) RGB 0–255 → N×3×H×W in [-1, 1) (the authors' (x − 127.5) / 128)."""
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    if t.ndim == 3:
-        t = t[None]
-    return (t.permute(0, 3, 1, 2) - 127.5) * 0.0078125
 
 
 def _square(b: np.ndarray) -> np.ndarray:
@@ -207,16 +121,17 @@ class MtcnnFaceDetector(FaceDetector):
         self._thresholds = thresholds
         self._factor = factor
         self._max_side = max_side
-        self._nets: tuple[PNet, RNet, ONet] | None = None
+        self._nets: tuple[Any, Any, Any] | None = None
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         image = rgb_uint8(image)
         h, w = image.shape[:2]
         small, scale = fit_within(image, self._max_side)
         if self._nets is None:
+            from perr.faces.detectors.mtcnn_nets import load_nets
+
             self._nets = load_nets(self._dir)
-        with torch.inference_mode():
-            boxes, scores, kps = self._cascade(small)
+        boxes, scores, kps = self._cascade(small)
         return to_boxes(boxes, scores, kps, w, h, scale, self._max)
 
     def _pyramid(self, h: int, w: int) -> list[float]:
@@ -231,6 +146,8 @@ class MtcnnFaceDetector(FaceDetector):
     def _cascade(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         import cv2
 
+        from perr.faces.detectors.mtcnn_nets import run
+
         pnet, rnet, onet = self._nets  # type: ignore[misc]
         h, w = image.shape[:2]
         empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
@@ -238,8 +155,8 @@ class MtcnnFaceDetector(FaceDetector):
         found = []
         for s in self._pyramid(h, w):
             sized = cv2.resize(image, (int(w * s + 1), int(h * s + 1)), interpolation=cv2.INTER_AREA)
-            reg, prob = pnet(_normalise(sized))
-            prob, reg = prob[0].numpy(), reg[0].numpy()
+            reg, prob = run(pnet, sized)
+            prob, reg = prob[0], reg[0]
             ys, xs = np.nonzero(prob >= self._thresholds[0])
             if len(ys) == 0:
                 continue
@@ -254,8 +171,7 @@ class MtcnnFaceDetector(FaceDetector):
         rows = rows[nms(rows[:, :4], rows[:, 4], 0.7)]
         boxes = _square(_regress(rows[:, :4], rows[:, 5:9], plus_one=False))
         # Stage 2: RNet on 24-px crops.
-        reg, prob = rnet(_normalise(_crops(image, boxes, 24)))
-        prob, reg = prob.numpy(), reg.numpy()
+        reg, prob = run(rnet, _crops(image, boxes, 24))
         ok = prob > self._thresholds[1]
         boxes, prob, reg = boxes[ok], prob[ok], reg[ok]
         keep = nms(boxes, prob, 0.7)[: max(MIN_ONET, RNET_PER_FACE * self._max)]
@@ -263,8 +179,7 @@ class MtcnnFaceDetector(FaceDetector):
             return empty
         boxes = _square(_regress(boxes[keep], reg[keep]))
         # Stage 3: ONet on 48-px crops: score, regression, landmarks.
-        reg, marks, prob = onet(_normalise(_crops(image, boxes, 48)))
-        prob, reg, marks = prob.numpy(), reg.numpy(), marks.numpy()
+        reg, marks, prob = run(onet, _crops(image, boxes, 48))
         ok = prob > self._min
         boxes, prob, reg, marks = np.floor(boxes[ok]), prob[ok], reg[ok], marks[ok]
         if len(boxes) == 0:
