@@ -1,0 +1,113 @@
+"""The default build on a few clips of the characters dev set (issue 33, point 6): every expectation is
+read from the labels (benchmarks/devsets/characters/labels.json and the labels make_fixtures.py derives
+from it), none from what the code under test produced.
+
+- Megamind (real): its labelled people keep one identity each across its 4 shots, its scene boundaries
+  are found (none: one scene), and its labelled pair scene yields a clip proposing those two people.
+- derived_megamind_abab (Megamind's shots re-ordered woman/man x 3): the same.
+- derived_megamind_bw_small (Megamind at a tenth, grey, in a black 640x360 frame: faces 16-30 px): the
+  labelled people of the pair are both found, as two characters, and proposed as a pair.
+- derived_audrey_looks (one woman in three shots, two of them re-coloured): one identity.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED_DATA, VIDEO_EXTRA, tool
+
+pytestmark = [pytest.mark.video, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # the benchmarks package lives at the repository root
+    sys.path.insert(0, str(REPO))
+cm = importlib.import_module("benchmarks.characters_metrics")
+
+REAL = ["Megamind"]
+DERIVED = ["derived_megamind_abab", "derived_megamind_bw_small", "derived_audrey_looks"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The dev-set videos above built once with the default configuration (subtitles off): key → match."""
+    pytest.importorskip(*VIDEO_EXTRA)
+    tool("ffmpeg")
+    if not (SHARED_DATA / "video").is_dir():
+        pytest.skip(f"real data not available: {SHARED_DATA / 'video'} (the dev set's clips live there)")
+    from perr.construct.config import BuildConfig
+    from perr.construct.run import build
+
+    mf = importlib.import_module("benchmarks.devsets.characters.make_fixtures")
+    cache = tmp_path_factory.mktemp("fixtures")
+    labels = {
+        v.key: v for v in cm.load_labels(REPO / "benchmarks" / "devsets" / "characters" / "labels.json")
+    }
+    paths = {k: SHARED_DATA / labels[k].path for k in REAL}
+    for v in cm.load_labels(mf.make(SHARED_DATA, cache, DERIVED)):
+        labels[v.key] = v
+        paths[v.key] = cache / v.path
+    out = tmp_path_factory.mktemp("build")
+    report = build(list(paths.values()), out, BuildConfig(subtitles="none"), show_progress=False)
+    assert not report.failures, [(r.video, r.error) for r in report.failures]
+    return {k: cm.match_video(labels[k], cm.read_build(out, k)) for k in paths}
+
+
+def _pair_people(vm: object) -> list[tuple[str, str]]:
+    return [sc.pair for sc in vm.labels.scenes if sc.scored and sc.pair is not None]
+
+
+def _assert_one_identity_per_person(vm: object) -> None:
+    gold, pred = cm.identity_items(vm)
+    assert gold, f"{vm.labels.key}: no labelled person was found at all"
+    p, r = cm.b_cubed(gold, pred)
+    by_person: dict[str, set[str]] = {}
+    for g, q in zip(gold, pred, strict=True):
+        by_person.setdefault(g, set()).add(q)
+    assert (p, r) == (1.0, 1.0), f"{vm.labels.key}: identities per labelled person {by_person}"
+
+
+def _assert_pairs_proposed(vm: object) -> None:
+    c = cm.video_counts(vm)
+    assert c.get("pair_scenes", 0) == len(_pair_people(vm)) > 0
+    assert c["pair_scenes_identified"] == c["pair_scenes"], (
+        f"{vm.labels.key}: labelled pairs {_pair_people(vm)}, clips "
+        f"{[(x.start, x.end, x.candidates) for x in vm.found.clips]}, characters {cm.character_people(vm)}"
+    )
+
+
+def _assert_scene_boundaries(vm: object) -> None:
+    found = vm.found.boundaries()
+    assert found is not None, "the build wrote no segments file"
+    labelled = vm.labels.boundaries()
+    assert cm.match_boundaries(found, labelled) == len(labelled) == len(found), (
+        f"{vm.labels.key}: found segment starts {found}, labelled scene starts {labelled}"
+    )
+
+
+@pytest.mark.parametrize("key", ["Megamind", "derived_megamind_abab"])
+def test_a_conversation_is_two_identities_one_scene_one_pair(built: dict, key: str) -> None:
+    vm = built[key]
+    _assert_one_identity_per_person(vm)
+    _assert_scene_boundaries(vm)
+    _assert_pairs_proposed(vm)
+
+
+def test_small_black_and_white_faces_yield_the_two_people(built: dict) -> None:
+    vm = built["derived_megamind_bw_small"]
+    (pair,) = _pair_people(vm)
+    found = {m.person.id for m in vm.people}
+    assert set(pair) <= found, f"labelled pair {pair}; found {sorted(found)}"
+    who = cm.character_people(vm)
+    assert {who.get(c) for c in who} >= set(pair), f"characters → people {who}"
+    _assert_pairs_proposed(vm)
+
+
+def test_another_look_is_the_same_person(built: dict) -> None:
+    vm = built["derived_audrey_looks"]
+    labelled = {p.id for s in vm.labels.shots for p in s.people if not p.optional}
+    assert {m.person.id for m in vm.people} == labelled
+    _assert_one_identity_per_person(vm)
