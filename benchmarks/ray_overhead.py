@@ -1,5 +1,5 @@
 """What does Ray cost on one machine? The same work through `--backend local` (worker processes) and
-`--backend ray`, each a fresh child process as a user runs it, alternated (local, ray, ray-cluster, local, …)
+`--backend ray`, each a fresh child process as a user runs it, alternated (local, ray, ray-cluster, then the reverse, …)
 so that drifting machine load hits all alike. Ray runs two ways:
 
 - ``ray``: a local Ray instance that the command starts and stops itself (its start-up, ~7 s here, is
@@ -22,6 +22,7 @@ is here (tasks are independent: no cross-node traffic beyond the small results).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import secrets
 import signal
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.childrun import run_measured
     from benchmarks.episode import episode_path
     from benchmarks.extract_speed import episode_pairs
-    from benchmarks.harness import header, write_result
+    from benchmarks.harness import alternate, header, write_result
     from perr.manifest import load_manifest
 
     head = header("ray_overhead", packages=("ray", "onnxruntime", "mediapipe"))
@@ -114,19 +115,24 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="perr-rayoh-", dir="/tmp") as tmp,
         ray_head(Path(tmp) / "c", args.cpus) as (address, cluster_env, head_pid),
     ):
-        for rep in range(args.repeat):
-            for name, flags in backends.items():
-                out = Path(tmp) / f"{name}-{rep}"
-                log = Path(tmp) / f"{name}-{rep}.log"
-                cluster = name == "ray-cluster"
-                extra, env = (["--address", address], cluster_env) if cluster else ([], None)
-                also = (head_pid,) if cluster else ()  # the node's raylet and workers do this run's work
-                r = run_measured([*base, "--out", str(out), *flags, *extra], log=log, env=env, also=also)
-                if r["returncode"] != 0:
-                    raise SystemExit(f"{name} run failed:\n{log.read_text()[-3000:]}")
-                runs[name].append(r)
-                print(f"{name:11s} run {rep}: {r['wall_seconds']:.1f} s wall, {r['cpu_seconds']:.1f} CPU-s, "
-                          f"peak {r['peak_rss_mb']:.0f} MB (load {r['loadavg_before'][0]:.1f})")  # fmt: skip
+
+        def run(name: str) -> dict:
+            rep = len(runs[name])
+            out = Path(tmp) / f"{name}-{rep}"
+            log = Path(tmp) / f"{name}-{rep}.log"
+            cluster = name == "ray-cluster"
+            extra, env = (["--address", address], cluster_env) if cluster else ([], None)
+            also = (head_pid,) if cluster else ()  # the node's raylet and workers do this run's work
+            r = run_measured([*base, "--out", str(out), *backends[name], *extra], log=log, env=env, also=also)
+            if r["returncode"] != 0:
+                raise SystemExit(f"{name} run failed:\n{log.read_text()[-3000:]}")
+            runs[name].append(r)
+            print(f"{name:11s} run {rep}: {r['wall_seconds']:.1f} s wall, {r['cpu_seconds']:.1f} CPU-s, "
+                  f"peak {r['peak_rss_mb']:.0f} MB (load {r['loadavg_before'][0]:.1f})")  # fmt: skip
+            return r
+
+        # each backend once a round, the order reversed every other round (harness.alternate)
+        alternate({name: functools.partial(run, name) for name in backends}, args.repeat)
     best = {k: min(r["wall_seconds"] for r in v) for k, v in runs.items()}
     overhead = best["ray"] / best["local"] - 1.0
     overhead_cluster = best["ray-cluster"] / best["local"] - 1.0
