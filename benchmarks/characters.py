@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -118,6 +119,7 @@ def measure(
         "build_folder": str(out.relative_to(REPO)) if out.is_relative_to(REPO) else str(out),
         "build_seconds": round(seconds, 1),
         "reused": all(r.status == "skipped" for r in report.results),
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
         "errors": errors,
     }
     for name, group in (("all", both), ("real", matches["real"]), ("derived", matches["derived"])):

@@ -26,7 +26,8 @@ Figures (each also per video):
 - pair recall: labelled scenes with a pair whose span holds, for at least half of a clip's length, a clip
   with two or more candidates ("any"), and whose candidates include characters matched to both people
   of the labelled pair ("identified");
-- ms per sampled frame: `stage_seconds["faces"]` over `counts["sampled_frames"]` of `done/<video>.json`.
+- ms per sampled frame: `stage_seconds["faces"]` over `counts["sampled_frames"]` of `done/<video>.json`
+  (and every stage's seconds over the same frames, to see what else a setting costs).
 """
 
 from __future__ import annotations
@@ -452,6 +453,8 @@ def video_counts(vm: VideoMatch, tolerance: float = TOLERANCE) -> dict[str, Any]
         c["pair_scenes_any"] += any_pair
         c["pair_scenes_identified"] += identified
     c["faces_seconds"] = vm.found.stage_seconds.get("faces", 0.0)
+    for stage, sec in vm.found.stage_seconds.items():
+        c[f"stage_seconds.{stage}"] = sec
     c["sampled_frames"] = vm.found.sampled_frames
     return dict(c)
 
@@ -490,6 +493,11 @@ def figures(counts: Mapping[str, Any], gold: Sequence[str], pred: Sequence[str])
             if counts.get("sampled_frames")
             else None
         ),
+        "ms_per_sampled_frame_by_stage": {
+            k.split(".", 1)[1]: round(1000 * v / counts["sampled_frames"], 2)
+            for k, v in counts.items()
+            if k.startswith("stage_seconds.") and counts.get("sampled_frames")
+        },
     }
     return f
 

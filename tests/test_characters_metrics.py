@@ -149,6 +149,7 @@ def test_figures_of_a_hand_made_build(tmp_path: Path) -> None:
     # the clip spans the scene with candidates c1 (mostly A) and c2 (B)
     assert s["pair_recall"] == 1.0 and s["pair_recall_identified"] == 1.0
     assert s["ms_per_sampled_frame"] == 25.0
+    assert s["ms_per_sampled_frame_by_stage"] == {"faces": 25.0}
     assert s["videos"]["toy"]["people_recall"] == 1.0
 
 
