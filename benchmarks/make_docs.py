@@ -73,12 +73,22 @@ class Doc:
         self.lines += [prose.strip(), ""]
 
     def table(
-        self, title: str, sources: Iterable[str], head: Row, rows: Iterable[Row], note: str = ""
+        self,
+        title: str,
+        sources: Iterable[str],
+        head: Row,
+        rows: Iterable[Row],
+        note: str = "",
+        synthetic: bool = False,
     ) -> None:
+        """`synthetic=True` marks a table on generated data whose file does not say so itself."""
         sources = list(sources)
         self.cite(sources, title)
-        synthetic = any(is_synthetic(s) for s in sources)
-        self.lines += [f"**{title}{' — SYNTHETIC data' if synthetic else ''}**", ""]
+        flags = [synthetic or is_synthetic(s) for s in sources]
+        mark = (
+            " — SYNTHETIC data" if all(flags) else " — partly SYNTHETIC data (marked)" if any(flags) else ""
+        )
+        self.lines += [f"**{title}{mark}**", ""]
         self.lines += ["| " + " | ".join(map(str, head)) + " |", "|" + "---|" * len(head)]
         self.lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
         cite = ", ".join(
@@ -138,6 +148,41 @@ def machine(d: Any) -> str:
 
 
 # ---------------------------------------------------------------- docs/performance.md
+
+
+def detectors_table(doc: Doc) -> None:
+    """Face and person detectors: ms per frame, faces found on the small-face fixture and a crowd."""
+    f = "detectors.json"
+    d = load(f)
+    doc.text(
+        "Face and person detectors ([models.md](models.md#face-and-person-detectors-perrfacesdetectors-perrpeople)), "
+        "one thread each, on real frames of ../shared/data resized to 640×360 and 1280×720, and on two "
+        "fixtures made of a real face: 8 faces of 15–24 px on a 640×360 canvas (found: centre in the true "
+        "box, height within 0.5–2×) and a 1280×720 crowd of 288 faces with the default `max_faces` "
+        "(`benchmarks/detectors.py`):"
+    )
+    rows: list[Row] = []
+    for label, r in d["faces"].items():
+        small, crowd = r["small_faces"], r["crowd_288_faces"]
+        rows.append(
+            [
+                f"face: `{label}`",
+                num(r["ms_640x360"]),
+                num(r["ms_1280x720"]),
+                f"{small['found']} of {small['of']} ({small['false']} false)",
+                f"{crowd['found']} in {num(crowd['ms'], 0)} ms",
+            ]
+        )
+    for label, r in d["people"].items():
+        rows.append([f"person: `{label}`", num(r["ms_640x360"]), num(r["ms_1280x720"]), "—", "—"])
+    doc.table(
+        "Face and person detectors, ms a frame",
+        [f],
+        ["detector", "640×360", "1280×720", "small faces", "crowd of 288"],
+        rows,
+        note=f"Load average {d['loadavg'][0]:g} at the start, {d['loadavg_end'][0]:g} at the end (2 cores).",
+    )
+
 
 EPISODES_PROSE = """\
 `perr build run` and `perr features extract` as a user runs them: a fresh process each, default workers,
@@ -212,6 +257,8 @@ compare figures within one table. SYNTHETIC marks runs on generated data; their 
         [[k, num(v["median_ms"], 2), num(v["min_ms"], 2)] for k, v in d["ms_per_face"].items()],
         note=f"Largest difference from dlib's own descriptors: {d['max_abs_difference_vs_dlib']:.1e}.",
     )
+    if (RESULTS / "detectors.json").exists():
+        detectors_table(doc)
 
     doc.h2(
         "Extract features",
@@ -283,21 +330,14 @@ compare figures within one table. SYNTHETIC marks runs on generated data; their 
     )
 
     doc.h2("Data")
-    f_synth, f_erato = "synth_speed.load3.json", "erato_scale.SYNTHETIC.avx512.json"
-    s, gen = load(f_synth), load(f_erato)["stages"]["generate"]
+    f = "synth_speed.load3.json"
+    s = load(f)
     doc.table(
-        "`perr data synth`: the generated default",
-        [f_synth, f_erato],
-        ["run", "clips", "wall s", "peak RSS MB"],
-        [
-            ["`benchmarks/synth_speed.py` (write, best pass)", f"{s['n']:,}", num(s["write_s"]), "—"],
-            [
-                "`benchmarks/erato_scale.py` stage generate (`--like-extractors`)",
-                f"{load(f_erato)['n']:,}",
-                num(gen["wall_s"]),
-                num(gen["peak_rss_mb"], 0),
-            ],
-        ],
+        "`perr data synth`: the generated default (best of the passes; ERATO's size: the ERATO-sized data path below)",
+        [f],
+        ["clips", "T", "generate s", "generate and write s", "clips/s"],
+        [[f"{s['n']:,}", s["T"], num(s["generate_s"]), num(s["write_s"]), num(s["clips_per_s"], 0)]],
+        synthetic=True,
     )
     f = "meld_store_build_T32.json"
     d = load(f)
@@ -341,7 +381,9 @@ compare figures within one table. SYNTHETIC marks runs on generated data; their 
             v = d.get(key)
             row += [num(v), num(d["reference_step_ms"] / v, 2) if v else "—"]
         rows.append(row)
-    doc.table("A training step", files, head, rows)
+    doc.table(
+        "A training step (random features shaped like the extractors')", files, head, rows, synthetic=True
+    )
 
     f = "erato_scale.SYNTHETIC.avx512.json"
     st = load(f)["stages"]
@@ -683,17 +725,10 @@ the SYNTHETIC section shows that the toolkit works end to end, not how well a mo
     doc.h2(
         "SYNTHETIC: the generated default",
         "The generated ERATO-shaped default (`perr data synth`, [synthetic.md](synthetic.md)) puts the label in moments "
-        "that combine both persons, several modalities and neighbouring steps. `make demo` prints this table "
-        "(one seed, reduced epochs; the digits depend on the CPU's float kernels):",
+        "that combine both persons, several modalities and neighbouring steps. What `make demo` prints, all "
+        "ten models at reduced settings with one seed, is in the [README](../README.md#quick-start-stage-by-stage) "
+        "(`benchmarks/results/demo_results.SYNTHETIC.json`). With three seeds and a dev split:",
     )
-    f = "demo_results.SYNTHETIC.json"
-    d = load(f)
-    doc.raw(
-        [f],
-        table3_markdown(d["rows"], d["dataset"], d["synthetic"], note=d["note"]),
-        "the table `make demo` prints",
-    )
-    doc.text(f"Source: `benchmarks/results/{f}`.")
     f = "beyond_smta.SYNTHETIC.json"
     rows = [
         [
