@@ -74,12 +74,23 @@ def main(argv: list[str] | None = None) -> int:
         help="also build generated episodes of these lengths (comma-separated minutes, e.g. 10,20,45)",
     )
     ap.add_argument("--skip-clips", action="store_true", help="only the episodes")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+        help="with --episode-minutes: build each episode once per variant (build settings, e.g. "
+        "'today:face_detector=mediapipe,person_detector=none'), in one run, side by side (repeatable)",
+    )
     args = ap.parse_args(argv)
     head = header("build_speed", packages=(*PACKAGES, "scikit-learn"))
     if args.skip_clips:
         if not args.episode_minutes:
             ap.error("--skip-clips needs --episode-minutes")
-        write_result(args.out, {"episodes_only": True, **episode_figures(args)}, head)
+        if args.variant:
+            write_result(args.out, {"episodes_only": True, **variant_figures(args)}, head)
+        else:
+            write_result(args.out, {"episodes_only": True, **episode_figures(args)}, head)
         return 0
 
     from perr.construct.config import BuildConfig
@@ -227,7 +238,59 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def episode_figures(args: argparse.Namespace) -> dict:
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """'new:face_detector=yunet,person_detector=ssd-mobilenet' → ('new', [--face-detector, yunet, ...])."""
+    name, _, settings = text.partition(":")
+    flags: list[str] = []
+    for item in filter(None, (x.strip() for x in settings.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--variant {text!r}: expected KEY=VALUE, got {item!r}")
+        flags += ["--" + key.strip().replace("_", "-"), value.strip()]
+    return name.strip(), flags
+
+
+def variant_figures(args: argparse.Namespace) -> dict:
+    """Each variant on each episode, in one run: the order of the variants alternates per episode so
+    neither always runs first on a warmer or quieter machine."""
+    from benchmarks.episode import parse_minutes
+
+    variants = [parse_variant(v) for v in args.variant]
+    out: dict[str, dict] = {name: {} for name, _ in variants}
+    for k, minutes in enumerate(parse_minutes(args.episode_minutes)):
+        order = variants if k % 2 == 0 else variants[::-1]
+        for name, flags in order:
+            one = argparse.Namespace(**{**vars(args), "episode_minutes": f"{minutes:g}"})
+            out[name][f"{minutes:g}"] = episode_figures(one, extra=flags, cache=False)["episodes"][
+                f"{minutes:g}"
+            ]
+    ref = variants[0][0]
+    return {
+        "variants": {name: {"flags": flags} for name, flags in variants},
+        "episodes_by_variant": out,
+        "realtime_factor_by_variant": {
+            n: {m: r["realtime_factor"] for m, r in runs.items()} for n, runs in out.items()
+        },
+        "cpu_seconds_per_video_second_by_variant": {
+            n: {m: r["cpu_seconds_per_video_second"] for m, r in runs.items()} for n, runs in out.items()
+        },
+        "peak_rss_mb_by_variant": {
+            n: {m: r["peak_rss_mb"] for m, r in runs.items()} for n, runs in out.items()
+        },
+        "wall_ratio_over_first_variant": {
+            n: {m: r["wall_seconds"] / out[ref][m]["wall_seconds"] for m, r in runs.items()}
+            for n, runs in out.items()
+        },
+        "episode_targets": {"realtime_factor_20min": 10.0, "peak_rss_mb": 2048},
+        "episode_setup": {
+            "jobs": args.jobs or "default (one per core, at most 4)",
+            "note": "episodes are generated from the real clips in ../shared/data (benchmarks/episode.py); "
+            "the machine is shared: compare variants within one run",
+        },
+    }
+
+
+def episode_figures(args: argparse.Namespace, extra: list[str] | None = None, cache: bool = True) -> dict:
     """`perr build run` on each generated episode, a fresh child process each (module docstring)."""
     import json
 
@@ -243,7 +306,7 @@ def episode_figures(args: argparse.Namespace) -> dict:
             # a fresh folder each time; the first build of a length goes straight to where
             # extract_speed.py reuses it (the manifest's video paths are relative to its folder)
             cached = REPO / "runs" / "episodes" / f"build-{minutes:g}min-720p"
-            out = Path(tmp) / f"episode-{minutes:g}" if cached.exists() else cached
+            out = Path(tmp) / f"episode-{minutes:g}" if cached.exists() or not cache else cached
             argv = [
                 sys.executable,
                 "-m",
@@ -259,6 +322,7 @@ def episode_figures(args: argparse.Namespace) -> dict:
                 argv += ["--jobs", str(args.jobs)]
             if args.subtitles != "ocr":
                 argv += ["--subtitles", args.subtitles]
+            argv += extra or []
             r = run_measured(argv, log=Path(tmp) / f"episode-{minutes:g}.log")
             if r["returncode"] != 0:
                 raise SystemExit(

@@ -8,7 +8,7 @@ the order they were made, so ids stay what the user saw when they made them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from perr.faces import Track, cluster_identities
@@ -55,13 +55,20 @@ class Cast:
         return f"c{n + 1}"
 
 
-def make_cast(tracks: Sequence[Track], threshold: float, min_occurrences: int = 1) -> Cast:
+def make_cast(
+    tracks: Sequence[Track],
+    threshold: float,
+    min_occurrences: int = 1,
+    not_a_person: Callable[[list[Track]], bool] | None = None,
+) -> Cast:
     """Every person of a video seen in at least `min_occurrences` sampled frames, ids by presence.
 
     People seen less often (a face glimpsed in one frame, a false detection) get no id: they could
-    not be a clip's character anyway (a character needs `min_occurrences` inside the clip)."""
+    not be a clip's character anyway (a character needs `min_occurrences` inside the clip). Nor does a
+    group of tracks `not_a_person` calls a picture (a poster or a photo: its tracks are clustered
+    with the others first, so a short track of the picture goes with the long still ones)."""
     groups = cluster_identities(tracks, threshold)
-    members = [CastMember("", g) for g in groups]
+    members = [CastMember("", g) for g in groups if not_a_person is None or not not_a_person(g)]
     members = [m for m in members if len(m.times) >= min_occurrences]
     members.sort(key=lambda m: (-len(m.times), m.times[0], m.tracks[0].id))
     for k, m in enumerate(members, start=1):

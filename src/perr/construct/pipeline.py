@@ -29,6 +29,7 @@ from perr.construct.proposals import ProposalRules, Proposals, make_proposals
 from perr.construct.segments import Segment, clip_windows, segment_shots
 from perr.construct.shots import Shot
 from perr.faces import FaceDetector, Track, embed_tracks, make_face_detector
+from perr.faces.tracker import STILL_SECONDS, is_still
 from perr.logs import native_noise_filtered
 from perr.people import PersonDetector, make_person_detector
 from perr.subtitles import Cue
@@ -148,6 +149,12 @@ def subtitle_plan(path: Path, cfg: BuildConfig) -> SubtitlePlan:
     return SubtitlePlan(f"ocr:{cfg.ocr_engine}", ocr=True)
 
 
+def mostly_still(group: list[Track]) -> bool:
+    """A group of tracks seen mostly in tracks that never moved: a picture (:func:`is_still`)."""
+    still = sum(len(t.faces) for t in group if is_still(t))
+    return still * 2 >= sum(len(t.observations) for t in group) and still > 0
+
+
 def identity_tracks(tracks: Iterable[Track], min_face: float) -> list[Track]:
     """Tracks whose faces are large enough for an identity descriptor (a face of a few pixels aligns
     badly and its descriptor says little): these are embedded and can join people of other shots."""
@@ -175,7 +182,10 @@ def finish_video(
     needed = identity_tracks(scan.tracks, cfg.identity_min_face)
     embed(needed)
     t0 = timer.add("embed", t0)
-    cast = apply_edits(make_cast(scan.tracks, cfg.cluster_threshold, cfg.min_occurrences), edits)
+    stills = [t for t in scan.tracks if is_still(t)]
+    cast = apply_edits(
+        make_cast(scan.tracks, cfg.cluster_threshold, cfg.min_occurrences, not_a_person=mostly_still), edits
+    )
     segments = segment_shots(
         scan.shots,
         scan.looks,
@@ -201,6 +211,8 @@ def finish_video(
             n_candidates=cfg.n_candidates,
         ),
         extra={"subtitle_source": subs.source, "cast": f"characters/{key}.json"},
+        crowded=scan.crowded,
+        max_faces=cfg.max_faces,
         box_scale=box_scale,
         body_step=body_step,
     )
@@ -220,15 +232,22 @@ def finish_video(
         faces=scan.faces,
         bodies=scan.bodies,
         tracks=len(scan.tracks),
+        still_face_tracks=len(stills),
+        crowded_frames=len(scan.crowded),
         body_only_tracks=sum(1 for t in scan.tracks if not t.faces),
         embedded_tracks=len(needed),
         characters=len(cast.members),
         subtitle_events=len(cues),
     )
-    if scan.faces_capped:
+    if scan.crowded:
         res.problems.append(
-            f"{scan.faces_capped} sampled frame(s) held more faces than --max-faces {cfg.max_faces} (a crowd): "
+            f"{len(scan.crowded)} sampled frame(s) held more faces than max_faces {cfg.max_faces} (a crowd): "
             "only the largest were kept"
+        )
+    if stills:
+        res.problems.append(
+            f"{len(stills)} face track(s) never moved for {STILL_SECONDS:g} s or more (a photo, poster or "
+            "still screen?): not counted as people"
         )
     if not scan.tracks:
         res.problems.append("no person found in any sampled frame")

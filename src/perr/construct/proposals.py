@@ -8,6 +8,7 @@ dropped), else ``status="discarded"`` with the reason in ``notes``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,8 @@ def make_proposals(
     extra: dict[str, Any] | None = None,
     box_scale: float = 1.0,
     body_step: float | None = None,
+    crowded: Sequence[float] = (),
+    max_faces: int = 0,
 ) -> Proposals:
     """The proposals and dropped windows of one video, with identity descriptors, face boxes and thumbnails.
 
@@ -105,6 +108,12 @@ def make_proposals(
             ]
             cid = next_id()
             reason = drop_reason(len(chars), rules.max_characters)
+            crowd = sum(1 for t in crowded if w.start <= t < w.end)
+            note = (
+                f"a crowd: {crowd} sampled frame(s) held more than {max_faces} faces, only the largest were kept"
+                if crowd
+                else None
+            )
             characters = []
             for k, c in enumerate(chars, start=1):
                 thumb = boxes = descriptor = None
@@ -146,11 +155,12 @@ def make_proposals(
                     if c.end > w.start and c.start < w.end and c.text.strip()
                 ],
                 status="proposal" if reason is None else "discarded",
-                notes=reason,
+                notes="; ".join(n for n in (reason, note) if n) or None,
                 extra={"segment": seg.index, **extra},
             )
             (clips if reason is None else dropped).append(clip)
         for a, b, why in rejects:
+            crowd = sum(1 for t in crowded if a <= t < b)
             dropped.append(
                 Clip(
                     clip_id=next_id(),
@@ -158,7 +168,12 @@ def make_proposals(
                     start=_ms(a),
                     end=_ms(max(b, a + 1e-3)),
                     status="discarded",
-                    notes=why,
+                    notes=why
+                    + (
+                        f"; a crowd: {crowd} sampled frame(s) held more than {max_faces} faces"
+                        if crowd
+                        else ""
+                    ),
                     extra={"segment": seg.index},
                 )
             )

@@ -60,6 +60,7 @@ def save_chunk(scan: ChunkResult, folder: Path) -> Path:
                     [f.time, f.box.x0, f.box.y0, f.box.x1, f.box.y1, f.box.score, f.index] for f in t.bodies
                 ],
                 "crops": [[q, b.x0, b.y0, b.x1, b.y1, b.score] for q, _, b in t.crops],
+                "motion": t.motion,
             }
         )
     looks = []
@@ -83,7 +84,7 @@ def save_chunk(scan: ChunkResult, folder: Path) -> Path:
         "resampled": scan.resampled,
         "problems": scan.problems,
         "bodies": scan.bodies,
-        "faces_capped": scan.faces_capped,
+        "crowded": scan.crowded,
     }
     write_json(stem.with_suffix(".json"), meta, indent=0)
     return stem.with_suffix(".json")
@@ -98,6 +99,7 @@ def load_chunk(meta_path: Path) -> ChunkResult:
         track = Track(t["id"], t["shot"])
         track.faces = [TrackedFace(f[0], FaceBox(*f[1:6]), int(f[6])) for f in t["faces"]]
         track.bodies = [TrackedFace(f[0], FaceBox(*f[1:6]), int(f[6])) for f in t["bodies"]]
+        track.motion = t["motion"]
         track.crops = [(c[0], arrays[f"crop_{k}_{j}"], FaceBox(*c[1:6])) for j, c in enumerate(t["crops"])]
         tracks.append(track)
     looks = {start: (arrays[f"look_{i}"], count) for i, (start, count) in enumerate(meta["looks"])}
@@ -115,7 +117,7 @@ def load_chunk(meta_path: Path) -> ChunkResult:
         resampled=meta["resampled"],
         problems=meta["problems"],
         bodies=meta["bodies"],
-        faces_capped=meta["faces_capped"],
+        crowded=meta["crowded"],
     )
 
 

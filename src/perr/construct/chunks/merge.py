@@ -6,7 +6,7 @@ The cut list is the single pass's exactly when each chunk's warm-up is longer th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from perr.construct.chunks.scan import ChunkResult
@@ -34,7 +34,7 @@ class MergedChunks:
     resampled: bool
     problems: list[str]
     bodies: int = 0
-    faces_capped: int = 0
+    crowded: list[float] = field(default_factory=list)  # sampled frames with more than max_faces faces
 
 
 def merge_chunks(scans: list[ChunkResult]) -> MergedChunks:
@@ -79,5 +79,5 @@ def merge_chunks(scans: list[ChunkResult]) -> MergedChunks:
         resampled=any(s.resampled for s in scans),
         problems=list(dict.fromkeys(p for s in scans for p in s.problems)),
         bodies=sum(s.bodies for s in scans),
-        faces_capped=sum(s.faces_capped for s in scans),
+        crowded=sorted(t for s in scans for t in s.crowded),
     )

@@ -52,7 +52,7 @@ class ChunkResult:
     resampled: bool = False
     problems: list[str] = field(default_factory=list)
     bodies: int = 0
-    faces_capped: int = 0  # sampled frames with more faces than cfg.max_faces
+    crowded: list[float] = field(default_factory=list)  # times of sampled frames with > cfg.max_faces faces
 
 
 SampleStream = Iterable[tuple[Frame, float]]  # (frame, start time of the shot it is in)
@@ -89,7 +89,8 @@ class _ChunkConsumer:
         self._next_body = -1.0
         self.looks = ShotLooks()
         self.sampler = SubtitleSampler(ocr, BandConfig(top=cfg.band_top)) if ocr is not None else None
-        self.frames = self.faces = self.bodies = self.faces_capped = 0
+        self.frames = self.faces = self.bodies = 0
+        self.crowded: list[float] = []
         self.last_time = 0.0
         self.owned_from: float | None = 0.0 if chunk.start <= 0 else None
         self.stop_at: float | None = None  # start of the first shot past the owned region
@@ -118,7 +119,7 @@ class _ChunkConsumer:
                     cur = shot_start
                 boxes = self.face.detect(f.image)
                 if len(boxes) > self.cfg.max_faces:  # a crowd: the largest faces, bounded work
-                    self.faces_capped += 1
+                    self.crowded.append(round(f.time, 4))
                     boxes = sorted(boxes, key=lambda b: -b.area * b.score)[: self.cfg.max_faces]
                 self.faces += len(boxes)
                 self.tracker.update(f.time, f.image, boxes)
@@ -226,5 +227,5 @@ def scan_chunk(
         resampled=resampled,
         problems=list(scan.problems),
         bodies=work.bodies,
-        faces_capped=work.faces_capped,
+        crowded=work.crowded,
     )
