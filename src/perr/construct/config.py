@@ -33,6 +33,13 @@ class BuildConfig:
     )
     max_side: int = setting(720, "long side of sampled frames (px)", min=160)
     face_detector: str = setting("mediapipe", "face detector", choices=FACE_DETECTORS.names)
+    face_every: int = setting(
+        1,
+        "detect faces on every N-th sampled frame (and on each shot's first): the small-face detectors cost "
+        "several times MediaPipe, and faces move little in 1/fps s",
+        min=1,
+        max=10,
+    )
     face_min_confidence: float = setting(0.5, "face detector confidence floor", min=0.0, max=1.0)
     min_face: float = setting(10.0, "smaller faces and bodies (px at --max-side) are ignored", min=0.0)
     max_faces: int = setting(

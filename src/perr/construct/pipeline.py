@@ -204,7 +204,7 @@ def finish_video(
         cast=cast,
         cues=cues,
         cuts=[s.start for s in scan.shots[1:]],
-        sample_step=1.0 / cfg.fps,
+        sample_step=cfg.face_every / cfg.fps,
         rules=ProposalRules(
             min_occurrences=cfg.min_occurrences,
             max_characters=cfg.max_characters,
@@ -262,7 +262,7 @@ def finish_video(
         cast,
         segments,
         box_scale,
-        sample_step=1.0 / cfg.fps,
+        sample_step=cfg.face_every / cfg.fps,
         body_step=body_step,
     )
 

@@ -75,7 +75,10 @@ class _ChunkConsumer:
         person: PersonDetector | None = None,
     ) -> None:
         self.cfg, self.face, self.chunk, self.person = cfg, face, chunk, person
-        self.tracker = FaceTracker(min_size=cfg.min_face, crops=cfg.embeddings_per_track)
+        face_step = cfg.face_every / cfg.fps
+        self.tracker = FaceTracker(
+            max_gap=max(1.0, 2.2 * face_step), min_size=cfg.min_face, crops=cfg.embeddings_per_track
+        )
         self.body_step = 1.0 / cfg.person_fps
         self.body_tracker = FaceTracker(
             min_iou=0.3,
@@ -114,27 +117,34 @@ class _ChunkConsumer:
                 if self.owned_from is None:
                     self.owned_from = shot_start
                 self.frames += 1
-                if shot_start != cur:
+                first_of_shot = shot_start != cur
+                if first_of_shot:
                     self._close_shot(shot_start)
                     cur = shot_start
-                boxes = self.face.detect(f.image)
-                if len(boxes) > self.cfg.max_faces:  # a crowd: the largest faces, bounded work
-                    self.crowded.append(round(f.time, 4))
-                    boxes = sorted(boxes, key=lambda b: -b.area * b.score)[: self.cfg.max_faces]
-                self.faces += len(boxes)
-                self.tracker.update(f.time, f.image, boxes)
-                if self.person is not None and f.time >= self._next_body:
-                    self._next_body = f.time + self.body_step - 1e-6
-                    bodies = self.person.detect(f.image)[: self.cfg.max_faces]
-                    self.bodies += len(bodies)
-                    self.body_tracker.update(f.time, f.image, bodies)
                 self.looks.update(shot_start, f.image)  # type: ignore[arg-type]
+                # faces on the absolute sample grid (k = t · fps), so every chunking picks the same frames
+                if first_of_shot or round(f.time * self.cfg.fps) % self.cfg.face_every == 0:
+                    self._detect(f)
                 t0 = timer.add("faces", t0)
             if self.sampler is not None:
                 self.sampler.update(f.time, f.image)
                 t0 = timer.add("subtitles", t0)
             if progress is not None:
                 progress(f.time)
+
+    def _detect(self, f: Frame) -> None:
+        """Faces (and, on its own schedule, bodies) of one sampled frame, into the trackers."""
+        boxes = self.face.detect(f.image)
+        if len(boxes) > self.cfg.max_faces:  # a crowd: the largest faces, bounded work
+            self.crowded.append(round(f.time, 4))
+            boxes = sorted(boxes, key=lambda b: -b.area * b.score)[: self.cfg.max_faces]
+        self.faces += len(boxes)
+        self.tracker.update(f.time, f.image, boxes)
+        if self.person is not None and f.time >= self._next_body:
+            self._next_body = f.time + self.body_step - 1e-6
+            bodies = self.person.detect(f.image)[: self.cfg.max_faces]
+            self.bodies += len(bodies)
+            self.body_tracker.update(f.time, f.image, bodies)
 
     def _close_shot(self, next_shot: float | None) -> None:
         """End the open shot's tracks and put its faces and bodies together into people."""
