@@ -159,7 +159,7 @@ def main() -> None:
     elif args.lanes > 1:
         torch.set_num_threads(1)
     from perr.features.config import ExtractConfig
-    from perr.features.extract import build_extractors, extract_clip
+    from perr.features.workers import build_extractors, extract_clip
     from perr.manifest import load_manifest
 
     load_before = os.getloadavg()

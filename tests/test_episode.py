@@ -140,9 +140,9 @@ def features_manifest(killed_and_resumed: tuple[Path, dict]) -> Path:
 
 
 def test_killed_feature_extraction_resumes_without_redoing_a_clip(features_manifest: Path) -> None:
-    from perr.features.batch import extract_manifest
     from perr.features.config import ExtractConfig
     from perr.features.files import clip_filename, read_clip_file
+    from perr.features.job import extract_manifest
 
     cfg = ExtractConfig(T=8)  # all five modalities, few steps
     out = features_manifest.parent / "features"

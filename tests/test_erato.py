@@ -102,9 +102,9 @@ def test_import_infers_fps_from_audio_and_needs_fps_without_it(erato_root: Path,
 
 
 def test_extractors_accept_the_imported_frames_folders(erato_root: Path, tmp_path: Path) -> None:
-    from perr.features.batch import extract_manifest
     from perr.features.config import ExtractConfig
     from perr.features.files import clip_filename, read_clip_file
+    from perr.features.job import extract_manifest
 
     manifest = tmp_path / "erato.jsonl"
     import_erato(erato_root, manifest, fps=FPS)

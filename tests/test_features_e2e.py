@@ -21,9 +21,9 @@ pytest.importorskip(*FEATURES_EXTRA)
 from perr.config import TrainConfig
 from perr.construct.run import build
 from perr.data.synth import SynthConfig, write_synthetic
-from perr.features.batch import extract_manifest
 from perr.features.config import ExtractConfig
 from perr.features.files import clip_filename, read_clip_file
+from perr.features.job import extract_manifest
 from perr.features.pack import pack_features
 from perr.manifest import load_manifest, write_manifest
 from perr.store import FeatureStore, StoreError

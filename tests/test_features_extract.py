@@ -18,12 +18,12 @@ pytest.importorskip(*FEATURES_EXTRA)
 
 from perr.errors import ConfigMismatch
 from perr.execution import ExecutionConfig
-from perr.features.batch import extract_manifest
 from perr.features.config import ExtractConfig
-from perr.features.extract import planned_specs
 from perr.features.files import read_clip_file
+from perr.features.job import extract_manifest
 from perr.features.pack import pack_features
 from perr.features.person import person_slices
+from perr.features.workers import planned_specs
 from perr.manifest import Character, Clip, SubtitleEvent, TimeSpan, write_manifest
 from perr.modalities import DEFAULT_SIGNATURE
 from perr.store import FeatureStore
@@ -229,7 +229,7 @@ def test_background_runs_reuse_their_memory(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_units_of_work_shrink_so_every_worker_gets_two() -> None:
-    from perr.features.batch import GROUP_SECONDS, MIN_GROUP_SECONDS, unit_seconds
+    from perr.features.job import GROUP_SECONDS, MIN_GROUP_SECONDS, unit_seconds
 
     clips = [Clip(clip_id=f"c{i}", video="ep.mp4", start=60.0 * i, end=60.0 * i + 30.0) for i in range(10)]
     assert unit_seconds(clips, workers=1) == GROUP_SECONDS  # one worker: the largest units
@@ -242,7 +242,7 @@ _DRIVER_PROBE = """
 import sys
 from pathlib import Path
 from perr.execution import ExecutionConfig
-from perr.features.batch import extract_manifest
+from perr.features.job import extract_manifest
 summary = extract_manifest(sys.argv[1], sys.argv[2], execution=ExecutionConfig(backend="local", jobs=2),
                            progress=False)
 assert sorted(summary.failed) == ["gone_a", "gone_b"], summary.failed

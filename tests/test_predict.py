@@ -37,7 +37,7 @@ PERR = [sys.executable, "-m", "perr"]
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     from perr.features.config import ExtractConfig
-    from perr.features.extract import planned_specs
+    from perr.features.workers import planned_specs
 
     root = tmp_path_factory.mktemp("pred")
     store = make_toy_store(
@@ -172,7 +172,7 @@ def test_fewer_than_two_characters_and_python_api(checkpoint, one_person_clip, t
 def test_joint_head_reading_is_in_prediction_json(one_person_clip, tmp_path):
     """A model trained with joint_task=3 reports its joint head's own 3-class reading beside the 5 classes."""
     from perr.features.config import ExtractConfig
-    from perr.features.extract import planned_specs
+    from perr.features.workers import planned_specs
 
     store = make_toy_store(
         tmp_path / "store",

@@ -103,10 +103,10 @@ def _run_units(
                 train_run,
                 str(fs.root.resolve()),
                 cfg.to_dict(),
-                str(run),
+                run=str(run),
                 num_cpus=cpus,
                 num_gpus=gpus,
-                output_arg=2,
+                output="run",
             )
         for key, _, error in runner.completed():
             if error is not None:

@@ -2,7 +2,7 @@
 same name so the CLI and the API stay one thing. Heavy imports live inside commands.
 
 Exit status, for every command, is decided here (:class:`_Commands`): 0 when all it was given
-succeeded; 1 when a batch command met inputs that failed (:class:`perr.errors.BatchFailed`); 2 for a
+succeeded; 1 when a command over many inputs met some that failed (:class:`perr.errors.InputsFailed`); 2 for a
 usage error — a bad option (typer's own checks, ``typer.BadParameter``) or anything perr refuses to use
 (:class:`perr.errors.PerrError`: an unreadable manifest, store, checkpoint or export, a run folder holding
 another configuration), printed as one ``error: …`` line instead of a traceback."""
@@ -17,7 +17,7 @@ from perr.cli_options import ADDRESS, JOBS, NO_SHARED_FS, NUM_CPUS, BackendChoic
 from perr.construct.cli import app as build_app
 from perr.construct.cli import stats_cmd as build_stats_cmd
 from perr.data.cli import app as data_app
-from perr.errors import BatchFailed, PerrError
+from perr.errors import InputsFailed, PerrError
 from perr.features.cli import app as features_app
 
 
@@ -32,7 +32,7 @@ class _Commands(TyperGroup):
         except PerrError as e:
             _console().print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
-        except BatchFailed as e:
+        except InputsFailed as e:
             if e.summary:
                 _console().print(f"[red]{escape(e.summary)}[/red]", highlight=False)
             raise typer.Exit(1) from None
@@ -393,7 +393,7 @@ def predict_cmd(
     """What is the relationship between the two main characters of each clip? Writes prediction.json
     (fine and coarse class → probability, the pair, the model, missing modalities, and a joint head's
     own reading when the model has one: joint_task) and an HTML report.
-    A file that cannot be read is reported and the rest of the batch goes on (exit 1 at the end)."""
+    A file that cannot be read is reported and the other clips go on (exit 1 at the end)."""
     from perr.inference import predict
 
     if not clips and manifest is None:
@@ -427,7 +427,7 @@ def predict_cmd(
     )
     failed = [r for r in results if not r.ok]
     if failed:
-        raise BatchFailed(f"{len(failed)} of {len(results)} clip(s) failed")
+        raise InputsFailed(f"{len(failed)} of {len(results)} clip(s) failed")
 
 
 def main() -> None:

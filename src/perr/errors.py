@@ -6,7 +6,7 @@ Each stage names its own subclass (``ManifestError``, ``StoreError``, …); each
 base it had (``ValueError`` or ``RuntimeError``), so code that catches those still does.
 
 The command line maps these in one place (``perr.cli``): a :class:`PerrError` is exit status 2 with a
-one-line ``error: …`` message, and :class:`BatchFailed` — a batch command that met inputs that failed,
+one-line ``error: …`` message, and :class:`InputsFailed` — a command over many inputs met some that failed,
 the others done — is exit status 1. Anything else is a bug and keeps its traceback.
 """
 
@@ -21,8 +21,8 @@ class ConfigMismatch(PerrError, ValueError):
     """An output folder holds results made with another configuration (a run folder, a features folder)."""
 
 
-class BatchFailed(Exception):
-    """A batch command met inputs that failed; the others are done and each failure was named.
+class InputsFailed(Exception):
+    """A command over many inputs met some that failed; the others are done and each failure was named.
 
     Not a :class:`PerrError`: the command did its job, and its exit status (1) says some inputs failed.
     `summary` is the line printed last ("2 of 5 clip(s) failed"); empty when the command's own report

@@ -265,13 +265,21 @@ def local_ray_dirs(out: Path) -> tuple[Path, Path]:
     return tmp, token
 
 
-def in_scratch(fn: Callable[..., Any], output_arg: int, *args: Any) -> tuple[Any, dict[str, bytes]]:
-    """Run a unit with its output folder (argument `output_arg`) replaced by a scratch folder; its result
-    and the files it wrote there (path relative to the folder → bytes). For nodes without the shared
-    output folder: the driver writes the files (:func:`write_returned`)."""
+def call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``fn(*args, **kwargs)``: executors take positional arguments only, so a unit with keyword
+    arguments travels as this call."""
+    return fn(*args, **kwargs)
+
+
+def in_scratch(
+    fn: Callable[..., Any], output: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, dict[str, bytes]]:
+    """Run a unit with its output folder (its keyword argument `output`) replaced by a scratch folder; its
+    result and the files it wrote there (path relative to the folder → bytes). For nodes without the
+    shared output folder: the driver writes the files (:func:`write_returned`)."""
     scratch = Path(tempfile.mkdtemp(prefix="perr-unit-"))
     try:
-        result = fn(*args[:output_arg], str(scratch), *args[output_arg + 1 :])
+        result = fn(*args, **{**kwargs, output: str(scratch)})
         files = {
             str(p.relative_to(scratch)): p.read_bytes() for p in sorted(scratch.rglob("*")) if p.is_file()
         }
@@ -298,8 +306,8 @@ class Runner:
     workers, and a unit that was pending at two breaks fails alone with the reason. Ray retries lost
     tasks itself (`RAY_RETRIES`); one that still fails comes back as its exception.
 
-    `shared_fs=False`: a unit submitted with `output_arg` (the index of its output-folder argument) runs in
-    a scratch folder on its node and the files it wrote are written here (module docstring)."""
+    `shared_fs=False`: a unit submitted with `output` (the name of its output-folder keyword argument)
+    runs in a scratch folder on its node and the files it wrote are written here (module docstring)."""
 
     def __init__(self, executor: Executor, retries: int = 1, shared_fs: bool = True) -> None:
         self.executor, self.retries = executor, retries
@@ -315,12 +323,17 @@ class Runner:
         *args: Any,
         num_cpus: float = 1,
         num_gpus: float = 0,
-        output_arg: int | None = None,
+        output: str | None = None,
+        **kwargs: Any,
     ) -> None:
+        """Run ``fn(*args, **kwargs)`` as a unit; `output` names the keyword argument that is its output
+        folder (e.g. ``output="out"`` with ``out=...``)."""
         res = {"num_cpus": num_cpus, "num_gpus": num_gpus}
-        if self.returns_files and output_arg is not None:
-            self._outputs[key] = str(args[output_arg])
-            fn, args = in_scratch, (fn, output_arg, *args)
+        if self.returns_files and output is not None:
+            self._outputs[key] = str(kwargs[output])
+            fn, args = in_scratch, (fn, output, args, kwargs)
+        elif kwargs:
+            fn, args = call, (fn, args, kwargs)
         self._pending[self.executor.submit(fn, *args, **res)] = (key, fn, args, res)
 
     def __len__(self) -> int:

@@ -28,7 +28,7 @@ from perr.device import resolve_device
 from perr.errors import PerrError
 from perr.features.base import ClipContext
 from perr.features.config import ExtractConfig
-from perr.features.extract import build_extractors, extract_clip, modality_specs
+from perr.features.workers import build_extractors, extract_clip, modality_specs
 from perr.io import write_json
 from perr.labels import FINE_TO_COARSE, Task, perr_tasks
 from perr.logs import quiet_ffmpeg

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from perr.errors import BatchFailed
+from perr.errors import InputsFailed
 
 app = typer.Typer(help="annotate stage (see docs/annotator_guide.md).", no_args_is_help=True)
 
@@ -53,7 +53,7 @@ def export_cmd(
     _report_problems(err, res.problems, str(manifest))
     con.print(f"{res.n_tasks} task(s) → {res.tasks}\nlabeling config → {res.config}")
     if res.problems:  # exit status: 1 when any clip could not become a task (the others were written)
-        raise BatchFailed()
+        raise InputsFailed()
 
 
 @app.command("import")
@@ -80,7 +80,7 @@ def import_cmd(
     counts = ", ".join(f"{k} {v}" for k, v in sorted(rep.status.items())) or "nothing adjudicated"
     con.print(f"{rep.n_tasks} task(s), {rep.n_cancelled} skipped annotation(s): {counts} → {rep.out}")
     if rep.problems:  # exit status: 1 when any annotation could not be used (the rest was imported)
-        raise BatchFailed()
+        raise InputsFailed()
 
 
 @app.command("agreement")

@@ -20,7 +20,7 @@ from perr.cli_options import (
 from perr.construct.chunks import CHUNK_SECONDS
 from perr.construct.config import BuildConfig
 from perr.construct.shots import SHOT_DETECTORS
-from perr.errors import BatchFailed
+from perr.errors import InputsFailed
 from perr.logs import quiet_libraries
 from perr.settings import config_options, help_of
 
@@ -76,7 +76,7 @@ def run_cmd(
         raise typer.BadParameter(str(e)) from e
     print_report(report)
     if report.failures:
-        raise BatchFailed()
+        raise InputsFailed()
 
 
 @app.command("shots")
@@ -111,7 +111,7 @@ def shots_cmd(
             failed.append((path, str(e)))
             console.print(f"[red]✗ {e}[/red]")
     if failed:
-        raise BatchFailed(f"{len(failed)} of {len(files)} file(s) failed")
+        raise InputsFailed(f"{len(failed)} of {len(files)} file(s) failed")
 
 
 @app.command("stats")

@@ -1,9 +1,9 @@
-"""`perr build run`: every build stage over a batch of videos, resumable, spread over worker processes.
+"""`perr build run`: every build stage over the videos given, resumable, spread over worker processes.
 
 Units of work (:mod:`perr.construct.workers`): each video is cut into chunks (a long episode into many,
 a short clip is one); chunks of all videos go to the pool at once, longest videos first. When a video's
 chunks are in, they are merged here, its useful face tracks are embedded by the pool, and its proposals
-are written (:mod:`perr.construct.outputs`). An error in one video is recorded and the batch goes on; a
+are written (:mod:`perr.construct.outputs`). An error in one video is recorded and the others go on; a
 re-run skips videos whose ``done`` marker matches the configuration and, inside a video that was
 interrupted, the chunks already finished (``.partial/<video>/``).
 """
@@ -97,7 +97,7 @@ class _Video:
     timer: Timer = field(default_factory=Timer)
 
 
-class _Batch:
+class _BuildQueue:
     """Schedules the chunks of every video on an executor and finishes each video when its chunks are in."""
 
     def __init__(
@@ -161,9 +161,9 @@ class _Batch:
             chunk,
             video.info.duration,
             video.subs.ocr,
-            str(video.partial.resolve()),
-            progress,
-            output_arg=5,
+            partial=str(video.partial.resolve()),
+            progress=progress,
+            output="partial",
         )
 
     def run(self, videos: list[_Video]) -> None:
@@ -340,10 +340,10 @@ def build(
                 bars.add("videos", len(files), completed=len(finished))
                 bars.add("decode", sum(_probe_seconds(p) for p, _ in todo))
                 bars.add("descriptors", 0)
-                batch = _Batch(out, cfg, executor, chunk_seconds, bars, execution.shared_fs)
+                queue = _BuildQueue(out, cfg, executor, chunk_seconds, bars, execution.shared_fs)
                 by_size = sorted(todo, key=lambda pk: -_size(pk[0]))  # longest first: the pool stays full
-                batch.run([v for v in (batch.start(p, k) for p, k in by_size) if v is not None])
-                now = batch.results
+                queue.run([v for v in (queue.start(p, k) for p, k in by_size) if v is not None])
+                now = queue.results
         finally:
             if own:
                 executor.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from perr.data.synth.config import DEFAULT_CHUNK, SynthConfig
-from perr.errors import BatchFailed
+from perr.errors import InputsFailed
 from perr.settings import config_options
 
 app = typer.Typer(help="Validate, generate (synthetic) and import datasets.", no_args_is_help=True)
@@ -30,7 +30,7 @@ def validate_cmd(
     if problems:
         for p in problems:
             console.print(f"[red]✗[/red] {p}", highlight=False, soft_wrap=True)
-        raise BatchFailed(f"{len(problems)} problem(s) in {path}")
+        raise InputsFailed(f"{len(problems)} problem(s) in {path}")
     console.print(f"[green]✓[/green] {path}: valid")
 
 

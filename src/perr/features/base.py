@@ -3,7 +3,7 @@
 An extractor turns one clip into one modality's sequence: ``extract(ctx) -> (features [T, d], mask
 [T])``. Missing evidence (a character off screen, no subtitle, no audio track) is a zero row with
 mask 0, never an exception; exceptions mean the clip itself is broken and are isolated per clip by
-:mod:`perr.features.extract`. Extractors live one per file in :mod:`perr.features.extractors` and
+:mod:`perr.features.workers`. Extractors live one per file in :mod:`perr.features.extractors` and
 register themselves; the configuration names the extractor of each modality, so adding one is one file.
 
 The :class:`ClipContext` decodes the clip's frames and audio once, lazily, and holds a cache so that

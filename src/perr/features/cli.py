@@ -18,7 +18,7 @@ from perr.cli_options import (
     BackendChoice,
     execution_config,
 )
-from perr.errors import BatchFailed
+from perr.errors import InputsFailed
 from perr.features.config import DEFAULT_EXTRACTORS, ExtractConfig
 from perr.logs import quiet_libraries
 from perr.settings import config_options
@@ -61,7 +61,7 @@ def extract_cmd(
 
     Clips are grouped by video and each video is decoded once, forward, for all of its clips. Exit status:
     0 when every clip was extracted, 1 when any failed (the others are still written), 2 for a usage error."""
-    from perr.features.batch import extract_manifest
+    from perr.features.job import extract_manifest
     quiet_libraries(verbose)
     execution = execution_config(backend, jobs, address, num_cpus, no_shared_fs)
     chosen = dict(config.extractors)
@@ -81,7 +81,7 @@ def extract_cmd(
     )
     typer.echo(str(summary))
     if summary.failed:
-        raise BatchFailed()
+        raise InputsFailed()
 
 
 @app.command("pack")

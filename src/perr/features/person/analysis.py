@@ -14,7 +14,7 @@ from perr.features.person.roles import RoleAssigner
 from perr.logs import native_noise_filtered
 
 
-class PersonPipeline:
+class PersonAnalysis:
     """Detection, roles, expression and pose for both roles; models load lazily and stay loaded."""
 
     def __init__(

@@ -1,6 +1,6 @@
-"""Extraction of all modalities for one clip, and the unit of work a batch hands to its workers: the clips
+"""Extraction of all modalities for one clip, and the unit of work the extract job hands to its workers: the clips
 of one video (a time run of them) from one decode (:mod:`perr.features.video_pass`), each written to
-``DIR/clips/<clip>.npz`` (atomically) or ``DIR/errors/<clip>.json``. The batch is :mod:`perr.features.batch`.
+``DIR/clips/<clip>.npz`` (atomically) or ``DIR/errors/<clip>.json``. The job is :mod:`perr.features.job`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from perr.store import ModalitySpec
 
 def build_extractors(cfg: ExtractConfig, device: str = "cpu") -> dict[str, Extractor]:
     """modality name → extractor instance, each the registered extractor `cfg.extractors` names
-    (``person_a`` and ``person_b`` share one person pipeline). Torch models run on `device`."""
+    (``person_a`` and ``person_b`` share one person analysis). Torch models run on `device`."""
     shared: dict[str, Any] = {"device": device}
     return {m: EXTRACTORS.get(cfg.extractors[m]).create(cfg, m, shared) for m in cfg.modalities}
 
@@ -164,7 +164,7 @@ def process_group(
                 write_clip_file(
                     out / "clips" / clip_filename(clip.clip_id), cf, modality_specs(extractors), cfg
                 )
-            except Exception as e:  # isolate: one broken clip never stops the batch
+            except Exception as e:  # isolate: one broken clip never stops the job
                 r = _failed(out, clip, f"{type(e).__name__}: {e}", traceback.format_exc())
             else:
                 _error_path(out, clip).unlink(missing_ok=True)

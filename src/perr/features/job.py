@@ -13,7 +13,7 @@ The unit of work is the clips of one video, or of one time run of a long video (
 in one forward pass (:mod:`perr.features.video_pass`); units go to an executor (:mod:`perr.execution`):
 this process, local worker processes, or Ray tasks. Every clip file is written atomically by the worker
 that made it, so a killed run leaves only finished clips and a re-run skips them. One clip's failure is
-recorded and the batch goes on; the summary lists them.
+recorded and the job goes on; the summary lists them.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ from perr.device import resolve_device
 from perr.errors import ConfigMismatch
 from perr.execution import ExecutionConfig, InlineExecutor, Runner, make_executor
 from perr.features.config import ExtractConfig
-from perr.features.extract import init_worker, planned_specs, process_group
 from perr.features.files import FORMAT, clip_filename
 from perr.features.video_pass import clip_groups
+from perr.features.workers import init_worker, planned_specs, process_group
 from perr.io import read_json, write_json
 from perr.logs import verbose
 from perr.manifest import load_manifest
@@ -48,7 +48,7 @@ from perr.progress import progress_allowed
 from perr.store import ModalitySpec
 
 #: Seconds of one video in one unit of work (at most): a 45-minute episode becomes ~20 units that several
-#: workers share, each still one forward decode over its clips. A short batch gets smaller units (at
+#: workers share, each still one forward decode over its clips. A short job gets smaller units (at
 #: least MIN_GROUP_SECONDS), at least two per worker, so that no worker idles.
 GROUP_SECONDS = 150.0
 MIN_GROUP_SECONDS = 30.0
@@ -143,16 +143,18 @@ def extract_manifest(
 
             runner = Runner(executor, shared_fs=execution.shared_fs)
             for g in clip_groups(todo, base, unit_seconds(todo, executor.slots, group_seconds)):
-                args = (
+                runner.submit(
+                    tuple(c.clip_id for c in g),
+                    process_group,
                     [c.model_dump_json() for c in g],
                     str(base),
                     cfg.to_json(),
-                    str(out.resolve()),
-                    lanes,
-                    dev,
+                    out_dir=str(out.resolve()),
+                    lanes=lanes,
+                    device=dev,
+                    on_clip=advance if isinstance(executor, InlineExecutor) else None,
+                    output="out_dir",
                 )
-                on_clip = advance if isinstance(executor, InlineExecutor) else None
-                runner.submit(tuple(c.clip_id for c in g), process_group, *args, on_clip, output_arg=3)
             for ids, results, error in runner.completed():
                 if error is not None:  # a unit that failed as a whole: its clips are recorded as failed
                     results = [
