@@ -237,3 +237,71 @@ def test_pair_option_picks_candidates_by_number_or_id():
         parse_pair("1,4", clip)
     with pytest.raises(PredictError, match="two different candidates"):
         parse_pair("2,2", clip)
+
+
+def test_predict_a_build_manifest_with_its_edited_cast(checkpoint, tmp_path):
+    """`perr predict --manifest`: a build's proposals predicted with the cast a user named, no detection
+    run again (the report names the pair)."""
+    from perr.construct.config import BuildConfig
+    from perr.construct.run import build
+
+    megamind = shared_file("video/opencv/Megamind.avi")
+    out = tmp_path / "build"
+    build([megamind], out, BuildConfig(subtitles="none"), show_progress=False)
+    clip = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
+    first, second = clip["candidates"][:2]
+    named = subprocess.run(
+        [
+            *PERR,
+            "build",
+            "cast",
+            str(out),
+            "Megamind",
+            "--name",
+            f"{first}=Roxanne",
+            "--name",
+            f"{second}=Megamind",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert named.returncode == 0, named.stderr[-2000:]
+    res = subprocess.run(
+        [
+            *PERR,
+            "predict",
+            "--manifest",
+            str(out / "manifest.jsonl"),
+            "--clip",
+            clip["clip_id"],
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(tmp_path / "pred"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    p = json.loads((tmp_path / "pred" / clip["clip_id"] / "prediction.json").read_text())
+    assert p["pair"] == [first, second] and p["clip"] == clip["clip_id"]
+    page = (tmp_path / "pred" / clip["clip_id"] / "report.html").read_text()
+    assert "Roxanne" in page and "Megamind" in page
+    missing = subprocess.run(
+        [
+            *PERR,
+            "predict",
+            "--manifest",
+            str(out / "manifest.jsonl"),
+            "--clip",
+            "nope",
+            "-k",
+            str(checkpoint),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert missing.returncode == 2 and "nope" in missing.stderr
