@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from perr.faces import FaceBox, FaceTracker, Track, TrackedFace, cluster_tracks
+from perr.faces import FaceBox, FaceTracker, Track, TrackedFace, cluster_identities
 
 
 def test_tracker_follows_moving_faces_and_splits_at_shots() -> None:
@@ -40,7 +40,7 @@ def test_clustering_joins_close_tracks_and_never_same_frame_faces() -> None:
         track(3, 3, [3, 3.3], b),
         track(4, 2, [2, 2.3], a),
     ]  # 4 is a look-alike of 2 in the same frames: must stay apart
-    groups = cluster_tracks(tracks, threshold=0.5)
+    groups = cluster_identities(tracks, threshold=0.5)
     ids = sorted(sorted(t.id for t in g) for g in groups)
     assert [0, 1] not in ids and [1, 3] in ids
     assert not any({2, 4} <= set(g) for g in ids)

@@ -14,7 +14,7 @@ from perr.faces.identity import (
     mean_descriptors,
 )
 from perr.faces.persons import link_bodies
-from perr.faces.tracker import CROPS_PER_TRACK, FaceTracker, Track, TrackedFace, cluster_tracks, embed_tracks
+from perr.faces.tracker import CROPS_PER_TRACK, FaceTracker, Track, TrackedFace, embed_tracks
 
 __all__ = [
     "CROPS_PER_TRACK",
@@ -27,7 +27,6 @@ __all__ = [
     "Track",
     "TrackedFace",
     "cluster_identities",
-    "cluster_tracks",
     "crop_face",
     "default_embedder",
     "embed_faces",

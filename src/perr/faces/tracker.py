@@ -1,5 +1,5 @@
-"""Face tracks: detections linked across sampled frames, one identity descriptor per track, and tracks
-grouped into identities.
+"""Face tracks: detections linked across sampled frames, one identity descriptor per track (grouping tracks
+into people is :mod:`perr.faces.clustering`).
 
 Tracking is streaming (``FaceTracker.update`` per sampled frame), so a 45-minute episode never holds its
 frames in memory: a track keeps only a few face crops (its largest, most confident faces), from which
@@ -236,32 +236,3 @@ def embed_tracks(tracks: list[Track], embedder: FaceEmbedder | None = None) -> N
     vecs = mean_descriptors([[(crop, local) for _, crop, local in t.crops] for t in tracks], embedder)
     for t, vec in zip(tracks, vecs, strict=True):
         t.embedding = vec
-
-
-def cluster_tracks(tracks: list[Track], threshold: float = 0.5) -> list[list[Track]]:
-    """Group tracks into identities: average-linkage agglomerative clustering on track embeddings.
-
-    Two tracks in the same sampled frame are never the same person, so their distance is set to
-    infinity before clustering (a cannot-link constraint). Tracks without an embedding (not needed
-    for any pair) stay singletons.
-    """
-    singles = [[t] for t in tracks if t.embedding is None]
-    tracks = [t for t in tracks if t.embedding is not None]
-    if len(tracks) <= 1:
-        return ([tracks] if tracks else []) + singles
-    from sklearn.cluster import AgglomerativeClustering
-
-    x = np.stack([t.embedding for t in tracks])  # type: ignore[misc]
-    d = np.linalg.norm(x[:, None, :] - x[None, :, :], axis=-1)
-    times = [{round(f.time, 4) for f in t.faces} for t in tracks]
-    for i in range(len(tracks)):
-        for j in range(i + 1, len(tracks)):
-            if times[i] & times[j]:
-                d[i, j] = d[j, i] = 1e3
-    labels = AgglomerativeClustering(
-        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=threshold
-    ).fit_predict(d)
-    groups: dict[int, list[Track]] = {}
-    for t, lab in zip(tracks, labels, strict=True):
-        groups.setdefault(int(lab), []).append(t)
-    return list(groups.values()) + singles
