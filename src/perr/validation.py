@@ -74,12 +74,12 @@ def validate_split(
                 problems.append(f"{path}: missing file for modality {spec.name!r}")
                 continue
             try:
-                arr = np.load(path, mmap_mode="r")
+                found = _shape(path)
             except (ValueError, OSError) as e:
                 problems.append(f"{path}: unreadable ({e})")
                 continue
-            if arr.shape != shape:
-                problems.append(f"{path}: shape {arr.shape}, expected {shape} from header.json")
+            if found != shape:
+                problems.append(f"{path}: shape {found}, expected {shape} from header.json")
                 continue
             if suffix == ".npy":
                 to_scan.append((spec.name, path))
@@ -109,7 +109,7 @@ def _nonfinite(
     if not todo:
         return result
     fresh: dict[str, Any] = {}
-    total = sum(int(np.load(p, mmap_mode="r").shape[0]) for _, p, _, _ in todo)
+    total = sum(_shape(p)[0] for _, p, _, _ in todo)
     with progress_bar("NaN/inf scan", total, "rows") as update:
         done = 0
         for name, path, st, checked_ns in todo:
@@ -124,6 +124,13 @@ def _nonfinite(
     if use_cache and fresh:
         _write_cache(cache_path, {**cached, **fresh})
     return result
+
+
+def _shape(path: Path) -> tuple[int, ...]:
+    """An array's shape from its `.npy` header, read as the store reads it (:class:`RowFile`)."""
+    f = RowFile(path)
+    f.close()
+    return f.shape
 
 
 def _scan(path: Path) -> Iterator[tuple[int, list[tuple[int, int]]]]:
