@@ -7,9 +7,9 @@ one person when, at the frames both were seen, the face sits in the head region 
 
 What is left decides how a person without a visible face enters a clip:
 
-* a body track that holds, at some shared frame, the face of a face track it was not paired with is
-  a second box on someone already counted (two bodies for one person, or a body box spanning two
-  people): it is dropped;
+* a body track that holds, at some shared frame, the face of a face track it was not paired with, or
+  lies mostly inside a body box already counted, is a second box on someone already counted (two
+  bodies for one person, or a body box spanning two people): it is dropped;
 * any other body track is a **person of its own** (``kind == "body"``): seen from behind, too small
   or too blurred for a face. It counts among the shot's people and can be a pair candidate; it has no
   identity descriptor, so it never joins a person of another shot.
@@ -24,8 +24,11 @@ from perr.faces.tracker import Track
 
 #: Share of the shared frames at which the face must sit in the body's head region.
 MIN_AGREEMENT = 0.5
-#: The head region: the upper part of the body box, as a fraction of its height.
-HEAD_REGION = 0.45
+#: The head region: the upper part of the body box, as a fraction of its height (0.6, not 0.45: a body
+#: cut off by the bottom of a close shot puts the face centre at half its box).
+HEAD_REGION = 0.6
+#: A body box this much inside another (intersection over its own area) is a second box on one person.
+NESTED = 0.7
 
 
 def in_head_region(face: FaceBox, body: FaceBox) -> bool:
@@ -71,9 +74,29 @@ def link_bodies(face_tracks: Sequence[Track], body_tracks: Sequence[Track], next
         used_b.add(bi)
         face_tracks[fi].bodies = list(body_tracks[bi].faces)
     people = list(face_tracks)
-    for bi, b in enumerate(body_tracks):
-        if bi in used_b or any(_agreement(f, b)[0] for f in face_tracks):
+    kept = [body_tracks[bi] for bi in sorted(used_b)]
+    alone = [b for bi, b in enumerate(body_tracks) if bi not in used_b]
+    for b in sorted(alone, key=lambda b: -sum(o.box.area for o in b.faces) / len(b.faces)):
+        if any(_agreement(f, b)[0] for f in face_tracks) or any(_nested(b, k) for k in kept):
             continue
+        kept.append(b)
         people.append(Track(next_id, b.shot, bodies=list(b.faces)))
         next_id += 1
     return people
+
+
+def _nested(inner: Track, outer: Track) -> bool:
+    """Whether `inner`'s body boxes lie mostly inside `outer`'s (or overlap them by IoU ≥ 0.5) at most of
+    the frames both were seen."""
+    boxes = {round(o.time, 4): o.box for o in outer.faces}
+    shared = inside = 0
+    for o in inner.faces:
+        ob = boxes.get(round(o.time, 4))
+        if ob is None:
+            continue
+        shared += 1
+        overlap = o.box.intersection(ob)
+        inside += overlap >= NESTED * max(o.box.area, 1e-6) or overlap >= 0.5 * (
+            o.box.area + ob.area - overlap
+        )
+    return shared > 0 and inside * 2 >= shared
