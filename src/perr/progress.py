@@ -17,6 +17,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -42,18 +43,26 @@ def progress_allowed(flag: bool = True) -> bool:
     return flag and os.environ.get("PERR_PROGRESS", "").strip().lower() not in {"0", "false", "no", "off"}
 
 
+def progress_columns(label: str, unit: str | None = None) -> list[ProgressColumn]:
+    """perr's bar: the label (bold; rich markup, may use `{task.description}`), the bar, done/total
+    [, the unit], elapsed time and the ETA. Every long command draws these columns."""
+    return [
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *([TextColumn(unit)] if unit is not None else []),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, total: int, unit: str = "") -> Iterator[Update]:
     """A bar for `total` units; yields `update(done, total)`. Silent unless :func:`progress_enabled`."""
     enabled = progress_enabled()
     console = Console(stderr=True, force_terminal=True if enabled and not sys.stderr.isatty() else None)
     with Progress(
-        TextColumn(f"[bold]{description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(unit),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        *progress_columns(description, unit),
         console=console,
         disable=not enabled,
         transient=True,

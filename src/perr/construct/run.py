@@ -19,14 +19,7 @@ from typing import Any
 
 import sklearn.cluster  # noqa: F401  (clustering identities, in this process only: paid here, not inside a video's timing)
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 from rich.table import Table
 
 from perr.construct.cast_edits import read_edits
@@ -49,7 +42,7 @@ from perr.faces import Track
 from perr.faults import checkpoint_reached
 from perr.io import write_json
 from perr.logs import quiet_ffmpeg
-from perr.progress import progress_allowed
+from perr.progress import progress_allowed, progress_columns
 from perr.video import VideoError, VideoInfo, iter_video_files, probe
 
 #: Tracks per descriptor task (a few crops each, ~9 ms a crop).
@@ -246,11 +239,7 @@ class _Bars:
 
     def __init__(self, console: Console, enabled: bool) -> None:
         self.progress = Progress(
-            TextColumn("[bold]{task.description:<12}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
+            *progress_columns("{task.description:<12}"),
             console=console,
             disable=not progress_allowed(enabled),
             transient=False,

@@ -25,14 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress, TextColumn
 
 from perr.device import resolve_device
 from perr.errors import ConfigMismatch
@@ -44,7 +37,7 @@ from perr.features.workers import init_worker, planned_specs, process_group
 from perr.io import read_json, write_json
 from perr.logs import verbose
 from perr.manifest import load_manifest
-from perr.progress import progress_allowed
+from perr.progress import progress_allowed, progress_columns
 from perr.store import ModalitySpec
 
 #: Seconds of one video in one unit of work (at most): a 45-minute episode becomes ~20 units that several
@@ -189,11 +182,7 @@ def unit_seconds(clips: list[Any], workers: int, most: float = GROUP_SECONDS) ->
 
 def _progress(enabled: bool) -> Progress:
     return Progress(
-        TextColumn("[bold]features"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        *progress_columns("features"),
         TextColumn("{task.description}"),
         disable=not progress_allowed(enabled),
         transient=False,
