@@ -22,16 +22,10 @@ import sys
 from pathlib import Path
 
 from benchmarks.harness import header, seed_runs, write_result
+from perr.config import changed_keys, demo_config
 
-DEMO_SETTINGS = (
-    "epochs=6",
-    "lr=0.002",
-    "lr_step=5",
-    "d_model=64",
-    "stage2_hidden=64",
-    "ff_dim=128",
-    "threads=1",
-)
+#: `perr demo`'s configuration (perr.config.demo_config) as --set items
+DEMO_SETTINGS = tuple(changed_keys(demo_config()))
 
 
 def run_benchmark(store: Path, seeds: str, bf16: bool, out: Path, model: str) -> subprocess.Popen:

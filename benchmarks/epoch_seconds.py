@@ -21,7 +21,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import write_result
+from benchmarks.harness import header, write_result
 from perr.checkpoint import Checkpoint
 from perr.config import TrainConfig, apply_overrides
 from perr.store import FeatureStore
@@ -42,7 +42,7 @@ def main() -> None:
     fixed = dict(kv.split("=", 1) for kv in args.set)
     pair_fixed = dict(kv.split("=", 1) for kv in args.pair_set)
     models = args.models.split(",")
-    header = FeatureStore(args.store).header
+    store = FeatureStore(args.store).header
     head = header("epoch_seconds")
     setup: dict[str, object] = {}
     seconds: dict[str, list[float]] = {m: [] for m in models}
@@ -74,8 +74,8 @@ def main() -> None:
     setup["loadavg_end"] = os.getloadavg()
     result = {
         "store": args.store,
-        "dataset": header.dataset,
-        "synthetic": header.synthetic,
+        "dataset": store.dataset,
+        "synthetic": store.synthetic,
         "epochs_per_round": args.epochs,
         "rounds": args.rounds,
         "setup": setup,

@@ -10,7 +10,7 @@ also scores the test split) → evaluate (`perr evaluate`) → train_d256 (the s
 train_speed.py's model). Each is a child process: its wall time and its own peak RSS (`os.wait4`:
 ru_maxrss of that child alone), CPU user/sys time and the load average before and after are recorded.
 Then, in this process: profile — the step at d 64 and d 256 on the store (data gather, host-to-device
-copy, forward, backward, optimizer, waits on the loader; helpers as `perr train` sets them up; torch.profiler's kernel floor via
+copy, forward, backward, optimizer, waits on the loader; set up by perr.train.Trainer as `perr train` does; torch.profiler's kernel floor via
 `train_speed.kernel_profile`, at the loop's thread count and at every core: the lower is the floor) — and sweep — ms per step for several d with 1 thread + helper threads,
 all cores + helper threads, and all cores inline, each in a fresh process — where `threads=0` (auto)
 should switch.
@@ -52,22 +52,18 @@ from perr.machine import physical_cores  # noqa: E402
 
 def _load_heavy() -> None:
     """Bind torch and the training code as module globals, after the child stages ran (see above)."""
-    global np, torch, kernel_profile, TrainConfig, build_model, FeatureStore, make_optimizer
-    global Batches, epoch_order, EpochProfile, model_args_for, train_epoch, resolve_threads, step_work
-    global MaskPlan, mask_helper, BranchPool, runs_branches_in_parallel
+    global np, torch, kernel_profile, TrainConfig, FeatureStore, Trainer
+    global Batches, epoch_order, EpochProfile, step_work
     import numpy as np
     import torch
 
     from benchmarks.train_speed import kernel_profile
     from perr.config import TrainConfig
-    from perr.models import build_model
-    from perr.models.branches import BranchPool
-    from perr.models.dropout import MaskPlan
     from perr.store import FeatureStore
-    from perr.train import make_optimizer
+    from perr.train import Trainer
     from perr.train.batches import Batches, epoch_order
-    from perr.train.loop import EpochProfile, model_args_for, train_epoch
-    from perr.train.threads import mask_helper, resolve_threads, runs_branches_in_parallel, step_work
+    from perr.train.loop import EpochProfile
+    from perr.train.threads import step_work
 
 
 SMALL = {"d_model": 64, "stage2_hidden": 64, "ff_dim": 128}  # the issue's d-64 run (and `perr demo`'s size)
@@ -178,69 +174,65 @@ def _kernel_floor(
     return kernels, floors
 
 
-def _paper_run(store_root: Path, size: dict[str, int], device: torch.device) -> tuple[Any, ...]:
-    """Store, config, train split, model args, model, optimizer and threads as `perr train` sets them
-    up for smta-transformer at `size` (seed 0)."""
-    fs = FeatureStore(store_root)
+def _paper_run(store_root: Path, size: dict[str, int], device: torch.device) -> Trainer:
+    """smta-transformer at `size` (seed 0) as `perr train` sets it up: a Trainer."""
     cfg = TrainConfig(model="smta-transformer", device=str(device), **size)
-    sp = fs["train"]
-    args = model_args_for(cfg, sp.header, sp.task("5"))
-    torch.manual_seed(0)
-    model = build_model(args).to(device)
-    threads = resolve_threads(0, model, cfg.batch_size, sp.header.T, device)
-    torch.set_num_threads(threads)
-    return fs, cfg, sp, args, model, make_optimizer(model, cfg.lr), threads
+    return Trainer.from_config(cfg, FeatureStore(store_root))
 
 
 def floor_one(store_root: Path, size: dict[str, int], device: torch.device) -> dict[str, Any]:
     """The kernel floor alone (as step_profile reads it), in a fresh process: read before an epoch, so
     the epoch is compared with the floors on both sides of it (the host's speed drifts by 15 % an hour)."""
-    fs, cfg, _, args, model, opt, threads = _paper_run(store_root, size, device)
-    for _ in range(2):  # warm-up: oneDNN's primitives and the optimizer's state
-        opt.zero_grad(set_to_none=True)
-        x, mask, y = _real_batch(fs, args.modalities, cfg.batch_size, device)
-        model.loss(model(x, mask), y, mask).backward()
-        opt.step()
-    kernels, floors = _kernel_floor(fs, model, opt, args.modalities, cfg.batch_size, threads, device)
+    with _paper_run(store_root, size, device) as trainer:
+        model, opt, cfg = trainer.model, trainer.optimizer, trainer.cfg
+        for _ in range(2):  # warm-up: oneDNN's primitives and the optimizer's state
+            opt.zero_grad(set_to_none=True)
+            x, mask, y = _real_batch(trainer.fs, trainer.args.modalities, cfg.batch_size, device)
+            model.loss(model(x, mask), y, mask).backward()
+            opt.step()
+        kernels, floors = _kernel_floor(
+            trainer.fs, model, opt, trainer.args.modalities, cfg.batch_size, trainer.threads, device
+        )
     return {"kernel_floor_ms": kernels["kernel_floor_ms"], "kernel_floor_ms_by_threads": floors}
 
 
 def step_profile(store_root: Path, size: dict[str, int], steps: int, device: torch.device) -> dict[str, Any]:
     """At one model size: `steps` training steps of the real loop on the store (EpochProfile: gather,
     h2d, wait, forward, backward, optimizer) and the kernel floor of a step on a real batch."""
-    fs, cfg, sp, args, model, opt, threads = _paper_run(store_root, size, device)
-    rows = epoch_order(len(sp), 0, 0)[: steps * cfg.batch_size]
-    data = Batches(sp, args.modalities, sp.targets("5"), np.sort(rows))
-    warm = Batches(sp, args.modalities, sp.targets("5"), np.sort(rows[: 2 * cfg.batch_size]))
-    helper = mask_helper(device)  # as perr.train.train does
-    masks = MaskPlan(background=helper == "background") if helper is not None else None
-    pool = (
-        BranchPool() if runs_branches_in_parallel(device) else None
-    )  # stage-2 LSTMs on two threads, as perr train
-    train_epoch(model, opt, warm, cfg, device, 0, masks=masks, branches=pool)
-    prof = EpochProfile()
-    load = os.getloadavg()
-    train_epoch(model, opt, data, cfg, device, 0, profile=prof, masks=masks, branches=pool)
-    if pool is not None:
-        pool.close()
-    kernels, floors = _kernel_floor(fs, model, opt, args.modalities, cfg.batch_size, threads, device)
-    return {
-        "model": "smta-transformer",
-        **size,
-        "batch": cfg.batch_size,
-        "input_dims": sp.header.dims,
-        "threads": threads,
-        "step_work_gmac": round(step_work(model, cfg.batch_size, sp.header.T) / 1e9, 3),
-        "loop": prof.to_json(),
-        "dropout_masks_drawn_ahead_steps": masks.steps_ahead if masks is not None else None,
-        "dropout_mask_helper": helper,  # "core", "background" (idle priority) or None (in place)
-        "dropout_masks_starved_steps": masks.starved if masks is not None else None,
-        "stage2_lstms_on_two_threads": pool is not None,
-        "kernel": kernels,  # the lower of the floors below
-        "kernel_floor_ms_by_threads": floors,
-        "loadavg_before": [round(v, 2) for v in load],
-        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-    }
+    with _paper_run(store_root, size, device) as trainer:
+        cfg, sp, model = trainer.cfg, trainer.data.train.split, trainer.model
+        rows = epoch_order(len(sp), 0, 0)[: steps * cfg.batch_size]
+        trainer.steps(trainer.batches(np.sort(rows[: 2 * cfg.batch_size])))  # warm-up
+        prof = EpochProfile()
+        load = os.getloadavg()
+        trainer.steps(trainer.batches(np.sort(rows)), hook=prof)
+        masks, helpers = trainer.helpers.masks, trainer.helpers.describe()
+        kernels, floors = _kernel_floor(
+            trainer.fs,
+            model,
+            trainer.optimizer,
+            trainer.args.modalities,
+            cfg.batch_size,
+            trainer.threads,
+            device,
+        )
+        return {
+            "model": "smta-transformer",
+            **size,
+            "batch": cfg.batch_size,
+            "input_dims": sp.header.dims,
+            "threads": trainer.threads,
+            "step_work_gmac": round(step_work(model, cfg.batch_size, sp.header.T) / 1e9, 3),
+            "loop": prof.to_json(),
+            "dropout_masks_drawn_ahead_steps": masks.steps_ahead if masks is not None else None,
+            "dropout_mask_helper": helpers["dropout_masks"],  # "core", "background" (idle priority) or None
+            "dropout_masks_starved_steps": masks.starved if masks is not None else None,
+            "stage2_lstms_on_two_threads": helpers["branches_on_two_threads"],
+            "kernel": kernels,  # the lower of the floors below
+            "kernel_floor_ms_by_threads": floors,
+            "loadavg_before": [round(v, 2) for v in load],
+            "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+        }
 
 
 #: the loop's set-ups the sweep compares: (label, torch threads ("1" or "cores"), helper threads on)
@@ -253,34 +245,24 @@ SWEEP_SETUPS = (
 
 def sweep_one(store_root: Path, d: int, threads: int, helpers: bool, steps: int) -> dict[str, Any]:
     """ms per step of the real loop at width d with a fixed thread count, with or without the helper
-    threads (batch loader, dropout masks drawn ahead, and the stage-2 LSTMs on two threads where a core
-    is spare), in a fresh process."""
-    torch.set_num_threads(threads)
-    fs = FeatureStore(store_root)
+    threads (batch loader, and the CPU helpers: `cpu_helpers` on or off), in a fresh process."""
     size = {"d_model": d, "stage2_hidden": d, "ff_dim": 2 * d, "heads": 4 if d % 4 == 0 else 1}
-    cfg = TrainConfig(model="smta-transformer", threads=threads, **size)
-    sp = fs["train"]
-    args = model_args_for(cfg, sp.header, sp.task("5"))
-    torch.manual_seed(0)
-    model = build_model(args)
-    opt = make_optimizer(model, cfg.lr)
-    rows = np.sort(epoch_order(len(sp), 0, 0)[: (steps + 3) * cfg.batch_size])
-    cpu, ahead = torch.device("cpu"), 3 if helpers else 0
-    masks = MaskPlan(background=mask_helper(cpu) == "background") if helpers else None
-    pool = BranchPool() if helpers and runs_branches_in_parallel(cpu) else None  # as perr train
-    warm = Batches(sp, args.modalities, sp.targets("5"), rows[: 3 * 16], prefetch=ahead)
-    train_epoch(model, opt, warm, cfg, cpu, 0, masks=masks, branches=pool)
-    prof = EpochProfile()
-    timed = Batches(sp, args.modalities, sp.targets("5"), rows[3 * 16 :], prefetch=ahead)
-    train_epoch(model, opt, timed, cfg, cpu, 0, prof, masks=masks, branches=pool)
-    return {
-        "d": d,
-        "threads": threads,
-        "helpers": helpers,
-        "stage2_lstms_on_two_threads": pool is not None,
-        "ms_per_step": round(prof.wall_s * 1e3 / max(prof.steps, 1), 1),
-        "step_work_gmac": round(step_work(model, cfg.batch_size, sp.header.T) / 1e9, 3),
-    }
+    cfg = TrainConfig(model="smta-transformer", threads=threads, cpu_helpers=helpers, **size)
+    with Trainer.from_config(cfg, FeatureStore(store_root)) as trainer:
+        sp = trainer.data.train.split
+        rows = np.sort(epoch_order(len(sp), 0, 0)[: (steps + 3) * cfg.batch_size])
+        ahead = 3 if helpers else 0
+        trainer.steps(trainer.batches(rows[: 3 * 16], prefetch=ahead))  # warm-up
+        prof = EpochProfile()
+        trainer.steps(trainer.batches(rows[3 * 16 :], prefetch=ahead), hook=prof)
+        return {
+            "d": d,
+            "threads": threads,
+            "helpers": helpers,
+            "stage2_lstms_on_two_threads": trainer.helpers.branches is not None,
+            "ms_per_step": round(prof.wall_s * 1e3 / max(prof.steps, 1), 1),
+            "step_work_gmac": round(step_work(trainer.model, cfg.batch_size, sp.header.T) / 1e9, 3),
+        }
 
 
 def thread_sweep(store_root: Path, ds: list[int], steps: int, repeats: int) -> dict[str, Any]:

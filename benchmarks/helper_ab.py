@@ -1,27 +1,25 @@
-"""One helper thread of the training loop on vs off, A/B in one process on a store made by
+"""One CPU helper of the training loop on vs off, A/B in one process on a store made by
 `perr data synth --like-extractors` (SYNTHETIC):
 
     python -m benchmarks.helper_ab --helper masks --d 256 --store /tmp/erato/data/synthetic-erato --out F.json
     python -m benchmarks.helper_ab --helper branches --d 64 --store /tmp/erato/data/synthetic-erato --out F.json
 
-`--helper masks`: dropout masks drawn ahead at idle priority (`MaskPlan(background=True)`, what `perr train`
-does when torch's threads fill every core: the paper's d 256) vs drawn in the step.
-`--helper branches`: the stage-2 LSTMs on two threads (perr.models.branches.BranchPool, what `perr train`
-does when a core is spare: d 64 on one torch thread, beside the loader and the masks' helper) vs one.
+`--helper masks`: dropout masks drawn ahead at idle priority (what `perr train` does when torch's threads
+fill every core: the paper's d 256) vs drawn in the step.
+`--helper branches`: the stage-2 LSTMs on two threads (what `perr train` does when a core is spare: d 64
+on one torch thread, beside the loader and the masks' helper) vs one.
 `--helper threads`: what auto picks for smta-transformer above SMALL_WORK on 2 cores — one intra-op thread
 with the stage-2 LSTMs on two threads (perr.train.threads) — vs every core on intra-op threads, the
-masks' helper at idle priority and no branches (the rule before 2026-12-03).
+masks' helper at idle priority and no branches.
 `--helper split`: what auto picks for smta-transformer above SPLIT_WORK — every core on intra-op threads,
-split between the two branch threads while the stage-2 LSTMs run (BranchPool.map), the masks' helper at
-idle priority — vs one intra-op thread with the branches beside it on the spare core (`threads`' "with").
-`--helper softmax`: not a thread but the same A/B: the attention's masked softmax over a leading key axis
-(perr.models.attention.masked_softmax on CPU) vs torch's row-by-row softmax over the last axis; both with
-the helpers `perr train` uses.
+split between the two branch threads while the stage-2 LSTMs run, the masks' helper at idle priority —
+vs one intra-op thread with the branches beside it on the spare core (`threads`' "with").
 
-Threads are what `perr train` picks (perr.train.threads). Blocks of `--steps` real training steps
-(perr.train.loop.train_epoch: the loader, the epoch's shuffle) alternate between the two, the order
-swapped every round, with the kernel floor of a fixed batch (train_speed.kernel_profile) after each round,
-so machine drift hits both sides alike. Results are identical either way (tests); only time differs.
+The run is set up by perr.train.Trainer as `perr train` sets it up; each side is a
+perr.train.cpu.CpuHelpers (and a thread count). Blocks of `--steps` real training steps
+(Trainer.steps: the loader, the epoch's shuffle) alternate between the two, the order swapped every
+round, with the kernel floor of a fixed batch (train_speed.kernel_profile) after each round, so machine
+drift hits both sides alike. Results are identical either way (tests); only time differs.
 """
 
 from __future__ import annotations
@@ -41,15 +39,13 @@ from benchmarks.harness import alternate, header, write_result
 from benchmarks.train_speed import kernel_profile
 from perr.config import TrainConfig
 from perr.machine import physical_cores
-from perr.models import attention, build_model
-from perr.models.attention import masked_softmax
-from perr.models.branches import BranchPool
-from perr.models.dropout import MaskPlan
 from perr.store import FeatureStore
-from perr.train import make_optimizer
+from perr.train import Trainer
 from perr.train.batches import Batches, epoch_order
-from perr.train.loop import EpochProfile, model_args_for, train_epoch
-from perr.train.threads import mask_helper, resolve_threads, runs_branches_in_parallel
+from perr.train.cpu import CpuHelpers
+from perr.train.cpu.branches import BranchPool
+from perr.train.cpu.masks import MaskPlan
+from perr.train.loop import EpochProfile
 
 
 def _steal_s() -> float:
@@ -61,11 +57,6 @@ def _steal_s() -> float:
         return 0.0
 
 
-def _rowwise_softmax(scores: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
-    """masked_softmax before the leading-axis layout: torch's softmax over the short last axis."""
-    return scores.masked_fill(~key_valid, float("-inf")).softmax(dim=-1)
-
-
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--store", type=Path, required=True, help="a --like-extractors synthetic store")
@@ -75,59 +66,48 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--d", type=int, default=256)
     p.add_argument(
         "--helper",
-        choices=("masks", "branches", "softmax", "threads", "split"),
+        choices=("masks", "branches", "threads", "split"),
         default="masks",
         help="the helper compared",
     )
     args = p.parse_args(argv)
     head = header("helper_ab")
-    sp = FeatureStore(args.store)["train"]
     d = args.d
     cfg = TrainConfig(model="smta-transformer", d_model=d, stage2_hidden=d, ff_dim=2 * d, epochs=1)
-    margs = model_args_for(cfg, sp.header, sp.task("5"))
-    torch.manual_seed(0)
-    model = build_model(margs)
-    opt = make_optimizer(model, cfg.lr)
+    trainer = Trainer.from_config(cfg, FeatureStore(args.store))
+    sp, model, opt, threads = trainer.data.train.split, trainer.model, trainer.optimizer, trainer.threads
     order, targets, cpu = epoch_order(len(sp), 0, 0), sp.targets("5"), torch.device("cpu")
-    threads = resolve_threads(0, model, cfg.batch_size, sp.header.T, cpu)
-    torch.set_num_threads(threads)
+    chosen = trainer.helpers  # what perr train runs here
     pool = BranchPool()
+    cores = physical_cores()
+    # each side: (CPU helpers, torch threads)
     if args.helper == "masks":
         plan = MaskPlan(background=True)
-        on, off = {"masks": plan}, {}
+        on, off = (CpuHelpers(plan), threads), (CpuHelpers(), threads)
     elif args.helper == "threads":
         plan = MaskPlan(background=False)
-        on = {"masks": plan, "branches": pool, "threads": 1}
-        off = {"masks": MaskPlan(background=True), "threads": physical_cores()}
+        on, off = (CpuHelpers(plan, pool), 1), (CpuHelpers(MaskPlan(background=True)), cores)
     elif args.helper == "split":
         plan = MaskPlan(background=True)
-        on = {"masks": plan, "branches": pool, "threads": physical_cores()}
-        off = {"masks": MaskPlan(background=False), "branches": pool, "threads": 1}
-    else:
-        helper = mask_helper(cpu)
-        plan = MaskPlan(background=helper == "background") if helper is not None else None
-        pool_if_spare = pool if runs_branches_in_parallel(cpu) else None  # as perr train
-        on = {"masks": plan, "branches": pool if args.helper == "branches" else pool_if_spare}
-        off = {"masks": plan} if args.helper == "branches" else dict(on, softmax=_rowwise_softmax)
+        on, off = (CpuHelpers(plan, pool), cores), (CpuHelpers(MaskPlan(background=False), pool), 1)
+    else:  # branches
+        plan = chosen.masks
+        on, off = (CpuHelpers(plan, pool), threads), (CpuHelpers(plan), threads)
 
-    def block(k: int, helpers: dict) -> tuple[float, float, float]:
+    def block(k: int, side: tuple[CpuHelpers, int]) -> tuple[float, float, float]:
         """ms a step: wall, this process's CPU (all threads), and the host's steal (CPU the hypervisor
         gave to other guests while the block ran; it inflates wall time but not CPU time)."""
+        helpers, n_threads = side
         rows = np.take(order, np.arange(k * args.steps * 16, (k + 1) * args.steps * 16), mode="wrap")
         prof = EpochProfile()
-        data = Batches(sp, margs.modalities, targets, rows)
-        kwargs = {key: v for key, v in helpers.items() if key not in ("softmax", "threads")}
-        torch.set_num_threads(helpers.get("threads", threads))
-        attention.masked_softmax = helpers.get("softmax", masked_softmax)
+        torch.set_num_threads(n_threads)
+        trainer.use_helpers(helpers)
         cpu0, steal0 = time.process_time(), _steal_s()
-        try:
-            train_epoch(model, opt, data, cfg, cpu, 0, prof, **kwargs)
-        finally:
-            attention.masked_softmax = masked_softmax
+        trainer.steps(trainer.batches(rows), hook=prof)
         per = 1e3 / prof.steps
         return prof.wall_s * per, (time.process_time() - cpu0) * per, (_steal_s() - steal0) * per
 
-    fixed = Batches(sp, margs.modalities, targets, np.arange(16), prefetch=0)
+    fixed = Batches(sp, trainer.args.modalities, targets, np.arange(16), prefetch=0)
     _, x, mask, y = next(iter(fixed.iterate(16, cpu)))
 
     def step() -> None:
@@ -144,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def read_floor(_: int) -> None:
         torch.set_num_threads(
-            physical_cores() if args.helper in ("threads", "split") else threads
+            cores if args.helper in ("threads", "split") else threads
         )  # the floor: every core
         floors.append(kernel_profile(step, 10)["kernel_floor_ms"])
 
@@ -170,6 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
         }
         print(row, flush=True)
         rows.append(row)
+    trainer.close()
+    chosen.close()
     pool.close()
     result = {
         "helper": args.helper,

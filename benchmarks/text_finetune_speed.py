@@ -5,7 +5,7 @@ real batches of one or more dialogue stores, in float32 and under bfloat16 autoc
         --store runs/meld/store-T8-target-ctx3 --out benchmarks/results/text_finetune_speed.json
 
 One step = the batch's tokenization + forward + loss + backward + Adam step, exactly as `perr train` runs
-it (perr.train.loop: the config's model, `text_finetune`, `text_lr`, batch size, `text_max_tokens`), on
+it (perr.train.trainer: the config's model, `text_finetune`, `text_lr`, batch size, `text_max_tokens`), on
 the same batches of the train split (the first `--batches` of seed 0's epoch-0 shuffle) for every
 variant. Variants (store × precision) are interleaved batch by batch — A, B, C, A, B, C, ... — so load
 from other jobs hits them alike; medians and means are reported, with the tokens per batch and the
@@ -35,9 +35,8 @@ from benchmarks.harness import header, write_result
 from perr.config import TrainConfig, load_config
 from perr.models import TOKEN_MASK, build_model
 from perr.store import FeatureStore
-from perr.train import make_optimizer
+from perr.train import make_optimizer, model_args_for
 from perr.train.batches import Batches, epoch_order, row_groups, text_source
-from perr.train.loop import model_args_for
 
 
 def proc_stat() -> dict[str, float]:

@@ -21,10 +21,11 @@ dropout masks must not draw them during another variant's step.) Top-level figur
 implementation must run (oneDNN LSTM, mm/addmm/bmm; KERNEL_OPS), `epoch_floor_s_erato` the same per
 epoch; `profile` splits the rest into dropout-mask draws and everything else. `benchmarks/erato_scale.py`
 reuses `kernel_profile` for the epoch-vs-floor target.
-`step_ms_train` is the fast-path step as `perr train` runs it on a CPU: the same step, with the dropout
-masks drawn one step ahead by a helper thread (perr.models.dropout.MaskPlan, chosen as perr.train does:
-at idle priority when torch's threads fill every core) and the M stage-2 LSTMs on two threads where
-perr.train does that (perr.models.branches); `speedup_train` is reference / that.
+`step_ms_train` is the fast-path step as `perr train` runs it on a CPU: the same step with the CPU
+helpers `perr train` chooses for the device and thread count (perr.train.cpu.CpuHelpers: dropout masks
+drawn one step ahead by a helper thread, the M stage-2 LSTMs on two threads); `speedup_train` is
+reference / that, and `helpers_gain` is step_ms / step_ms_train (the helpers' own gain; > 1 = faster).
+`--no-reference` skips the slow literal reference (the speedups are then null).
 bfloat16 autocast (`--set bf16=true`) is timed only where the CPU has native bf16 (avx512_bf16 or
 amx_bf16) or on CUDA: `step_ms_bf16` (the plain step) and `step_ms_bf16_train` (masks drawn ahead
 and branches on two threads, as perr train runs it), with `speedup_bf16_train`; elsewhere bf16 matmuls are emulated (tens of times
@@ -50,10 +51,8 @@ from tests.reference_smta import ReferenceModel  # the one reference implementat
 
 from benchmarks.harness import alternate, header, write_result
 from perr.models import ModelArgs, build_model
-from perr.models.branches import BranchPool, parallel_branches
-from perr.models.dropout import MaskPlan
 from perr.train import make_optimizer
-from perr.train.threads import mask_helper, runs_branches_in_parallel
+from perr.train.cpu import CpuHelpers
 
 # person: face-expression embedding + pose + relative position; background: EfficientNet-Lite0 pooled
 # (1280); audio: 512-d sound embedding + 3 extras; text: 512-d sentence embedding.
@@ -147,19 +146,16 @@ def kernel_profile(step: Callable[[], object], steps: int = 5, device: torch.dev
 
 
 def as_perr_train(
-    step: Callable[[], float],
-    plan: MaskPlan,
-    pool: BranchPool | None,
-    batch: int,
-    stack: contextlib.ExitStack,
+    step: Callable[[], float], helpers: CpuHelpers, batch: int, stack: contextlib.ExitStack
 ) -> Callable[[], float]:
-    """`step` as perr train runs it on CPU: inside `plan.step`, in an epoch long enough for the benchmark
-    (the helper draws the next step's masks while this one runs), with the stage-2 branches on `pool`'s
-    two threads where perr train uses one (perr.models.branches)."""
-    stack.enter_context(plan.epoch([batch] * 100_000))
+    """`step` as perr train runs it on CPU: its model attached to `helpers`, inside `helpers.step`, in an
+    epoch long enough for the benchmark (the masks' helper draws the next step's masks while this one
+    runs)."""
+    stack.callback(helpers.close)
+    stack.enter_context(helpers.epoch([batch] * 100_000))
 
     def run() -> float:
-        with plan.step(batch), parallel_branches(pool):
+        with helpers.step(batch):
             return step()
 
     return run
@@ -178,49 +174,47 @@ def measure(args: argparse.Namespace, threads: int, device: torch.device, bf16: 
         ff_dim=2 * args.d,
     )
     fast = build_model(margs).to(device)
-    ref = ReferenceModel(fast, need_attention=False).to(device)
     x, mask, y = make_batch(args.batch, args.steps, 5, device)
-    fns = {
-        "fast": train_step_fn(fast, x, mask, y, fused_adam=True),
-        "reference": train_step_fn(ref, x, mask, y, fused_adam=False),
-    }
+    fns = {"fast": train_step_fn(fast, x, mask, y, fused_adam=True)}
+    if args.reference:
+        ref = ReferenceModel(fast, need_attention=False).to(device)
+        fns["reference"] = train_step_fn(ref, x, mask, y, fused_adam=False)
     if bf16:
         fns["fast_bf16"] = train_step_fn(
             build_model(margs).to(device), x, mask, y, fused_adam=True, bf16=True
         )
-    helper = mask_helper(device)
     load_before = os.getloadavg()
-    branches = runs_branches_in_parallel(device)
+    chosen = CpuHelpers.choose(device).describe()  # what perr train runs at this thread count
     with contextlib.ExitStack() as stack:
-        if helper is not None:
+        if chosen["dropout_masks"] is not None or chosen["branches_on_two_threads"]:
             for name in [k for k in fns if k != "reference"]:
-                plan = MaskPlan(background=helper == "background")
-                pool = BranchPool() if branches else None
-                if pool is not None:
-                    stack.callback(pool.close)
-                step = train_step_fn(
-                    build_model(margs).to(device), x, mask, y, fused_adam=True, bf16=name == "fast_bf16"
-                )
-                fns[f"{name}_train"] = as_perr_train(step, plan, pool, args.batch, stack)
+                model = build_model(margs).to(device)
+                helpers = CpuHelpers.choose(device)
+                helpers.attach(model)
+                step = train_step_fn(model, x, mask, y, fused_adam=True, bf16=name == "fast_bf16")
+                fns[f"{name}_train"] = as_perr_train(step, helpers, args.batch, stack)
         times = alternate(fns, args.repeats, args.block, args.warmup).values
     med = {k: statistics.median(v) for k, v in times.items()}
     train = med.get("fast_train", med["fast"])
     bf16_train = med.get("fast_bf16_train", med.get("fast_bf16"))
     profile = kernel_profile(fns["fast"], args.profile_steps, device) if args.profile_steps > 0 else None
+    ref_ms = med.get("reference")
     out: dict[str, object] = {
         "threads": threads,
         "step_ms": round(med["fast"], 2),
-        "reference_step_ms": round(med["reference"], 2),
-        "speedup": round(med["reference"] / med["fast"], 3),
+        "reference_step_ms": round(ref_ms, 2) if ref_ms else None,
+        "speedup": round(ref_ms / med["fast"], 3) if ref_ms else None,
         "step_ms_train": round(train, 2),
-        "speedup_train": round(med["reference"] / train, 3),
-        "mask_helper": helper,
-        "branch_threads": branches,
+        "speedup_train": round(ref_ms / train, 3) if ref_ms else None,
+        "helpers_gain": round(med["fast"] / train, 3),
+        "cpu_helpers": chosen,
         "step_ms_bf16": round(med["fast_bf16"], 1) if bf16 else None,
         "step_ms_bf16_train": round(bf16_train, 1) if bf16 else None,
-        "speedup_bf16_train": round(med["reference"] / bf16_train, 3) if bf16 else None,
+        "speedup_bf16_train": round(ref_ms / bf16_train, 3) if bf16 and ref_ms else None,
         "epoch_s_erato": round(ERATO_TRAIN_CLIPS / args.batch * med["fast"] / 1e3, 1),
-        "reference_epoch_s_erato": round(ERATO_TRAIN_CLIPS / args.batch * med["reference"] / 1e3, 1),
+        "reference_epoch_s_erato": round(ERATO_TRAIN_CLIPS / args.batch * ref_ms / 1e3, 1)
+        if ref_ms
+        else None,
         "kernel_floor_ms": profile["kernel_floor_ms"] if profile else None,
         "epoch_floor_s_erato": round(ERATO_TRAIN_CLIPS / args.batch * profile["kernel_floor_ms"] / 1e3, 1)
         if profile
@@ -247,6 +241,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     p.add_argument("--repeats", type=int, default=6, help="rounds of blocks")
     p.add_argument("--block", type=int, default=5, help="steps of one variant in a row")
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--no-reference", dest="reference", action="store_false", help="skip the literal reference model"
+    )
     p.add_argument(
         "--profile-steps", type=int, default=5, help="fast-path steps under torch.profiler (0: no profile)"
     )
@@ -290,7 +287,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 "epoch_s_erato",
                 "step_ms_train",
                 "speedup_train",
-                "mask_helper",
+                "helpers_gain",
+                "cpu_helpers",
                 "step_ms_bf16",
                 "step_ms_bf16_train",
                 "speedup_bf16_train",
@@ -306,12 +304,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "loadavg_end": [round(v, 2) for v in os.getloadavg()],
     }
     result = write_result(args.out, result, head)
-    keys = ("step_ms", "reference_step_ms", "speedup", "speedup_train", "step_ms_bf16", "speedup_bf16_train")
+    keys = ("step_ms", "step_ms_train", "helpers_gain", "reference_step_ms", "speedup", "speedup_train")
     summary = {k: result[k] for k in keys}
     print(
         summary,
         "threads:",
-        [(b["threads"], b["step_ms"], b["reference_step_ms"], b["speedup"]) for b in by_threads],
+        [(b["threads"], b["step_ms"], b["step_ms_train"], b["helpers_gain"]) for b in by_threads],
     )
     return result
 

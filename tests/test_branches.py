@@ -1,4 +1,4 @@
-"""perr.models.branches: independent branches (the stage-2 LSTMs) on two threads, forward and backward,
+"""perr.train.cpu.branches: independent branches (the stage-2 LSTMs) on two threads, forward and backward,
 bit-equal to running them one after another."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import threading
 import pytest
 import torch
 
-from perr.models.branches import BranchPool, branch_threads, installed_pool, parallel_branches
 from perr.models.recurrent import ModalityLSTMs
+from perr.train.cpu.branches import BranchPool, branch_threads
 
 
 @pytest.fixture
@@ -30,8 +30,8 @@ def _forward_backward(lstms, xs, pool, bf16: bool = False):
     for x in xs:
         x.grad = None
     lstms.zero_grad(set_to_none=True)
-    with parallel_branches(pool), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        out = lstms(xs)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = lstms(xs) if pool is None else lstms(xs, map_branches=pool.map_branches)
     weights = torch.arange(out.numel(), dtype=out.dtype).view_as(out)  # a different gradient per output
     (out * weights).sum().backward()
     return [out.detach(), *(p.grad for p in lstms.parameters()), *(x.grad for x in xs)]
@@ -87,8 +87,7 @@ def test_no_grad_forward_uses_the_pool_and_builds_no_graph(pool):
     lstms, xs = _lstms_and_inputs()
     with torch.no_grad():
         serial = lstms(xs)
-        with parallel_branches(pool):
-            parallel = lstms(xs)
+        parallel = lstms(xs, map_branches=pool.map_branches)
     assert torch.equal(serial, parallel) and not parallel.requires_grad and pool.maps == 1
 
 
@@ -98,8 +97,7 @@ def test_frozen_branch_and_inputs_without_grad(pool):
     for p in lstms.lstms[1].parameters():
         p.requires_grad_(False)
     xs = [x.detach() for x in xs]
-    with parallel_branches(pool):
-        lstms(xs).sum().backward()
+    lstms(xs, map_branches=pool.map_branches).sum().backward()
     assert all(p.grad is None for p in lstms.lstms[1].parameters())
     assert all(p.grad is not None for k in (0, 2) for p in lstms.lstms[k].parameters())
     assert all(x.grad is None for x in xs)
@@ -118,11 +116,9 @@ def test_an_error_on_the_helper_reaches_the_caller_and_the_pool_keeps_working(po
 
 def test_branches_stay_serial_off_the_cpu(pool):
     """A GPU runs its kernels asynchronously anyway: there the pool is not used."""
-    x = torch.zeros(2, 3)
-    with parallel_branches(pool):
-        assert installed_pool(x) is pool
-        assert installed_pool(torch.zeros(2, 3, device="meta")) is None
-    assert installed_pool(x) is None
+    lstms = ModalityLSTMs(2, 3, 4).to("meta")
+    out = lstms([torch.zeros(2, 5, 3, device="meta")] * 2, map_branches=pool.map_branches)
+    assert out.shape == (2, 2, 4) and pool.maps == 0
 
 
 def test_the_helper_runs_under_the_callers_autocast(pool):

@@ -53,14 +53,24 @@ def test_help_everywhere(cmd, says):
         assert word in out, f"`perr {' '.join(cmd)} --help` does not mention {word!r}"
 
 
-def test_train_help_lists_every_config_key():
-    """`--set` points at the keys: `perr train --help` names every TrainConfig field (kept by hand in
-    perr.cli so that --help does not import torch)."""
+def test_set_help_is_generated_from_the_config():
+    """The `--set` keys in `perr train --help` and `perr benchmark --help` are generated from TrainConfig's
+    declarations (perr.settings): every field's line, with its default and choices or bounds."""
     import dataclasses
     import re
 
-    from perr.config import TrainConfig
+    import typer
 
+    from perr.cli import app
+    from perr.config import TrainConfig
+    from perr.settings import settings_help
+
+    lines = settings_help(TrainConfig).splitlines()
+    assert len(lines) == len(dataclasses.fields(TrainConfig))
+    assert 'preload ("auto"; auto | on | off)' in lines[-3] and lines[3].startswith("d_model (256; ≥ 1)")
+    commands = typer.main.get_command(app).commands
+    for name in ("train", "benchmark"):
+        assert all(line in commands[name].epilog for line in lines), name
     words = set(re.findall(r"[a-z0-9_]+", run("train", "--help").stdout))
     missing = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in words]
     assert not missing, f"perr train --help does not name config key(s) {missing}"

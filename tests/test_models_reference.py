@@ -118,7 +118,8 @@ def test_train_speed_benchmark_writes_its_figures(tmp_path) -> None:
     assert res["step_ms"] > 0 and res["reference_step_ms"] > 0
     assert res["speedup"] == pytest.approx(res["reference_step_ms"] / res["step_ms"], rel=0.01)
     # the step as perr train runs it: masks drawn ahead by a helper (a spare core at 1 of 2+ threads)
-    assert res["step_ms_train"] > 0 and res["mask_helper"] in {"core", "background", None}
+    assert res["step_ms_train"] > 0 and res["cpu_helpers"]["dropout_masks"] in {"core", "background", None}
+    assert res["helpers_gain"] == pytest.approx(res["step_ms"] / res["step_ms_train"], rel=0.01)
     assert res["speedup_train"] == pytest.approx(res["reference_step_ms"] / res["step_ms_train"], rel=0.01)
     assert res["epoch_s_erato"] == pytest.approx(25_000 / 2 * res["step_ms"] / 1e3, rel=0.01)
     assert res["versions"]["torch"] == torch.__version__

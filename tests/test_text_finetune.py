@@ -190,7 +190,7 @@ def test_finetune_with_context_and_line_pooling_trains_and_reloads(tmp_path) -> 
     for k in ("micro_f1", "macro_f1", "weighted_f1"):
         assert again["metrics"]["3"][k] == pytest.approx(res.metrics["3"][k], abs=1e-12)
     with pytest.raises(ValueError, match="text_pooling"):
-        small(text_pooling="cls").validate()
+        small(text_pooling="cls")
 
 
 def test_finetune_on_a_store_without_texts_is_a_clear_error(tmp_path) -> None:

@@ -200,7 +200,8 @@ def test_epoch_is_the_same_with_and_without_the_loader_thread(store):
     """Same seed, same thread count: the prefetching loop trains exactly the weights of the inline one."""
     from perr.models import build_model
     from perr.train import make_optimizer
-    from perr.train.loop import EpochProfile, model_args_for, train_epoch
+    from perr.train.loop import EpochProfile, train_epoch
+    from perr.train.trainer import model_args_for
 
     cfg = _cfg()
     header = FeatureStore(store)["train"].header
@@ -211,7 +212,9 @@ def test_epoch_is_the_same_with_and_without_the_loader_thread(store):
         opt = make_optimizer(model, cfg.lr)
         profile = EpochProfile()
         losses.append(
-            train_epoch(model, opt, _batches(store, prefetch=prefetch), cfg, torch.device("cpu"), 0, profile)
+            train_epoch(
+                model, opt, _batches(store, prefetch=prefetch), cfg, torch.device("cpu"), 0, hook=profile
+            )
         )
         weights.append(model.state_dict())
         steps = profile.to_json()
@@ -245,7 +248,8 @@ def test_auto_threads_follow_model_size_and_cores(store, tmp_path):
     assert step_work(no_branches, 16, 32) > SMALL_WORK
     assert auto_threads(no_branches, 16, 32, cores=8) == 8
     assert 1 <= physical_cores() <= len(os.sched_getaffinity(0))
-    from perr.train.threads import runs_branches_in_parallel, spare_core
+    from perr.train.cpu.helpers import runs_branches_in_parallel
+    from perr.train.threads import spare_core
 
     before = torch.get_num_threads()
     try:  # helper threads only beside a pool that leaves a core free, and always beside a GPU
@@ -266,22 +270,27 @@ def test_auto_threads_follow_model_size_and_cores(store, tmp_path):
     assert history[0]["threads"] == 1
 
 
-def _two_epochs(store, masks, model_cls=None, branches=None):
+def _two_epochs(store, masks, model_cls=None, branches=None, cfg=None):
     from perr.models import build_model
     from perr.train import make_optimizer
-    from perr.train.loop import model_args_for, train_epoch
+    from perr.train.cpu import CpuHelpers
+    from perr.train.loop import train_epoch
+    from perr.train.trainer import model_args_for
 
-    cfg = _cfg()
+    cfg = cfg or _cfg()
     sp = FeatureStore(store)["train"]
     torch.manual_seed(0)
     model = build_model(model_args_for(cfg, sp.header, sp.task("5")))
     if model_cls is not None:
         model.__class__ = model_cls
     opt = make_optimizer(model, cfg.lr)
-    losses = [
-        train_epoch(model, opt, _batches(store), cfg, torch.device("cpu"), e, masks=masks, branches=branches)
-        for e in (0, 1)
-    ]
+    helpers = CpuHelpers(masks, branches).attach(model)
+    try:
+        losses = [
+            train_epoch(model, opt, _batches(store), cfg, torch.device("cpu"), e, helpers) for e in (0, 1)
+        ]
+    finally:
+        helpers.detach()
     return losses, model.state_dict(), torch.get_rng_state()
 
 
@@ -289,7 +298,7 @@ def test_dropout_masks_drawn_ahead_change_nothing(store):
     """Masks drawn a step ahead by a helper thread are F.dropout's own draws: same losses, weights and
     generator state as drawing in the step; 100 rows in batches of 16 end with a batch of 4, which
     draws in place (a batch size seen for the first time)."""
-    from perr.models.dropout import MaskPlan
+    from perr.train.cpu.masks import MaskPlan
 
     plan = MaskPlan()
     ahead = _two_epochs(store, plan)
@@ -305,8 +314,8 @@ def test_dropout_masks_drawn_ahead_change_nothing(store):
 def test_stage2_lstms_on_two_threads_change_nothing(store):
     """The stage-2 LSTMs run on two threads (forward and backward, beside the masks' helper) give the
     losses, weights and generator state of the serial model, bit for bit, over two epochs."""
-    from perr.models.branches import BranchPool
-    from perr.models.dropout import MaskPlan
+    from perr.train.cpu.branches import BranchPool
+    from perr.train.cpu.masks import MaskPlan
 
     pool = BranchPool()
     try:
@@ -322,14 +331,14 @@ def test_stage2_lstms_on_two_threads_change_nothing(store):
 
 def test_background_mask_helper_changes_nothing_and_retires_when_starved(store, monkeypatch):
     """Beside a thread pool that fills every core the helper runs at idle priority. When it keeps a
-    step waiting (here: its third tape stalls for 1 s, as if other processes had the cores), the step
+    step waiting (here: its third tape stalls until the step gives up on it, as if other processes had the cores), the step
     takes what it already drew, retires it for the rest of the epoch and draws in place: losses,
     weights and the generator's state stay those of drawing in the step."""
     import threading
     import time
 
-    from perr.models import dropout as dropout_mod
-    from perr.models.dropout import Draw, MaskPlan
+    from perr.train.cpu import masks as dropout_mod
+    from perr.train.cpu.masks import Draw, MaskPlan
 
     monkeypatch.setattr(dropout_mod, "STARVED_S", 0.5)
     # the scheduler policy itself is tested below; here the helper keeps its priority, so only the
@@ -342,7 +351,9 @@ def test_background_mask_helper_changes_nothing_and_retires_when_starved(store, 
         if threading.current_thread().name == "perr-dropout-masks":
             made["helper"] += 1
             if made["helper"] == 2 * len(plan.tapes[16]) + 1:  # the first mask of its third tape
-                time.sleep(3.0)
+                deadline = time.monotonic() + 60  # stalls until the step gives up on it (a loaded
+                while plan.starved == 0 and time.monotonic() < deadline:  # machine's steps are slow)
+                    time.sleep(0.01)
         return make(self, generator)
 
     plan = MaskPlan(background=True)
@@ -363,7 +374,7 @@ def test_mask_helper_runs_where_the_cores_allow():
     """A spare core gets an ordinary helper; a pool on every core gets an idle-priority one on Linux;
     a GPU draws its own masks."""
     from perr.machine import idle_priority_supported, lower_this_thread, physical_cores
-    from perr.train.threads import mask_helper
+    from perr.train.cpu.helpers import mask_helper
 
     before = torch.get_num_threads()
     try:
@@ -394,8 +405,8 @@ def test_mask_helper_runs_where_the_cores_allow():
 def test_dropout_plan_turns_itself_off_for_a_model_with_other_randomness(store):
     """A model that draws random numbers besides dropout would have them reordered by drawing ahead:
     the plan sees the generator move more than its draws explain and stops drawing ahead."""
-    from perr.models.dropout import MaskPlan
     from perr.models.fusion import FusionModel
+    from perr.train.cpu.masks import MaskPlan
 
     class Noisy(FusionModel):
         def forward(self, x, mask=None):
@@ -407,6 +418,72 @@ def test_dropout_plan_turns_itself_off_for_a_model_with_other_randomness(store):
     inline = _two_epochs(store, None, Noisy)
     assert not plan.enabled and plan.steps_ahead == 0
     assert ahead[0] == inline[0] and torch.equal(ahead[2], inline[2])
+
+
+class _PlainDropoutModel(torch.nn.Module):
+    """A new model as anyone would write it: plain PyTorch, `nn.Dropout`, nothing from perr's helpers."""
+
+    def __init__(self, args):
+        super().__init__()
+        self.args = args
+        self.proj = torch.nn.ModuleDict(
+            {k: torch.nn.Linear(v, args.d_model) for k, v in args.input_dims.items()}
+        )
+        self.drop = torch.nn.Dropout(args.dropout)
+        self.head = torch.nn.Linear(args.d_model, args.n_classes)
+
+    def forward(self, x, mask=None):
+        from perr.models import ModelOutput
+
+        h = sum(self.drop(self.proj[k](x[k])).mean(dim=1) for k in self.proj)
+        logits = self.head(h)
+        return ModelOutput(logits, logits.unsqueeze(1).expand(-1, len(self.proj), -1), None)
+
+    def loss(self, out, y, mask=None):
+        return torch.nn.functional.cross_entropy(out.logits, y)
+
+
+def _plain_dropout_model() -> str:
+    from perr.models import MODELS
+
+    if "test-plain-dropout" not in MODELS:
+        MODELS.register("test-plain-dropout")(_PlainDropoutModel)
+    return "test-plain-dropout"
+
+
+def test_a_plain_pytorch_model_trains_with_and_without_the_cpu_helpers(store):
+    """A registered model written with plain `nn.Dropout` trains one epoch with the helpers on and off
+    (`--set cpu_helpers=off`), to the same loss, weights and generator state; with them on and a core
+    spare, the helper really draws its masks ahead."""
+    from perr.machine import physical_cores
+    from perr.train import Trainer
+
+    def one_epoch(on: bool):
+        cfg = _cfg(model=_plain_dropout_model(), epochs=1, threads=1, cpu_helpers=on)
+        with Trainer.from_config(cfg, store) as trainer:
+            loss = trainer.epoch()["train_loss"]
+            return loss, trainer.model.state_dict(), torch.get_rng_state(), trainer.helpers
+
+    on, off = one_epoch(True), one_epoch(False)
+    assert off[3].masks is None and off[3].branches is None
+    assert on[0] == off[0] and torch.equal(on[2], off[2])
+    for k in on[1]:
+        assert torch.equal(on[1][k], off[1][k]), k
+    if physical_cores() > 1:
+        assert on[3].masks.enabled and on[3].masks.steps_ahead > 0
+
+
+def test_helpers_leave_the_model_as_it_was(store):
+    """attach/detach route the modules and put them back: same modules, parameters and forward."""
+    from perr.train import Trainer
+
+    with Trainer.from_config(_cfg(epochs=1, threads=1), store) as trainer:
+        model = trainer.model
+        patched = [m for m in model.modules() if "forward" in vars(m)]
+        assert patched and trainer.helpers.describe()["dropout_masks"] is not None
+        names = [n for n, _ in model.named_modules()]
+    assert not [m for m in model.modules() if "forward" in vars(m)]
+    assert [n for n, _ in model.named_modules()] == names
 
 
 def test_batches_reach_another_device_in_one_copy_per_buffer(store):

@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from perr.annotate.cli import app as annotate_app
 from perr.cli_options import ADDRESS, JOBS, NO_SHARED_FS, NUM_CPUS, BackendChoice, execution_config
+from perr.config import DEMO_EPOCHS, DEMO_LR
 from perr.construct.cli import app as build_app
 from perr.construct.cli import stats_cmd as build_stats_cmd
 from perr.data.cli import app as data_app
@@ -65,17 +66,16 @@ app.command("stats", help="Dataset statistics of paper §3.3 for a manifest (ali
 
 
 _SET_HELP = "Override one config key, e.g. --set epochs=5 --set model=lstm (repeatable). Keys: below."
-#: perr.config.TrainConfig's keys, named here so `--help` does not import torch (tests/test_cli.py checks
-#: that every field is listed); the run folder's config.yaml shows each one's value
-_CONFIG_KEYS = (
-    "Config keys for --set / --config: model, task, drop; d_model, stage2_hidden, heads, ff_dim, dropout, "
-    "aux_weight, modality_dropout; text_encoder (frozen | finetune), text_lr, text_finetune, text_model, "
-    "text_max_tokens, text_pooling (mean | line); epochs, batch_size, batch_by (an index column, e.g. "
-    "dialogue_id), lr, lr_step, lr_gamma, lr_schedule (step | linear | cosine), warmup, label_smoothing, joint_task, joint_weight, weight_decay, grad_clip, seed; "
-    "holdout_fraction, early_stop_metric, patience; device, bf16, preload (auto | on | off: the store "
-    "read into memory before the first epoch), threads (0 = auto). Every run folder's config.yaml lists "
-    "them with their values; the README explains them."
-)
+
+
+def _config_keys() -> str:
+    """The epilog of the training commands: every TrainConfig key with its default, choices or bounds
+    and help, generated from the config (perr.settings), one paragraph per key."""
+    from perr.config import TrainConfig
+    from perr.settings import settings_help
+
+    keys = settings_help(TrainConfig).replace("\n", "\n\n")
+    return f"Config keys for --set / --config (every run folder's config.yaml lists their values):\n\n{keys}"
 
 
 def _config(config: str | None, overrides: list[str], **explicit: object):
@@ -107,7 +107,7 @@ def _console():
     return Console(stderr=True)
 
 
-@app.command("train", epilog=_CONFIG_KEYS)
+@app.command("train", epilog=_config_keys())
 def train_cmd(
     store: str = typer.Argument(..., help="Feature store root (folders train/ [val/] [test/])."),
     out: str = typer.Option(..., "--out", "-o", help="Run folder; re-running on the same folder resumes."),
@@ -175,7 +175,7 @@ def models_cmd() -> None:
         typer.echo(name)
 
 
-@app.command("benchmark", epilog=_CONFIG_KEYS)
+@app.command("benchmark", epilog=_config_keys())
 def benchmark_cmd(
     out: str = typer.Option(
         ..., "--out", "-o", help="Output folder: results.csv, results.json, table.md, PNG figures, runs/."
@@ -290,12 +290,12 @@ def benchmark_cmd(
 def demo_cmd(
     out: str = typer.Option("runs/demo", "--out", "-o", help="Output folder."),
     epochs: int = typer.Option(
-        6, "--epochs", help="Reduced from the paper's 50 so the demo ends in minutes."
+        DEMO_EPOCHS, "--epochs", help="Reduced from the paper's 50 so the demo ends in minutes."
     ),
     n: int = typer.Option(1500, "--n", help="Synthetic clips to generate."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds."),
     lr: float = typer.Option(
-        2e-3,
+        DEMO_LR,
         "--lr",
         help="Paper: 5e-3. At 6 epochs the attention models collapse to the majority class with it.",
     ),
@@ -309,21 +309,12 @@ def demo_cmd(
     from pathlib import Path
 
     from perr.benchmark import run_benchmark
-    from perr.config import TrainConfig
+    from perr.config import demo_config
     from perr.data.synth import ensure_synthetic
     from perr.models import MODELS
 
     console = _console()
-    cfg = TrainConfig(
-        epochs=epochs,
-        lr=lr,
-        lr_step=max(1, epochs - 1),
-        d_model=64,
-        stage2_hidden=64,
-        ff_dim=128,
-        threads=1,
-        device=device,
-    )
+    cfg = demo_config(epochs, lr, device)
     note = (
         f"Demo settings: {epochs} epochs (paper 50), lr {lr:g} (paper 5e-3) with one ×0.1 step at epoch {cfg.lr_step}, "
         f"d_model {cfg.d_model}, batch {cfg.batch_size}; SYNTHETIC data — the figures show the toolkit works, "

@@ -11,7 +11,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,112 +19,127 @@ import yaml
 
 from perr.io import atomic_open
 from perr.modalities import expand_groups
-from perr.models import MODELS, TEXT_POOLINGS
+from perr.models import MODELS, TEXT_POOLINGS, ModelArgs
 from perr.schedules import SCHEDULES
+from perr.settings import check_settings, setting
 
 #: Keys renamed since checkpoints were first written: old name → new name.
 RENAMED_KEYS: Mapping[str, str] = {"val_fraction": "holdout_fraction"}
 
 
+EARLY_STOP_METRICS = ("micro_f1", "macro_f1", "weighted_f1", "loss")
+
+
 @dataclass
 class TrainConfig:
+    """Every key of `perr train --set KEY=VALUE` / `--config FILE`, declared once (perr.settings): its
+    default, bounds or choices and help. The fields it shares with ModelArgs are the model's settings."""
+
     # what to train
-    model: str = "smta-transformer"
-    task: str = "5"
-    drop: list[str] = field(default_factory=list)  # modalities (or groups like "person") left out, Table 4
+    model: str = setting("smta-transformer", "model (`perr models` lists them)", choices=MODELS.names)
+    task: str = setting("5", "task: 5 (fine) or 3 (coarse); a store may define others")
+    drop: list[str] = setting(
+        help="modalities (or groups like person) left out, Table 4", default_factory=list
+    )
     # model size
-    d_model: int = 256
-    stage2_hidden: int = 256
-    heads: int = 4
-    ff_dim: int = 512
-    dropout: float = 0.1
-    aux_weight: float = 1.0
-    modality_dropout: float = 0.0  # pair-cross: chance each modality of a clip is dropped in training
+    d_model: int = setting(256, "common width d", min=1)
+    stage2_hidden: int = setting(256, "hidden size of the stage-2 LSTMs", min=1)
+    heads: int = setting(4, "attention heads (d_model must divide by it)", min=1)
+    ff_dim: int = setting(512, "transformer feed-forward width", min=1)
+    dropout: float = setting(0.1, "dropout", min=0, below=1)
+    aux_weight: float = setting(1.0, "weight of the per-modality losses in eq. 5 (paper: 1)", min=0)
+    modality_dropout: float = setting(
+        0.0, "pair-cross: chance each modality of a clip is dropped in training", min=0, below=1
+    )
     # text modalities: cached frozen embeddings (the store's vectors) or a sentence encoder fine-tuned
     # end to end from the store's raw step texts (dialogue stores; perr.models.text_encoder)
-    text_encoder: str = "frozen"  # frozen | finetune
-    text_lr: float = 5e-5  # learning rate of the fine-tuned text encoder
-    text_finetune: list[str] = field(default_factory=list)  # which step-text modalities; [] = all of them
-    text_model: str = ""  # sentence-transformers folder; "" = the packaged all-MiniLM-L6-v2
-    text_max_tokens: int = 64  # tokens kept per text (longer ones are truncated)
-    text_pooling: str = (
-        "mean"  # mean: over all tokens | line: over the step's own line, context as 2nd segment
+    text_encoder: str = setting(
+        "frozen",
+        "text modalities: the store's frozen vectors, or a sentence encoder fine-tuned from raw step texts",
+        choices=("frozen", "finetune"),
+    )
+    text_lr: float = setting(5e-5, "learning rate of the fine-tuned text encoder", above=0)
+    text_finetune: list[str] = setting(
+        help="which step-text modalities are fine-tuned; [] = all of them", default_factory=list
+    )
+    text_model: str = setting("", 'sentence-transformers folder; "" = the packaged all-MiniLM-L6-v2')
+    text_max_tokens: int = setting(64, "tokens kept per text (longer ones are truncated)", min=1)
+    text_pooling: str = setting(
+        "mean",
+        "mean: over all tokens | line: over the step's own line, its context as a 2nd segment",
+        choices=TEXT_POOLINGS,
     )
     # optimisation: the paper's protocol
-    epochs: int = 50
-    batch_size: int = 16
-    # "" = batches of rows in a random order; a column of the store's index (e.g. dialogue_id) = its groups
-    # in a random order, each group's rows together, so a batch holds few groups (perr.train.batches.
-    # epoch_order). Consecutive utterances of a dialogue share most of their steps' texts, so with
-    # text_encoder=finetune a batch has ~3x fewer distinct texts to encode (the usual ERC batching).
-    batch_by: str = ""
-    lr: float = 5e-3
-    lr_step: int = 15
-    lr_gamma: float = 0.1
-    # step: the paper's (×lr_gamma every lr_step epochs) | linear | cosine: warm-up over the first `warmup`
-    # share of all batches, then a decay to 0 (perr.schedules; the usual transformer fine-tuning schedule)
-    lr_schedule: str = "step"
-    warmup: float = 0.0
-    label_smoothing: float = 0.0  # of every cross-entropy term in eq. 5 (0 = the paper's plain CE)
-    # another task of the store (e.g. "3" beside task "7") learnt by a second head on the same fused
-    # representation, its CE weighted by joint_weight (multi-task training); "" = none. Predictions and
-    # early stopping are `task`'s; metrics add the joint head's as `joint-<task>`.
-    joint_task: str = ""
-    joint_weight: float = 1.0
-    weight_decay: float = 0.0
-    grad_clip: float = 0.0  # 0 = off
-    seed: int = 0
-    # validation / early stopping (used when the store has a `val` split or holdout_fraction > 0)
-    holdout_fraction: float = 0.0  # per class, the share of the train split held out for validation
-    early_stop_metric: str = "macro_f1"  # micro_f1 | macro_f1 | weighted_f1 | loss
-    patience: int = 0  # epochs without improvement before stopping; 0 = never stop early
-    # runtime
-    device: str = "auto"
-    bf16: bool = (
-        False  # bfloat16 autocast of forward passes (CPU with AVX512-BF16/AMX, or CUDA): the one switch
+    epochs: int = setting(50, "epochs", min=1)
+    batch_size: int = setting(16, "clips per batch", min=1)
+    batch_by: str = setting(
+        "",
+        '"" = batches of rows in a random order; a column of the store\'s index (e.g. dialogue_id) = its '
+        "groups in a random order, each group's rows together (fewer distinct texts per batch for "
+        "text_encoder=finetune)",
     )
-    # read the train (and val) split's features into memory before the first epoch: auto = when they
-    # take at most half the memory available (perr.train.preload); same results either way
-    preload: str = "auto"  # auto | on | off
-    threads: int = (
-        0  # torch intra-op threads; 0 = auto (perr.train.threads): 1 for small models, else by size and cores
+    lr: float = setting(5e-3, "learning rate (Adam)", above=0)
+    lr_step: int = setting(15, "step schedule: epochs between two lr × lr_gamma", min=1)
+    lr_gamma: float = setting(0.1, "step schedule: factor of each step", above=0)
+    lr_schedule: str = setting(
+        "step",
+        "step: the paper's (× lr_gamma every lr_step epochs); linear | cosine: warm-up over the first "
+        "`warmup` share of all batches, then a decay to 0",
+        choices=SCHEDULES.names,
+    )
+    warmup: float = setting(0.0, "the share of all batches spent warming up (linear, cosine)", min=0, below=1)
+    label_smoothing: float = setting(
+        0.0, "of every cross-entropy term in eq. 5 (0 = the paper's plain CE)", min=0, below=1
+    )
+    joint_task: str = setting(
+        "",
+        "another task of the store learnt by a second head on the same fused representation "
+        '(multi-task training); its metrics are reported as joint-<task>; "" = none',
+    )
+    joint_weight: float = setting(1.0, "weight of the joint task's cross-entropy", min=0)
+    weight_decay: float = setting(0.0, "Adam weight decay", min=0)
+    grad_clip: float = setting(0.0, "gradient norm clip; 0 = off", min=0)
+    seed: int = setting(0, "seed of the weights, the shuffle and dropout")
+    # validation / early stopping (used when the store has a `val` split or holdout_fraction > 0)
+    holdout_fraction: float = setting(
+        0.0, "per class, the share of the train split held out for validation", min=0, below=1
+    )
+    early_stop_metric: str = setting(
+        "macro_f1", "validation figure that picks the best epoch", choices=EARLY_STOP_METRICS
+    )
+    patience: int = setting(0, "epochs without improvement before stopping; 0 = never stop early", min=0)
+    # runtime
+    device: str = setting("auto", "auto | cpu | cuda[:N] | mps")
+    bf16: bool = setting(False, "bfloat16 autocast of forward passes (CPU with AVX512-BF16/AMX, or CUDA)")
+    preload: str = setting(
+        "auto",
+        "read the train (and val) features into memory before the first epoch; auto = when they take at "
+        "most half the memory available (same results either way)",
+        choices=("auto", "on", "off"),
+    )
+    threads: int = setting(
+        0, "torch intra-op threads; 0 = auto: 1 for small models, else by size and cores", min=0
+    )
+    cpu_helpers: bool = setting(
+        True,
+        "CPU speed-ups: dropout masks drawn a step ahead and the stage-2 LSTMs on two threads, where "
+        "the cores allow (same results either way; never on a GPU)",
     )
 
-    def validate(self) -> None:
-        if self.model not in MODELS:
-            raise ValueError(f"model: unknown {self.model!r}; choose one of {', '.join(MODELS.names())}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs, batch_size must be ≥ 1 and lr > 0")
-        if not 0 <= self.holdout_fraction < 1:
-            raise ValueError(f"holdout_fraction: {self.holdout_fraction} not in [0, 1)")
-        if self.text_encoder not in {"frozen", "finetune"}:
-            raise ValueError(f"text_encoder: unknown {self.text_encoder!r}; choose frozen or finetune")
-        if self.text_lr <= 0 or self.text_max_tokens < 1:
-            raise ValueError("text_lr must be > 0 and text_max_tokens ≥ 1")
-        if self.text_pooling not in TEXT_POOLINGS:
-            raise ValueError(
-                f"text_pooling: unknown {self.text_pooling!r}; choose {' or '.join(TEXT_POOLINGS)}"
-            )
-        if self.lr_schedule not in SCHEDULES:
-            raise ValueError(
-                f"lr_schedule: unknown {self.lr_schedule!r}; choose one of {', '.join(SCHEDULES.names())}"
-            )
-        if not 0 <= self.warmup < 1:
-            raise ValueError(
-                f"warmup: {self.warmup} not in [0, 1) (the share of all batches spent warming up)"
-            )
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing: {self.label_smoothing} not in [0, 1)")
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise ValueError naming a key whose value is out of its bounds or choices (perr.settings)."""
+        check_settings(self)
         if self.joint_task and self.joint_task == self.task:
             raise ValueError(
                 f"joint_task: {self.joint_task!r} is the task itself; name another task of the store"
             )
-        if self.joint_weight < 0:
-            raise ValueError(f"joint_weight: {self.joint_weight} must be ≥ 0")
-        if self.preload not in {"auto", "on", "off"}:
-            raise ValueError(f"preload: unknown {self.preload!r}; choose auto, on or off")
-        if self.early_stop_metric not in {"micro_f1", "macro_f1", "weighted_f1", "loss"}:
-            raise ValueError(f"early_stop_metric: unknown {self.early_stop_metric!r}")
+
+    def model_settings(self) -> dict[str, Any]:
+        """The settings a ModelArgs takes from this config: the fields the two share."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(ModelArgs) if hasattr(self, f.name)}
 
     def dropped_modalities(self, available: Iterable[str]) -> list[str]:
         """Expand `drop` (groups allowed) against the store's modalities; unknown names are an error."""
@@ -181,6 +196,9 @@ def apply_overrides(cfg: Any, overrides: Mapping[str, Any]) -> Any:
             valid = ", ".join(f.name for f in dataclasses.fields(cfg))
             raise ValueError(f"unknown config key {key!r}; valid keys: {valid}")
         setattr(cfg, key, _coerce(value, hints[key], key))
+    check = getattr(cfg, "check", None)
+    if callable(check):
+        check()
     return cfg
 
 
@@ -212,3 +230,32 @@ def load_config(
 def save_config(cfg: TrainConfig, path: str | Path) -> None:
     with atomic_open(path) as fh:
         yaml.safe_dump(cfg.to_dict(), fh, sort_keys=False)
+
+
+#: `perr demo`'s epochs and learning rate (the paper's 50 and 5e-3 take too long for a demo)
+DEMO_EPOCHS, DEMO_LR = 6, 2e-3
+
+
+def demo_config(epochs: int = DEMO_EPOCHS, lr: float = DEMO_LR, device: str = "auto") -> TrainConfig:
+    """The one demo configuration (`perr demo`, benchmarks/bf16_vs_fp32.py): reduced epochs, a lower
+    lr with one ×0.1 step before the last epoch, d 64, one torch thread."""
+    return TrainConfig(
+        epochs=epochs,
+        lr=lr,
+        lr_step=max(1, epochs - 1),
+        d_model=64,
+        stage2_hidden=64,
+        ff_dim=128,
+        threads=1,
+        device=device,
+    )
+
+
+def changed_keys(cfg: TrainConfig) -> list[str]:
+    """`key=value` for every key of `cfg` that differs from the default (the `--set` items that make it)."""
+    default = TrainConfig()
+    return [
+        f"{f.name}={getattr(cfg, f.name)}"
+        for f in dataclasses.fields(cfg)
+        if getattr(cfg, f.name) != getattr(default, f.name)
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import json
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,14 +27,26 @@ def setting(
     *,
     min: float | None = None,
     max: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
     choices: Choices | None = None,
     cli: bool = True,
     flags: Sequence[str] = (),
     default_factory: Callable[[], Any] | None = None,
 ) -> Any:
-    """A dataclass field carrying its help, bounds and choices. ``cli=False`` keeps it out of the CLI;
-    `flags` replaces the option names derived from the field name (``--field-name``)."""
-    meta = {"help": help, "min": min, "max": max, "choices": choices, "cli": cli, "flags": tuple(flags)}
+    """A dataclass field carrying its help, bounds and choices. `min`/`max` are inclusive bounds,
+    `above`/`below` exclusive ones. ``cli=False`` keeps it out of the CLI; `flags` replaces the option
+    names derived from the field name (``--field-name``)."""
+    meta = {
+        "help": help,
+        "min": min,
+        "max": max,
+        "above": above,
+        "below": below,
+        "choices": choices,
+        "cli": cli,
+        "flags": tuple(flags),
+    }
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -57,9 +70,45 @@ def check_settings(cfg: Any) -> None:
             raise ValueError(f"{f.name} = {value}: must be ≥ {lo}")
         if hi is not None and value > hi:
             raise ValueError(f"{f.name} = {value}: must be ≤ {hi}")
+        above, below = f.metadata.get("above"), f.metadata.get("below")
+        if above is not None and value <= above:
+            raise ValueError(f"{f.name} = {value}: must be > {above}")
+        if below is not None and value >= below:
+            raise ValueError(f"{f.name} = {value}: must be < {below}")
         allowed = choices_of(f)
         if allowed is not None and value not in allowed:
             raise ValueError(f"{f.name} = {value!r}: choose one of {', '.join(map(str, allowed))}")
+
+
+def bounds_text(f: dataclasses.Field) -> str:
+    """A field's bounds as text, e.g. "≥ 1", "in [0, 1)"; "" when it has none."""
+    md = f.metadata
+    lo = (f"[{md['min']:g}" if md.get("min") is not None else None) or (
+        f"({md['above']:g}" if md.get("above") is not None else None
+    )
+    hi = (f"{md['max']:g}]" if md.get("max") is not None else None) or (
+        f"{md['below']:g})" if md.get("below") is not None else None
+    )
+    if lo and hi:
+        return f"in {lo}, {hi}"
+    if lo:
+        return ("≥ " if lo[0] == "[" else "> ") + lo[1:]
+    if hi:
+        return ("≤ " if hi[-1] == "]" else "< ") + hi[:-1]
+    return ""
+
+
+def settings_help(config_cls: type) -> str:
+    """One line per field: `name (default; choices or bounds): help`, for a command's `--set` keys."""
+    lines = []
+    for f in dataclasses.fields(config_cls):
+        default = default_of(f)
+        allowed = choices_of(f)
+        extra = " | ".join(map(str, allowed)) if allowed else bounds_text(f)
+        default_text = json.dumps(default) if isinstance(default, (str, list)) else str(default).lower()
+        detail = f"{default_text}; {extra}" if extra else default_text
+        lines.append(f"{f.name} ({detail}): {f.metadata.get('help', '')}")
+    return "\n".join(lines)
 
 
 def help_of(config_cls: type, name: str) -> str:

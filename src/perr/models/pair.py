@@ -34,7 +34,6 @@ from torch import Tensor, nn
 from perr.models.args import ModelArgs, ModelOutput
 from perr.models.attention import ATTENTION, guard_keys, masked_softmax
 from perr.models.balance import modality_dropout
-from perr.models.dropout import Dropout, dropout
 from perr.models.fusion import MODELS, FusionModel, _widen
 
 #: (person A, person B) name pairs, tried in order.
@@ -56,7 +55,8 @@ class TemporalAttention(nn.Module):
 
     def __init__(self, d_model: int, heads: int, dropout: float, max_offset: int = 4) -> None:
         super().__init__()
-        self.heads, self.max_offset, self.dropout = heads, max_offset, dropout
+        self.heads, self.max_offset = heads, max_offset
+        self.attn_dropout = nn.Dropout(dropout)
         self.q = nn.Linear(d_model, d_model)
         self.kv = nn.Linear(d_model, 2 * d_model)
         self.out = nn.Linear(d_model, d_model)
@@ -76,7 +76,7 @@ class TemporalAttention(nn.Module):
         bias = self.rel_bias[:, offset + self.max_offset]  # [H, Tq, Tk]
         scores = torch.matmul(qh, k.transpose(-1, -2)) * (1.0 / math.sqrt(dh)) + bias
         attn = masked_softmax(scores, key_valid[:, None, None, :])
-        out = torch.matmul(dropout(attn, self.dropout, self.training), v)
+        out = torch.matmul(self.attn_dropout(attn), v)
         return self.out(out.transpose(1, 2).reshape(n, tq, d)), attn.mean(dim=1)
 
 
@@ -87,10 +87,10 @@ class TemporalBlock(nn.Module):
         super().__init__()
         self.attn = TemporalAttention(d_model, heads, dropout)
         self.ff = nn.Sequential(
-            nn.Linear(d_model, ff_dim), nn.ReLU(), Dropout(dropout), nn.Linear(ff_dim, d_model)
+            nn.Linear(d_model, ff_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_dim, d_model)
         )
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.drop = Dropout(dropout)
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, u: Tensor, valid: Tensor, steps: Tensor) -> Tensor:
         x = self.norm1(u + self.drop(self.attn(u, u, guard_keys(valid), steps, steps)[0]))
@@ -133,7 +133,7 @@ class PairCrossModel(nn.Module):
         self.inverse = [self.order.index(k) for k in self.modalities]
         self.proj = nn.ModuleDict({name: nn.Linear(dim, d) for name, dim in args.input_dims.items()})
         self.embed = nn.Parameter(torch.zeros(m, d))  # which modality a token is
-        self.drop = Dropout(args.dropout)
+        self.drop = nn.Dropout(args.dropout)
         self.cross = TemporalAttention(d, args.heads, args.dropout) if self.roles else None  # eq. 7
         self.listen = (
             TemporalAttention(d, args.heads, args.dropout) if self.roles and m > 2 else None

@@ -6,15 +6,30 @@ kernel for forward and one for backward, and cuDNN on GPU. Measured alternative 
 (`baddbmm` per step for all M) is *slower* on CPU (≈600 ms vs ≈390 ms fwd+bwd at B=16, T=32, I=512,
 H=256, 1 thread), because autograd then differentiates T small per-step matmuls instead of the
 kernel's batched weight gradients. Only h_T is returned: eq. 3/4 read the last hidden state alone.
-Where a core is spare (perr.models.branches), the M kernels run on two threads, forward and backward.
+
+The M LSTMs are independent branches. The module says so in two plain ways that any model can copy:
+`branch_count` (how many), and a `map_branches` argument of `forward` (how to run them: one after
+another by default). perr's CPU helpers (perr.train.cpu) pass one that runs them on two threads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 from torch import Tensor, nn
 
-from perr.models.branches import installed_pool, run_branches
+#: map_branches(fn, modules, inputs) -> [fn(modules[i], inputs[i]) for every i]
+BranchMap = Callable[
+    [Callable[[nn.Module, Tensor], Tensor], Sequence[nn.Module], Sequence[Tensor]], list[Tensor]
+]
+
+
+def one_after_another(
+    fn: Callable[[nn.Module, Tensor], Tensor], modules: Sequence[nn.Module], inputs: Sequence[Tensor]
+) -> list[Tensor]:
+    """The plain way to run independent branches: in order, on the calling thread."""
+    return [fn(m, x) for m, x in zip(modules, inputs, strict=True)]
 
 
 def _last_hidden(lstm: nn.Module, x: Tensor) -> Tensor:
@@ -28,14 +43,11 @@ class ModalityLSTMs(nn.Module):
 
     @property
     def branch_count(self) -> int:
-        """Independent branches a BranchPool can split across two threads (perr.models.branches)."""
+        """Independent branches (they draw no random numbers), which `map_branches` may run in parallel."""
         return len(self.lstms)
 
-    def forward(self, gs: list[Tensor]) -> Tensor:
+    def forward(self, gs: list[Tensor], map_branches: BranchMap = one_after_another) -> Tensor:
         """gs: M tensors [B, T, I], one per modality -> h_T: [B, M, H] (zero initial state)."""
         if len(gs) != len(self.lstms):
             raise ValueError(f"{len(gs)} inputs for {len(self.lstms)} LSTMs")
-        pool = installed_pool(gs[0])
-        if pool is None:
-            return torch.stack([_last_hidden(lstm, x) for lstm, x in zip(self.lstms, gs, strict=True)], dim=1)
-        return torch.stack(run_branches(pool, list(self.lstms), _last_hidden, gs), dim=1)
+        return torch.stack(map_branches(_last_hidden, list(self.lstms), gs), dim=1)

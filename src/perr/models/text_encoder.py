@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from perr.models.args import ModelArgs, ModelOutput
 from perr.store import CONTEXT_SEPARATOR
+from perr.text_embedders import hub_offline
 
 #: keys of the batch dict holding the token ids, attention mask and segment ids of the batch's texts
 TOKENS = "__text_tokens__"
@@ -71,8 +72,7 @@ class SentenceEncoder(nn.Module):
         super().__init__()
         if pooling not in TEXT_POOLINGS:
             raise ValueError(f"text_pooling: unknown {pooling!r}; choose {' or '.join(TEXT_POOLINGS)}")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        hub_offline()
         try:
             from transformers import AutoModel, AutoTokenizer
         except ImportError as e:

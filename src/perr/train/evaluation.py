@@ -11,7 +11,6 @@ import torch
 
 from perr.labels import Task
 from perr.metrics import classification_metrics
-from perr.models.branches import BranchPool, parallel_branches
 from perr.store import FeatureSplit
 from perr.train.batches import Batches, text_source
 
@@ -24,15 +23,13 @@ def predict_batches(
     batch_size: int = 64,
     bf16: bool = False,
     keep_attention: bool = False,
-    branches: BranchPool | None = None,
 ) -> dict[str, np.ndarray]:
     """Class probabilities (and optionally per-step attention, and the joint head's probabilities as
-    `joint_probs`, argmax `joint_pred`, when the model has one) for every row of `data`, in row order.
-    With `branches`, the model's independent branches run on two threads (perr.models.branches)."""
+    `joint_probs`, argmax `joint_pred`, when the model has one) for every row of `data`, in row order."""
     model.eval()
     probs, rows, attn, joint = [], [], [], []
     for chunk, x, mask, _ in data.iterate(batch_size, device):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16), parallel_branches(branches):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model(x, mask)
         probs.append(torch.softmax(out.logits.float(), dim=-1).cpu().numpy())
         rows.append(chunk)
@@ -78,7 +75,6 @@ def evaluate_split(
     device: torch.device,
     rows: np.ndarray | None = None,
     bf16: bool = False,
-    branches: BranchPool | None = None,
     joint_task: Task | None = None,
 ) -> tuple[dict[str, Any], float, dict[str, np.ndarray]]:
     """(metrics per task, mean loss, the predictions) on a split or a subset of its rows. A model trained
@@ -86,7 +82,7 @@ def evaluate_split(
     targets = split.targets(task.name)
     rows = np.arange(len(split)) if rows is None else rows
     data = Batches(split, modalities, targets, rows, text=text_source(model))
-    pred = predict_batches(model, data, device, bf16=bf16, branches=branches)
+    pred = predict_batches(model, data, device, bf16=bf16)
     stored = [split.index[r][task.column] for r in pred["rows"]]
     y = torch.from_numpy(targets[pred["rows"]])
     loss = float(torch.nn.functional.nll_loss(torch.log(torch.from_numpy(pred["probs"]).clamp_min(1e-12)), y))

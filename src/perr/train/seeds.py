@@ -12,7 +12,7 @@ from typing import Any
 from perr.config import TrainConfig
 from perr.io import write_json
 from perr.store import FeatureStore
-from perr.train.loop import train
+from perr.train.trainer import train
 
 
 def train_seeds(

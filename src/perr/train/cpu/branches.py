@@ -1,16 +1,15 @@
-"""Independent branches of a model run on two threads: the stage-2 LSTMs, forward and backward.
+"""Independent branches of a model run on two threads, forward and backward (CPU).
 
-On 2 cores a small or mid-sized model runs torch on one thread (perr.train.threads: at d 64 a second
-intra-op thread costs more in barriers than it saves on such small kernels, and at d 128 the branches use
-the second core better than a second intra-op thread does), and the other core holds the batch loader
-and the dropout masks. The M stage-2 LSTMs (eq. 2) do not depend on each other, and each is one fused
-oneDNN kernel that releases the GIL, so a helper thread can run some of them while the step's thread runs
-the rest. A model big enough to want every core for the rest of its step (the paper's d 256) keeps them,
-and `BranchPool.map` splits them for as long as the branches run: each of the two threads gets half
-(`branch_threads`), so the LSTMs never oversubscribe the cores. Autograd would run their backward kernels
-one after another on the step's thread, so :class:`ParallelBranches` is an autograd Function: its
-forward records each branch's graph separately, and its backward differentiates the branches on both
-threads (`torch.autograd.grad`, which runs a CPU graph on the thread that calls it).
+A module declares independent branches with a `map_branches` argument of its forward (the stage-2 LSTMs:
+perr.models.recurrent.ModalityLSTMs). Each LSTM is one fused oneDNN kernel that releases the GIL, so a
+helper thread can run some of them while the step's thread runs the rest. :class:`BranchPool` is that
+helper; :meth:`BranchPool.map_branches` is what perr.train.cpu.CpuHelpers passes as `map_branches`.
+When the caller uses several intra-op threads, `BranchPool.map` splits them while the branches run:
+each of the two threads gets half (`branch_threads`), so the branches never oversubscribe the cores.
+Autograd would run their backward kernels one after another on the step's thread, so
+:class:`ParallelBranches` is an autograd Function: its forward records each branch's graph separately,
+and its backward differentiates the branches on both threads (`torch.autograd.grad`, which runs a CPU
+graph on the thread that calls it).
 
 Branches must not draw random numbers (the stage-2 LSTMs have no dropout): the order of draws from the
 shared generator would then depend on the threads' timing. One caller thread uses a pool at a time.
@@ -20,23 +19,18 @@ Every kernel is the one the serial code runs, on the same inputs, so outputs and
 also needs oneDNN's LSTM to give the same sums on 1 and 2 threads: it does on the AMD EPYC Zen 4 these
 runs use (B 16, T 32, input and hidden 64 to 256), and the test pins it. Under bf16 autocast
 (`--set bf16=true`) the helper thread takes the caller's autocast state, and the same holds for the bf16
-kernels. There the branches matter most: the bf16 LSTMs are half of a paper-sized step, and on 2 cores the
-step went from 2.59x to 3.63x the literal reference's speed (benchmarks/results/train_speed.avx512bf16.json). Measured on the 2-core AMD EPYC
-(5 LSTMs, B 16, T 32, input 128, hidden 64, forward + backward): 25.3 ms serial, 19.7 ms on two threads.
+kernels.
 """
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-
-_local = threading.local()
 
 
 def branch_threads(caller: int) -> int:
@@ -97,37 +91,24 @@ class BranchPool:
             raise theirs
         return [*theirs, *mine]
 
+    def map_branches(
+        self,
+        fn: Callable[[nn.Module, Tensor], Tensor],
+        modules: Sequence[nn.Module],
+        inputs: Sequence[Tensor],
+    ) -> list[Tensor]:
+        """A module's `map_branches` (perr.models.recurrent.BranchMap) on this pool's two threads, on CPU
+        tensors; elsewhere one after another (a GPU runs its kernels asynchronously anyway)."""
+        if not inputs or inputs[0].device.type != "cpu":
+            return [fn(m, x) for m, x in zip(modules, inputs, strict=True)]
+        return run_branches(self, modules, fn, inputs)
+
     def close(self) -> None:
         """Stop the helper thread (if it ever started); a later map starts a new one."""
         if self._thread is not None:
             self._jobs.put(None)
             self._thread.join()
             self._thread = None
-
-
-def splits_into_branches(model: nn.Module) -> bool:
-    """Whether `model` holds a module with two or more independent branches (a `branch_count`, e.g.
-    perr.models.recurrent.ModalityLSTMs) that a BranchPool runs on two threads."""
-    return any(getattr(m, "branch_count", 0) >= 2 for m in model.modules())
-
-
-@contextlib.contextmanager
-def parallel_branches(pool: BranchPool | None) -> Iterator[None]:
-    """Install `pool` for this thread's forward passes (None: run branches serially)."""
-    before = getattr(_local, "pool", None)
-    _local.pool = pool
-    try:
-        yield
-    finally:
-        _local.pool = before
-
-
-def installed_pool(x: Tensor) -> BranchPool | None:
-    """The pool to use for branches on `x`: only on CPU (a GPU runs its kernels asynchronously anyway)."""
-    pool: BranchPool | None = getattr(_local, "pool", None)
-    if pool is None or x.device.type != "cpu":
-        return None
-    return pool
 
 
 def run_branches(

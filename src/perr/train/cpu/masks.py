@@ -1,15 +1,15 @@
-"""Dropout whose masks a helper thread can draw ahead, off the training step's critical path.
+"""Dropout masks drawn one training step ahead by a helper thread, off the step's critical path (CPU).
 
 On CPU, torch draws a dropout mask with a serial per-element Bernoulli from the default generator: about
 10 ns an element, 23 ms of a paper-sized step (d 256) and 10 ms at d 64, while the model's own kernels
 wait. `F.dropout` on a CPU tensor computes `noise = empty_like(x).bernoulli_(1 - p).div_(1 - p)` and
-returns `x * noise`. Here, while a :class:`MaskPlan` is installed (`perr.train` does it on CPU), the same
-noise tensors are drawn in the same order from the same generator by a helper thread, one step ahead, and
-:func:`dropout` multiplies by them: masks, outputs, gradients and the generator's state are exactly those
-of `F.dropout`. The plan learns a step's draws (shape, strides, dtype, p) from the first step of each
-batch size, drawn in place, and proves that they are all the step draws: replaying them on a copy of the
-generator from the step's starting state must give its final state, else the plan turns itself off.
-Without a plan (evaluation, GPU, tests), :func:`dropout` is `F.dropout`.
+returns `x * noise`. A :class:`MaskPlan` draws the same noise tensors in the same order from the same
+generator in a helper thread, one step ahead, and :meth:`MaskPlan.dropout` multiplies by them: masks,
+outputs, gradients and the generator's state are exactly those of `F.dropout`. The plan learns a step's
+draws (shape, strides, dtype, p) from the first step of each batch size, drawn in place (its *tape*), and
+proves that they are all the step draws: replaying them on a copy of the generator from the step's
+starting state must give its final state, else the plan turns itself off. The model's `nn.Dropout`
+modules reach the plan through perr.train.cpu.CpuHelpers, which routes them here during training steps.
 
 Where torch's threads fill every core (the paper's d 256 on 2 cores), the helper runs `background`: on
 Linux's SCHED_IDLE (perr.machine.lower_this_thread), so it draws in the moments the thread pool leaves a
@@ -29,11 +29,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from perr.machine import lower_this_thread, restore_thread
-
-_local = threading.local()
 
 #: a step that waits this long for a background helper's masks counts it as starved (a paper-sized
 #: step's masks take ~25-40 ms to draw on a free core)
@@ -53,28 +51,6 @@ class Draw:
     def make(self, generator: torch.Generator | None = None) -> Tensor:
         noise = torch.empty_strided(self.shape, self.stride, dtype=self.dtype)
         return noise.bernoulli_(1 - self.p, generator=generator).div_(1 - self.p)
-
-
-def dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """`F.dropout(x, p, training)`, with the mask taken from the installed plan when there is one."""
-    plan: MaskPlan | None = getattr(_local, "plan", None)
-    if plan is None or not training or not 0 < p < 1 or x.device.type != "cpu" or x.numel() == 0:
-        return F.dropout(x, p, training)
-    return x * plan.take(x, p)
-
-
-class Dropout(nn.Module):
-    """`nn.Dropout` through :func:`dropout` (no parameters: checkpoints are unchanged)."""
-
-    def __init__(self, p: float = 0.5) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: Tensor) -> Tensor:
-        return dropout(x, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
 
 
 class MaskPlan:
@@ -179,16 +155,14 @@ class MaskPlan:
                 f"dropout plan: step {self._index} has {batch_size} clips, expected {self._sizes[self._index]}"
             )
         self._taken = 0
-        _local.plan = self if self._mode != "off" else None
         try:
             yield
         finally:
-            _local.plan = None
-        if self._mode == "replay" and self._taken != len(self._draws):
+            active, self._mode = self._mode, "off"
+        if active == "replay" and self._taken != len(self._draws):
             raise RuntimeError(f"dropout plan: the step took {self._taken} of its {len(self._draws)} masks")
         if before is not None:
             self._learn(batch_size, before)
-        self._mode = "off"
         self._index += 1
         if self._index >= self._ahead_end and self._index < len(self._sizes):
             self._stop_helper()  # its run is used up; everything it drew has been taken
@@ -225,6 +199,12 @@ class MaskPlan:
             self.tapes[batch_size] = tuple(self._draws)
         else:  # the model draws random numbers elsewhere too: drawing ahead would reorder them
             self.enabled = False
+
+    def dropout(self, x: Tensor, p: float) -> Tensor:
+        """`F.dropout(x, p, training=True)`; inside a step of the plan, with the step's planned mask."""
+        if self._mode == "off" or not 0 < p < 1 or x.device.type != "cpu" or x.numel() == 0:
+            return F.dropout(x, p, True)
+        return x * self.take(x, p)
 
     def take(self, x: Tensor, p: float) -> Tensor:
         """The next noise tensor of this step (drawn ahead, or drawn now exactly as F.dropout would)."""
