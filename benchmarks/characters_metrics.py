@@ -17,7 +17,10 @@ Figures (each also per video):
   a segment with a face (track kind face or face+body);
 - people recall: labelled people (not optional, any view) who got any segment;
 - false characters: cast characters none of whose segments matched a labelled person (optional ones
-  included), and how many of those sit on a labelled non-person face (screen, poster, animal);
+  included), and how many of those sit on a labelled non-person face (screen, poster, animal); a
+  character seen only inside a shot's labelled ``ignore`` regions (an out-of-focus audience, a crowd:
+  real people too many or too dim to label one by one) is neither false nor matched
+  (``characters_ignored``);
 - identity B-cubed precision / recall over the matched segments: gold = labelled person, predicted = the
   cast character (a track with no character is its own cluster), pooled over videos;
 - scene boundaries: found segment starts (not the first) within `tolerance` s of a labelled scene start
@@ -86,6 +89,7 @@ class Shot:
     end: float
     people: list[Person] = field(default_factory=list)
     non_person: list[Person] = field(default_factory=list)
+    ignore: list[tuple[float, float, float, float]] = field(default_factory=list)  # x0, y0, x1, y1 in [0, 1]
 
 
 @dataclass
@@ -132,6 +136,7 @@ def parse_video(d: Mapping[str, Any]) -> LabelledVideo:
             float(s["end"]),
             [_person(p) for p in s.get("people", [])],
             [_person(p, non_person=True) for p in s.get("non_person", [])],
+            [tuple(float(v) for v in r["box"]) for r in s.get("ignore", [])],
         )
         for i, s in enumerate(d["shots"])
     ]
@@ -274,6 +279,7 @@ class VideoMatch:
     people: list[Match]  # segments matched to labelled people
     non_person: list[Match]  # segments matched to labelled non-person faces
     unmatched: list[Segment]
+    ignored: list[Segment] = field(default_factory=list)  # unmatched, inside a labelled ignore region
 
 
 def point_box_distance(px: float, py: float, box: Sequence[float]) -> float:
@@ -343,14 +349,24 @@ def match_shot(
     return people, nonp, unmatched
 
 
+def in_region(seg: Segment, regions: Sequence[Sequence[float]], width: int, height: int) -> bool:
+    """Whether the segment's median box centre lies inside one of the regions (fractions of the frame)."""
+    if not regions:
+        return False
+    cx = statistics.median((b[1] + b[3]) / 2 / width for b in seg.boxes)
+    cy = statistics.median((b[2] + b[4]) / 2 / height for b in seg.boxes)
+    return any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1 in regions)
+
+
 def match_video(labels: LabelledVideo, found: FoundVideo, gate: float = GATE) -> VideoMatch:
-    people, nonp, unmatched = [], [], []
+    people, nonp, unmatched, ignored = [], [], [], []
     for shot in labels.shots:
         p, n, u = match_shot(shot_segments(found.tracks, shot), shot, labels.width, labels.height, gate)
         people += p
         nonp += n
-        unmatched += u
-    return VideoMatch(labels, found, people, nonp, unmatched)
+        for seg in u:
+            (ignored if in_region(seg, shot.ignore, labels.width, labels.height) else unmatched).append(seg)
+    return VideoMatch(labels, found, people, nonp, unmatched, ignored)
 
 
 # --------------------------------------------------------------------------------------------- figures
@@ -423,8 +439,11 @@ def video_counts(vm: VideoMatch, tolerance: float = TOLERANCE) -> dict[str, Any]
     # characters
     matched_chars = {m.segment.track.character for m in vm.people}
     nonperson_chars = {m.segment.track.character for m in vm.non_person}
-    false = [ch for ch in vm.found.characters if ch not in matched_chars]
+    counted_chars = nonperson_chars | {s.track.character for s in vm.unmatched}
+    unmatched = [ch for ch in vm.found.characters if ch not in matched_chars]
+    false = [ch for ch in unmatched if ch in counted_chars]  # not only inside ignore regions
     c["characters"] = len(vm.found.characters)
+    c["characters_ignored"] = len(unmatched) - len(false)
     c["false_characters"] = len(false)
     c["false_characters_nonperson"] = sum(ch in nonperson_chars for ch in false)
     c["labelled_identities"] = len({p.id for s in lab.shots for p in s.people})

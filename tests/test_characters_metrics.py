@@ -221,3 +221,24 @@ def test_the_dev_set_labels_parse() -> None:
         for sh in v.shots:
             for p in [*sh.people, *sh.non_person]:
                 assert all(0 <= x <= 1 and 0 <= y <= 1 for _, x, y in p.at)
+
+
+def test_a_character_only_inside_an_ignore_region_is_not_false(tmp_path: Path) -> None:
+    import copy
+
+    labels = copy.deepcopy(LABELS)
+    # shot 1: the bottom-left corner is a dim crowd, labelled as a region, not person by person
+    labels["videos"][0]["shots"][1]["ignore"] = [{"box": [0.0, 0.8, 0.3, 1.0], "what": "dim crowd"}]
+    tracks = [
+        _track(1, "c1", "face", [40, 40, 60, 60], [0.5, 1.0]),  # A
+        _track(6, "c9", "face", [15, 85, 25, 95], [2.5, 3.0]),  # centre (0.1, 0.9): inside the region
+        _track(7, "c8", "face", [15, 85, 25, 95], [0.5]),  # the same place in shot 0: no region there
+    ]
+    _write_build(tmp_path, tracks, [{"index": 0, "start": 0.0, "end": 4.0, "shots": [0, 1]}], [], {})
+    (lab,) = cm.load_labels(labels)
+    vm = cm.match_video(lab, cm.read_build(tmp_path, "toy"))
+    assert [s.track.id for s in vm.ignored] == [6]
+    assert [s.track.id for s in vm.unmatched] == [7]
+    c = cm.video_counts(vm)
+    # c1 matched; c9 only in the region: ignored; c8 outside any region: false
+    assert (c["characters"], c["characters_ignored"], c["false_characters"]) == (3, 1, 1)

@@ -1,6 +1,7 @@
 """Draw the labels over their frames, to check them by eye: every keyframe time of a video becomes one
 frame with each labelled person (red; optional ones orange; non-person faces magenta) drawn as a box of
-the labelled face height around the labelled point, 2 x 2 frames a sheet.
+the labelled face height around the labelled point, and the shot's ignore regions in grey, 2 x 2 frames
+a sheet.
 
     python benchmarks/devsets/characters/draw_labels.py [--labels FILE] [--data DIR] [--out DIR] [KEY ...]
 
@@ -82,6 +83,18 @@ def draw(labels: dict, data: Path, out: Path, keys: list[str]) -> list[Path]:
                 for s in v["shots"]:
                     if not s["start"] <= t < s["end"]:
                         continue
+                    for r in s.get("ignore", []):
+                        x0, y0, x1, y1 = r["box"]
+                        cv2.rectangle(
+                            im,
+                            (int(x0 * W), int(y0 * H)),
+                            (int(x1 * W) - 1, int(y1 * H) - 1),
+                            (160, 160, 160),
+                            1,
+                        )
+                        cv2.putText(
+                            im, "ignore", (int(x0 * W) + 4, int(y1 * H) - 6), 0, 0.5 * k, (160, 160, 160), 1
+                        )
                     for p in s["people"] + s["non_person"]:
                         for kt, x, y in p["at"]:
                             if abs(kt - t) > 1e-6:

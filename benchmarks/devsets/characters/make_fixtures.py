@@ -214,6 +214,18 @@ def fixture_labels(fx: Fixture, sources: dict[str, dict]) -> dict:
                     "end": round(b + shift, 3),
                     "people": [_map_person(q, a, b, shift, pl, src) for q in sh.get("people", [])],
                     "non_person": [_map_person(q, a, b, shift, pl, src) for q in sh.get("non_person", [])],
+                    "ignore": [
+                        {
+                            **r,
+                            "box": [
+                                pl.x(r["box"][0], 0),
+                                pl.y(r["box"][1], 0),
+                                pl.x(r["box"][2], 0),
+                                pl.y(r["box"][3], 0),
+                            ],
+                        }
+                        for r in sh.get("ignore", [])
+                    ],
                     "from": {"video": p.source, "shot": i, "look": p.look},
                 }
             )
