@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from perr.construct.cast import Cast, CastMember
+from perr.errors import PerrError
 from perr.io import write_json
 
 OPS = ("merge", "split", "name")
 
 
-class CastEditError(ValueError):
+class CastEditError(PerrError, ValueError):
     """An edit that names an unknown character or track, or is malformed (names the file and entry)."""
 
 

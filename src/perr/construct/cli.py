@@ -179,27 +179,24 @@ def cast_cmd(
     from rich.table import Table
 
     from perr.construct.cast_edits import CastEditError, append_edits, edits_path
-    from perr.construct.recast import StateMissing, cast_summary, recast
+    from perr.construct.recast import cast_summary, recast
 
     edits = _parse_edits(merge, split, name)
     console = Console()
-    try:
-        if reset or edits:
-            previous = edits_path(out, video).read_bytes() if edits_path(out, video).exists() else None
-            if reset:
+    if reset or edits:
+        previous = edits_path(out, video).read_bytes() if edits_path(out, video).exists() else None
+        if reset:
+            edits_path(out, video).unlink(missing_ok=True)
+        append_edits(out, video, edits)
+        try:
+            recast(out, video)
+        except CastEditError:  # leave the saved edits as they were: the build folder is unchanged
+            if previous is None:
                 edits_path(out, video).unlink(missing_ok=True)
-            append_edits(out, video, edits)
-            try:
-                recast(out, video)
-            except CastEditError:  # leave the saved edits as they were: the build folder is unchanged
-                if previous is None:
-                    edits_path(out, video).unlink(missing_ok=True)
-                else:
-                    edits_path(out, video).write_bytes(previous)
-                raise
-        cast = cast_summary(out, video)
-    except (CastEditError, StateMissing) as e:
-        raise typer.BadParameter(str(e)) from e
+            else:
+                edits_path(out, video).write_bytes(previous)
+            raise
+    cast = cast_summary(out, video)
     t = Table(title=f"cast of {video} ({out / 'characters' / (video + '.json')})")
     for col in ("id", "name", "seen as", "seconds", "clips", "tracks"):
         t.add_column(col)

@@ -23,12 +23,13 @@ from perr.construct.chunks import load_chunk, merge_chunks
 from perr.construct.config import BuildConfig
 from perr.construct.outputs import collect_manifest, write_video_outputs
 from perr.construct.pipeline import SubtitlePlan, Timer, VideoBuild, VideoResult, finish_video
+from perr.errors import PerrError
 from perr.faces import Track
 from perr.io import atomic_open, read_json, write_json
 from perr.subtitles import Cue
 
 
-class StateMissing(FileNotFoundError):
+class StateMissing(PerrError, FileNotFoundError):
     """The build output has no saved state for a video (built before perr kept it, or deleted)."""
 
 
