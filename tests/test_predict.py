@@ -52,12 +52,12 @@ def checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def one_person_clip(tmp_path_factory) -> Path:
-    """A 6 s silent clip of one face (a still of a reference photo): fewer than two characters, no audio."""
+    """A 6 s silent clip of one face (a reference photo, drifting across the frame so that the build does
+    not take it for a picture on a wall): fewer than two characters, no audio."""
     png = shared_file("video/face_recognition/lin-manuel-miranda.png")
     out = tmp_path_factory.mktemp("fixture") / "one_person.mp4"
-    ffmpeg(
-        "-loop", "1", "-i", str(png), "-t", "6", "-r", "10", "-vf", "scale=640:-2,format=yuv420p", str(out)
-    )
+    drift = "scale=720:-2,crop=640:in_h-40:'40+40*sin(t)':'20+20*cos(t)',format=yuv420p"
+    ffmpeg("-loop", "1", "-i", str(png), "-t", "6", "-r", "10", "-vf", drift, str(out))
     return out
 
 
