@@ -247,7 +247,9 @@ def sweep_one(store_root: Path, d: int, threads: int, helpers: bool, steps: int)
     """ms per step of the real loop at width d with a fixed thread count, with or without the helper
     threads (batch loader, and the CPU helpers: `cpu_helpers` on or off), in a fresh process."""
     size = {"d_model": d, "stage2_hidden": d, "ff_dim": 2 * d, "heads": 4 if d % 4 == 0 else 1}
-    cfg = TrainConfig(model="smta-transformer", threads=threads, cpu_helpers=helpers, **size)
+    cfg = TrainConfig(
+        model="smta-transformer", threads=threads, cpu_helpers="on" if helpers else "off", **size
+    )
     with Trainer.from_config(cfg, FeatureStore(store_root)) as trainer:
         sp = trainer.data.train.split
         rows = np.sort(epoch_order(len(sp), 0, 0)[: (steps + 3) * cfg.batch_size])

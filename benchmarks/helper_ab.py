@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     head = header("helper_ab")
     d = args.d
-    cfg = TrainConfig(model="smta-transformer", d_model=d, stage2_hidden=d, ff_dim=2 * d, epochs=1)
+    size = {"d_model": d, "stage2_hidden": d, "ff_dim": 2 * d}
+    cfg = TrainConfig(model="smta-transformer", epochs=1, cpu_helpers="on", **size)
     trainer = Trainer.from_config(cfg, FeatureStore(args.store))
     sp, model, opt, threads = trainer.data.train.split, trainer.model, trainer.optimizer, trainer.threads
     order, targets, cpu = epoch_order(len(sp), 0, 0), sp.targets("5"), torch.device("cpu")

@@ -627,8 +627,9 @@ def cpu_helpers_table(doc: Doc) -> None:
         "alternated in one process. On 2 cores loaded by other jobs (load 7-12) they gain nothing "
         "measurable (one d-64 run 9 % faster, another 11 % slower): their helper threads have no spare core "
         "to run on. The A/B rows above (another CPU, load about 1-2) show what each gains where a core is "
-        "free, which is why they stay on by default. Results are identical either way; on a shared machine "
-        "`--set cpu_helpers=off` loses nothing."
+        "free. So `--set cpu_helpers=auto`, the default, runs them only when other jobs do not already keep "
+        "every core busy (load average below the physical cores) as training starts. Results are identical "
+        "either way."
     )
     doc.table(
         "CPU helpers on vs off under load: ms a step, median over rounds",

@@ -459,7 +459,7 @@ def test_a_plain_pytorch_model_trains_with_and_without_the_cpu_helpers(store):
     from perr.train import Trainer
 
     def one_epoch(on: bool):
-        cfg = _cfg(model=_plain_dropout_model(), epochs=1, threads=1, cpu_helpers=on)
+        cfg = _cfg(model=_plain_dropout_model(), epochs=1, threads=1, cpu_helpers="on" if on else "off")
         with Trainer.from_config(cfg, store) as trainer:
             loss = trainer.epoch()["train_loss"]
             return loss, trainer.model.state_dict(), torch.get_rng_state(), trainer.helpers
@@ -473,11 +473,38 @@ def test_a_plain_pytorch_model_trains_with_and_without_the_cpu_helpers(store):
         assert on[3].masks.enabled and on[3].masks.steps_ahead > 0
 
 
+def test_cpu_helpers_are_chosen_per_device_mode_and_load(monkeypatch):
+    """auto runs the helpers only while other work leaves a core free; on runs them anyway; off and a
+    GPU never."""
+    from perr.machine import physical_cores
+    from perr.train.cpu import CpuHelpers
+    from perr.train.cpu import helpers as helpers_mod
+
+    cpu, busy, free = torch.device("cpu"), float(physical_cores()), 0.0
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for load, mode, runs in [
+            (free, "auto", True),
+            (busy, "auto", False),
+            (busy, "on", True),
+            (free, "off", False),
+        ]:
+            monkeypatch.setattr(helpers_mod.os, "getloadavg", lambda load=load: (load, load, load))
+            chosen = CpuHelpers.choose(cpu, mode)
+            assert (chosen.masks is not None or chosen.branches is not None) == runs, (load, mode)
+            chosen.close()
+        gpu = CpuHelpers.choose(torch.device("cuda"), "on")
+        assert gpu.masks is None and gpu.branches is None
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_helpers_leave_the_model_as_it_was(store):
     """attach/detach route the modules and put them back: same modules, parameters and forward."""
     from perr.train import Trainer
 
-    with Trainer.from_config(_cfg(epochs=1, threads=1), store) as trainer:
+    with Trainer.from_config(_cfg(epochs=1, threads=1, cpu_helpers="on"), store) as trainer:
         model = trainer.model
         patched = [m for m in model.modules() if "forward" in vars(m)]
         assert patched and trainer.helpers.describe()["dropout_masks"] is not None

@@ -120,10 +120,12 @@ class TrainConfig:
     threads: int = setting(
         0, "torch intra-op threads; 0 = auto: 1 for small models, else by size and cores", min=0
     )
-    cpu_helpers: bool = setting(
-        True,
-        "CPU speed-ups: dropout masks drawn a step ahead and the stage-2 LSTMs on two threads, where "
-        "the cores allow (same results either way; never on a GPU)",
+    cpu_helpers: str = setting(
+        "auto",
+        "CPU speed-ups: dropout masks drawn a step ahead and the stage-2 LSTMs on two threads; auto = where "
+        "the threads leave a core free and other jobs do not keep every core busy (same results either "
+        "way; never on a GPU)",
+        choices=("auto", "on", "off"),
     )
 
     def __post_init__(self) -> None:

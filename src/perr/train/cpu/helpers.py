@@ -16,7 +16,10 @@ draws its masks in the step. To get the speed-up, give each dropout its own `nn.
 independent sub-networks on two threads, give the module holding them a `branch_count` and a
 `forward(..., map_branches=perr.models.recurrent.one_after_another)` that runs them through it.
 
-`--set cpu_helpers=off` (TrainConfig) turns all of this off; on a GPU it is always off.
+Helper threads only pay where they find a core free. `--set cpu_helpers=auto` (the default) runs them
+unless other processes already keep every core busy when training starts (load average ≥ physical
+cores: on 2 cores at load 7-12 they gained nothing, docs/performance.md); `on` runs them anyway, `off`
+never. On a GPU they are always off.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import os
 from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from perr.machine import idle_priority_supported
+from perr.machine import idle_priority_supported, physical_cores
 from perr.train.cpu.branches import BranchPool
 from perr.train.cpu.masks import MaskPlan
 from perr.train.threads import spare_core
@@ -54,6 +58,11 @@ def runs_branches_in_parallel(device: torch.device) -> bool:
     return device.type == "cpu" and (spare_core(device) or torch.get_num_threads() >= 2)
 
 
+def cores_busy() -> bool:
+    """Whether other work already keeps every physical core busy (1-minute load average ≥ cores)."""
+    return os.getloadavg()[0] >= physical_cores()
+
+
 def _takes_branch_map(module: nn.Module) -> bool:
     try:
         return "map_branches" in inspect.signature(type(module).forward).parameters
@@ -72,10 +81,10 @@ class CpuHelpers:
         self._attached: list[nn.Module] = []
 
     @classmethod
-    def choose(cls, device: torch.device, enabled: bool = True) -> CpuHelpers:
-        """The helpers worth running on `device` at torch's current thread count (none off the CPU, or
-        when not `enabled`)."""
-        if not enabled:
+    def choose(cls, device: torch.device, mode: str = "on") -> CpuHelpers:
+        """The helpers worth running on `device` at torch's current thread count: none off the CPU or for
+        `mode` "off"; for "auto", none either while the machine is busy (`cores_busy`)."""
+        if mode == "off" or (mode == "auto" and cores_busy()):
             return cls()
         helper = mask_helper(device)
         masks = MaskPlan(background=helper == "background") if helper is not None else None
