@@ -127,8 +127,23 @@ def measure(
             s = summarize(group)
             result[name] = {k: v for k, v in s.items() if k != "videos"}
             if name == "all":
-                result["videos"] = s["videos"]
+                result["videos"] = compact_videos(s["videos"])
     return result
+
+
+def compact_videos(videos: dict[str, Any]) -> dict[str, Any]:
+    """Per video only what differs from nothing: figures that are defined and counts that are not zero
+    (stage seconds are in the totals)."""
+    out = {}
+    for key, v in videos.items():
+        figs = {
+            k: x
+            for k, x in v.items()
+            if k not in ("counts", "ms_per_sampled_frame_by_stage") and x is not None
+        }
+        counts = {k: x for k, x in v["counts"].items() if x and not k.startswith("stage_seconds.")}
+        out[key] = {**figs, "counts": counts}
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:
