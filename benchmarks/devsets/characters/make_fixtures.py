@@ -77,6 +77,29 @@ def fixtures() -> list[Fixture]:
             scale=0.1,
         ),
         Fixture(
+            "derived_megamind_bw_fifth",
+            "SMALL FACES: the same at a fifth (144x106 px): faces about 33-60 px, across the 40 px border",
+            [Piece(mm, 0.0, 11.26, look=GREY)],
+            canvas=(640, 360),
+            scale=0.2,
+        ),
+        Fixture(
+            "derived_hamilton_audience_small",
+            "SMALL FACES: Hamilton's audience shots at 0.4 (256x144 px) in a black 640x360 frame: three faces "
+            "of 32-38 px and a dim one of 22 px",
+            [Piece("short_hamilton_clip", 7.04, 9.176)],
+            canvas=(640, 360),
+            scale=0.4,
+        ),
+        Fixture(
+            "derived_goldeneye_small",
+            "SMALL FACES: goldeneye at 0.15 (192x82 px) in a black 640x360 frame: the two people's faces 28-35 px, "
+            "the caricature on the screen 16-27 px",
+            [Piece("goldeneye-vfr-drop3", 0.0, 9.969)],
+            canvas=(640, 360),
+            scale=0.15,
+        ),
+        Fixture(
             "derived_megamind_abab",
             "SHOT/REVERSE-SHOT: Megamind's four shots re-ordered and repeated 3 2 1 4 1 2 (woman, man, woman, man, "
             "woman, man): one conversation, one scene, two people",
