@@ -460,6 +460,8 @@ compare figures within one table. SYNTHETIC marks runs on generated data; their 
         "threads_ab.d256.SYNTHETIC.json",
         "split_ab.d256.SYNTHETIC.json",
         "split_ab.d256_2.SYNTHETIC.json",
+        "helper_ab.branches_d64.loaded.SYNTHETIC.json",
+        "helper_ab.masks_d256.loaded.SYNTHETIC.json",
     ]
     rows = []
     for f in ab:
@@ -479,17 +481,19 @@ compare figures within one table. SYNTHETIC marks runs on generated data; their 
                 num(b),
                 f"{100 * (a / b - 1):+.1f} %",
                 f"{faster} of {len(d['rows'])}",
+                num((d.get("loadavg") or [None])[0]),
             ]
         )
     doc.text(
         "The CPU helpers of the training loop, each against the set-up without it: blocks of real training "
         "steps alternated in one process, the order swapped every round (`benchmarks/helper_ab.py --helper "
-        "…`). A is the first half of each row's name, B the second."
+        "…`). A is the first half of each row's name, B the second; load is the 1-minute load average as "
+        "the run started (2 cores)."
     )
     doc.table(
         "Helpers: ms a step, mean over rounds",
         ab,
-        ["A / B", "d", "rounds × steps", "A ms", "B ms", "A vs B", "rounds A faster"],
+        ["A / B", "d", "rounds × steps", "A ms", "B ms", "A vs B", "rounds A faster", "load"],
         rows,
     )
     cpu_helpers_table(doc)
@@ -597,8 +601,11 @@ def cpu_helpers_table(doc: Doc) -> None:
     files = [
         "train_speed.helpers.json",
         "train_speed.helpers.d64_2.json",
+        "train_speed.helpers.d64_3.json",
         "train_speed.helpers.d128.json",
+        "train_speed.helpers.d128_2.json",
         "train_speed.helpers.d256.json",
+        "train_speed.helpers.d256_2.json",
     ]
     rows = []
     for f in files:
@@ -624,12 +631,11 @@ def cpu_helpers_table(doc: Doc) -> None:
         "The CPU helpers together (`--set cpu_helpers=on|off`, perr.train.cpu: dropout masks drawn ahead, "
         "stage-2 LSTMs on two threads), as `perr train` chooses them for the thread count: "
         "`benchmarks/train_speed.py`'s float32 step on a fixed batch with and without them, blocks "
-        "alternated in one process. On 2 cores loaded by other jobs (load 7-12) they gain nothing "
-        "measurable (one d-64 run 9 % faster, another 11 % slower): their helper threads have no spare core "
-        "to run on. The A/B rows above (another CPU, load about 1-2) show what each gains where a core is "
-        "free. So `--set cpu_helpers=auto`, the default, runs them only when other jobs do not already keep "
-        "every core busy (load average below the physical cores) as training starts. Results are identical "
-        "either way."
+        "alternated in one process, on a 2-core machine shared with other jobs (the load column: 1-minute "
+        "load average before → after). Their threads need a free core: with the load near the core count "
+        "they gain a few percent, and well above it they gain nothing or lose. So `--set cpu_helpers=auto`, "
+        "the default, runs them only when the load average is below the physical cores as training starts. "
+        "Results are identical either way."
     )
     doc.table(
         "CPU helpers on vs off under load: ms a step, median over rounds",
