@@ -18,8 +18,8 @@ independent sub-networks on two threads, give the module holding them a `branch_
 
 Helper threads only pay where they find a core free. `--set cpu_helpers=auto` (the default) runs them
 unless other processes already keep every core busy when training starts (load average ≥ physical
-cores: on 2 cores at load 7-12 they gained nothing, docs/performance.md); `on` runs them anyway, `off`
-never. On a GPU they are always off.
+cores; measurements in docs/performance.md); `on` runs them anyway, `off` never. On a GPU they are
+always off.
 """
 
 from __future__ import annotations
