@@ -4,7 +4,7 @@ identity across shots, where it cuts scenes, whether a two-person scene yields a
 detector costs a sampled frame.
 
     python -m benchmarks.characters [--detectors mediapipe yunet ...] [--set key=value[,value...] ...]
-        [--videos real derived] [--only KEY ...] [--out benchmarks/results/characters.json]
+        [--videos real derived] [--only KEY ...] [--out benchmarks/results/characters.json] [--rescore]
 
 The dev set: the real clips of ../shared/data labelled by eye (benchmarks/devsets/characters/labels.json,
 see the README.md there) and the derived fixtures that make_fixtures.py cuts from them (made on the
@@ -14,8 +14,9 @@ value is read as YAML: 24, 0.5, none, true). Builds go to ``--work`` (one folder
 setting) and are reused while their configuration is unchanged. Subtitles are off (``subtitles=none``)
 unless set: they do not bear on characters and OCR would dominate the time.
 
-The figures (:mod:`benchmarks.characters_metrics`) are written for all videos together, for the real
-and the derived ones apart, and per video with the counts behind them.
+``--rescore`` scores the build folders of the runs already in ``--out`` again (after a label fix),
+keeping their timings. The figures (:mod:`benchmarks.characters_metrics`) are written for all videos
+together, for the real and the derived ones apart, and per video with the counts behind them.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from benchmarks.characters_metrics import (
     summarize,
 )
 from benchmarks.harness import grid, header, write_result
+from perr.io import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 DEVSET = REPO / "benchmarks" / "devsets" / "characters"
@@ -99,6 +101,23 @@ def measure(
     report = build([p for _, p, _ in videos], out, cfg, force=force, show_progress=False)
     seconds = time.perf_counter() - t
     failed = {Path(r.video).name: r.error for r in report.results if r.status == "failed"}
+    result: dict[str, Any] = {
+        "detector": detector,
+        "settings": {**BASE_SETTINGS, **settings},
+        "config": asdict(cfg),
+        "build_folder": str(out.relative_to(REPO)) if out.is_relative_to(REPO) else str(out),
+        "build_seconds": round(seconds, 1),
+        "reused": all(r.status == "skipped" for r in report.results),
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+    }
+    return {**result, **score(videos, out, failed)}
+
+
+def score(
+    videos: list[tuple[LabelledVideo, Path, str]], out: Path, failed: dict[str, str | None] | None = None
+) -> dict[str, Any]:
+    """The figures of one build folder: all videos, the real and the derived ones, and per video."""
+    failed = failed or {}
     matches: dict[str, list[VideoMatch]] = {"real": [], "derived": []}
     errors: dict[str, str] = {}
     for lab, path, kind in videos:
@@ -112,16 +131,7 @@ def measure(
             continue
         matches[kind].append(match_video(lab, found))
     both = matches["real"] + matches["derived"]
-    result: dict[str, Any] = {
-        "detector": detector,
-        "settings": {**BASE_SETTINGS, **settings},
-        "config": asdict(cfg),
-        "build_folder": str(out.relative_to(REPO)) if out.is_relative_to(REPO) else str(out),
-        "build_seconds": round(seconds, 1),
-        "reused": all(r.status == "skipped" for r in report.results),
-        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-        "errors": errors,
-    }
+    result: dict[str, Any] = {"errors": errors}
     for name, group in (("all", both), ("real", matches["real"]), ("derived", matches["derived"])):
         if group:
             s = summarize(group)
@@ -158,6 +168,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="derived fixtures")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="build folders")
     ap.add_argument("--force", action="store_true", help="rebuild even where a build is reusable")
+    ap.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score the build folders of the runs in --out again (after a label fix), keeping their timings",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "characters.json")
     args = ap.parse_args(argv)
 
@@ -173,6 +188,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     videos = dev_set(args.data, args.cache, args.videos)
     if args.only:
         videos = [v for v in videos if v[0].key in args.only]
+    if args.rescore:
+        prev = json.loads(args.out.read_text())
+        for r in prev["runs"]:
+            r.update(score(videos, REPO / r["build_folder"]))
+        prev["rescored"] = {"date": header("characters")["date"], "git_commit": head["git_commit"]}
+        write_json(args.out, prev)
+        print(args.out)
+        return
     axes = parse_axes(args.sets)
     runs = []
     for detector in detectors:

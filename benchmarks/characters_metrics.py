@@ -12,7 +12,8 @@ shot's labelled people and non-person faces one to one, nearest first; a further
 already assigned (a track cut in two) counts as a *duplicate* of that person: it counts for recall and
 for identity, never as a false character.
 
-Figures (each also per video):
+Figures (each also per video; people in shots shorter than `min_shot`, which may hold no sampled frame,
+are not counted):
 - face recall at < 40 px and >= 40 px: labelled faces (face yes/profile, not optional) whose person got
   a segment with a face (track kind face or face+body);
 - people recall: labelled people (not optional, any view) who got any segment;
@@ -48,6 +49,7 @@ from typing import Any
 SMALL_FACE = 40.0  # px: faces below are "small"
 GATE = 0.06  # fraction of the frame between a labelled point and a box that still matches
 TOLERANCE = 0.5  # s: a found scene boundary this near a labelled one matches it
+MIN_SHOT = 0.4  # s: shorter shots may hold no sampled frame (3 a second): their people are not counted
 FACE_VIEWS = ("yes", "profile")
 _INFEASIBLE = 1e6
 
@@ -418,7 +420,7 @@ def character_people(vm: VideoMatch) -> dict[str, str]:
     return {c: v.most_common(1)[0][0] for c, v in votes.items()}
 
 
-def video_counts(vm: VideoMatch, tolerance: float = TOLERANCE) -> dict[str, Any]:
+def video_counts(vm: VideoMatch, tolerance: float = TOLERANCE, min_shot: float = MIN_SHOT) -> dict[str, Any]:
     """The raw counts of one video (summed over videos by :func:`summarize`)."""
     lab = vm.labels
     by_person: dict[tuple[int, str], list[Match]] = defaultdict(list)
@@ -426,6 +428,9 @@ def video_counts(vm: VideoMatch, tolerance: float = TOLERANCE) -> dict[str, Any]
         by_person[(m.segment.shot, m.person.id)].append(m)
     c: dict[str, Any] = Counter()
     for shot in lab.shots:
+        if shot.end - shot.start < min_shot:
+            c["shots_too_short"] += 1
+            continue
         for p in shot.people:
             if p.optional:
                 continue
@@ -521,14 +526,16 @@ def figures(counts: Mapping[str, Any], gold: Sequence[str], pred: Sequence[str])
     return f
 
 
-def summarize(matches: Sequence[VideoMatch], tolerance: float = TOLERANCE) -> dict[str, Any]:
+def summarize(
+    matches: Sequence[VideoMatch], tolerance: float = TOLERANCE, min_shot: float = MIN_SHOT
+) -> dict[str, Any]:
     """Figures over all videos and per video, with the counts behind them."""
     total: Counter = Counter()
     gold_all: list[str] = []
     pred_all: list[str] = []
     per_video = {}
     for vm in matches:
-        c = video_counts(vm, tolerance)
+        c = video_counts(vm, tolerance, min_shot)
         g, p = identity_items(vm)
         gold_all += g
         pred_all += p

@@ -242,3 +242,19 @@ def test_a_character_only_inside_an_ignore_region_is_not_false(tmp_path: Path) -
     c = cm.video_counts(vm)
     # c1 matched; c9 only in the region: ignored; c8 outside any region: false
     assert (c["characters"], c["characters_ignored"], c["false_characters"]) == (3, 1, 1)
+
+
+def test_people_of_a_shot_too_short_to_sample_are_not_counted(tmp_path: Path) -> None:
+    import copy
+
+    labels = copy.deepcopy(LABELS)
+    labels["videos"][0]["shots"][1]["end"] = 2.2  # 0.2 s: may fall between two samples at 3 a second
+    tracks = [
+        _track(1, "c1", "face", [40, 40, 60, 60], [0.5, 1.0]),
+        _track(2, "c2", "face", [140, 40, 160, 60], [0.5, 1.0]),
+    ]
+    _write_build(tmp_path, tracks, [{"index": 0, "start": 0.0, "end": 2.2, "shots": [0, 1]}], [], {})
+    (lab,) = cm.load_labels(labels)
+    c = cm.video_counts(cm.match_video(lab, cm.read_build(tmp_path, "toy")), min_shot=0.4)
+    # shot 0's A and B only; shot 1's A, B (and the optional C) not counted
+    assert (c["people"], c["people_found"], c["shots_too_short"]) == (2, 2, 1)
