@@ -8,6 +8,8 @@ from it), none from what the code under test produced.
 - derived_megamind_bw_small (Megamind at a tenth, grey, in a black 640x360 frame: faces 16-30 px): the
   labelled people of the pair are both found, as two characters, and proposed as a pair.
 - derived_audrey_looks (one woman in three shots, two of them re-coloured): one identity.
+- derived_hamilton_aba (the performer, the audience, the performer): the performer is one character in
+  both his shots, and no audience member shares it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ if str(REPO) not in sys.path:  # the benchmarks package lives at the repository 
 cm = importlib.import_module("benchmarks.characters_metrics")
 
 REAL = ["Megamind"]
-DERIVED = ["derived_megamind_abab", "derived_megamind_bw_small", "derived_audrey_looks"]
+DERIVED = [
+    "derived_megamind_abab",
+    "derived_megamind_bw_small",
+    "derived_audrey_looks",
+    "derived_hamilton_aba",
+]
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +118,19 @@ def test_another_look_is_the_same_person(built: dict) -> None:
     labelled = {p.id for s in vm.labels.shots for p in s.people if not p.optional}
     assert {m.person.id for m in vm.people} == labelled
     _assert_one_identity_per_person(vm)
+
+
+def test_a_performer_cut_with_his_audience_keeps_one_identity(built: dict) -> None:
+    vm = built["derived_hamilton_aba"]
+    twice = [
+        pid
+        for pid in {p.id for s in vm.labels.shots for p in s.people if not p.optional}
+        if sum(pid in {p.id for p in s.people} for s in vm.labels.shots) > 1
+    ]
+    assert twice == ["ha_performer"]  # what the labels say; the rest are audience members seen once
+    chars = {m.segment.track.character for m in vm.people if m.person.id == "ha_performer"}
+    assert len(chars) == 1 and None not in chars, f"the performer's characters: {chars}"
+    others = {m.segment.track.character for m in vm.people if m.person.id != "ha_performer"}
+    assert not chars & others, (
+        f"the performer's character also stands for an audience member: {chars & others}"
+    )
