@@ -94,9 +94,9 @@ def test_finetune_trains_moves_the_encoder_and_reloads(meld_store, tmp_path) -> 
     frozen = train(meld_store, dataclasses.replace(small(), text_encoder="frozen", epochs=1), tmp_path / "fz")
     assert not any(k.startswith("encoder.") for k in Checkpoint.load(frozen.out / "best.pt").model_state)
     # a video clip has no raw texts: predict refuses a fine-tuned checkpoint with a clear message
-    from perr.inference import Predictor
+    from perr.inference import PredictError, Predictor
 
-    with pytest.raises(ValueError, match="text_encoder=finetune"):
+    with pytest.raises(PredictError, match="text_encoder=finetune"):
         Predictor(tmp_path / "run" / "best.pt", device="cpu")
 
 
