@@ -229,7 +229,7 @@ def test_cast_edits_rename_and_merge_follow_into_manifest_and_label_studio_tasks
     assert res.exit_code == 0, res.output
     merged = json.loads((out / "characters" / f"{key}.json").read_text())
     assert pair[1] not in {c["id"] for c in merged["characters"]}
-    res = runner.invoke(app, ["build", "cast", str(out), key, "--merge", "c1,c99"])
+    res = runner.invoke(app, ["build", "cast", str(out), key, "--merge", f"{pair[0]},c99"])
     assert res.exit_code == 2 and "c99" in res.output
     assert (
         len(json.loads((out / "characters" / f"{key}.edits.json").read_text())) == 2

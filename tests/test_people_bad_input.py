@@ -61,10 +61,10 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_a_crowd_is_capped_and_said(fixtures: dict[str, Path], tmp_path: Path) -> None:
-    res = _build([fixtures["crowd"]], tmp_path, "--max-faces", "16", "--face-detector", "yunet")
+    res = _build([fixtures["crowd"]], tmp_path, "--max-faces", "16")
     assert res.returncode == 0, res.stderr[-2000:]
     done = _done(tmp_path, "synthetic_crowd")
-    assert done["counts"]["crowded_frames"] == done["counts"]["sampled_frames"] > 0
+    assert done["counts"]["crowded_frames"] >= done["counts"]["sampled_frames"] // 3 > 0  # --face-every 3
     assert done["counts"]["faces"] <= 16 * done["counts"]["sampled_frames"]
     assert any("crowd" in p for p in done["problems"])
     assert "crowd" in res.stderr  # the summary table says it

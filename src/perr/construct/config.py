@@ -32,15 +32,27 @@ class BuildConfig:
         3.0, "sampled frames per second for faces, subtitle band and shot looks", min=0.5, max=30
     )
     max_side: int = setting(720, "long side of sampled frames (px)", min=160)
-    face_detector: str = setting("mediapipe", "face detector", choices=FACE_DETECTORS.names)
+    face_detector: str = setting(
+        "yunet",
+        "face detector (docs/people.md says how the default was chosen)",
+        choices=FACE_DETECTORS.names,
+    )
     face_every: int = setting(
-        1,
+        3,
         "detect faces on every N-th sampled frame (and on each shot's first): the small-face detectors cost "
         "several times MediaPipe, and faces move little in 1/fps s",
         min=1,
         max=10,
     )
-    face_min_confidence: float = setting(0.5, "face detector confidence floor", min=0.0, max=1.0)
+    face_min_side: int | None = setting(
+        960,
+        "upscale a sampled frame whose long side is under this before face detection, so that faces of "
+        "~15 px are found (yunet, centerface; the others ignore it; costs the extra pixels)",
+        min=160,
+    )
+    face_min_confidence: float | None = setting(
+        None, "face detector confidence floor (default: the detector's own)", min=0.0, max=1.0
+    )
     min_face: float = setting(10.0, "smaller faces and bodies (px at --max-side) are ignored", min=0.0)
     max_faces: int = setting(
         64, "faces (and bodies) kept per sampled frame, largest first: a crowd stays bounded", min=1

@@ -28,7 +28,7 @@ from perr.construct.ocr import OCR_ENGINES, OcrEngine
 from perr.construct.proposals import ProposalRules, Proposals, make_proposals
 from perr.construct.segments import Segment, clip_windows, segment_shots
 from perr.construct.shots import Shot
-from perr.faces import FaceDetector, Track, embed_tracks, make_face_detector
+from perr.faces import FACE_DETECTORS, FaceDetector, Track, embed_tracks, make_face_detector
 from perr.faces.tracker import STILL_SECONDS, is_still
 from perr.logs import native_noise_filtered
 from perr.people import PersonDetector, make_person_detector
@@ -76,14 +76,24 @@ class VideoBuild:
     body_step: float | None = None  # seconds a body detection stands for (None: no person detector)
 
 
+def takes_option(detector: str, option: str) -> bool:
+    """Whether a registered face detector's constructor takes `option`."""
+    import inspect
+
+    return option in inspect.signature(FACE_DETECTORS.get(detector)).parameters
+
+
 class Detectors:
     """The build's models (face detector, OCR engine), created once per process and shared by its work."""
 
     def __init__(self, cfg: BuildConfig, decode_threading: str = "AUTO") -> None:
         with native_noise_filtered():  # MediaPipe's start-up chatter, on the first detection
-            self.face: FaceDetector = make_face_detector(
-                cfg.face_detector, min_confidence=cfg.face_min_confidence
-            )
+            options: dict[str, Any] = {}
+            if cfg.face_min_confidence is not None:
+                options["min_confidence"] = cfg.face_min_confidence
+            if cfg.face_min_side is not None and takes_option(cfg.face_detector, "min_side"):
+                options["min_side"] = cfg.face_min_side  # detectors that cannot upscale ignore it
+            self.face: FaceDetector = make_face_detector(cfg.face_detector, **options)
             self.face.detect(np.zeros((64, 64, 3), np.uint8))
             self.person: PersonDetector | None = None
             if cfg.person_detector != "none":
