@@ -41,17 +41,16 @@ def in_head_region(face: FaceBox, body: FaceBox) -> bool:
     )
 
 
+def _shared(a: Track, b: Track) -> list[tuple[FaceBox, FaceBox]]:
+    """The (a box, b box) pairs at the frames both tracks were detected in (detections in ``faces``)."""
+    boxes = {round(o.time, 4): o.box for o in a.faces}
+    return [(boxes[t], o.box) for o in b.faces if (t := round(o.time, 4)) in boxes]
+
+
 def _agreement(face: Track, body: Track) -> tuple[int, int]:
     """(frames where the face sits in the body's head region, frames both were seen)."""
-    faces = {round(f.time, 4): f.box for f in face.faces}
-    shared = hits = 0
-    for b in body.faces:
-        f = faces.get(round(b.time, 4))
-        if f is None:
-            continue
-        shared += 1
-        hits += in_head_region(f, b.box)
-    return hits, shared
+    pairs = _shared(face, body)
+    return sum(in_head_region(f, b) for f, b in pairs), len(pairs)
 
 
 def link_bodies(face_tracks: Sequence[Track], body_tracks: Sequence[Track], next_id: int) -> list[Track]:
@@ -88,15 +87,9 @@ def link_bodies(face_tracks: Sequence[Track], body_tracks: Sequence[Track], next
 def _nested(inner: Track, outer: Track) -> bool:
     """Whether `inner`'s body boxes lie mostly inside `outer`'s (or overlap them by IoU ≥ 0.5) at most of
     the frames both were seen."""
-    boxes = {round(o.time, 4): o.box for o in outer.faces}
-    shared = inside = 0
-    for o in inner.faces:
-        ob = boxes.get(round(o.time, 4))
-        if ob is None:
-            continue
-        shared += 1
-        overlap = o.box.intersection(ob)
-        inside += overlap >= NESTED * max(o.box.area, 1e-6) or overlap >= 0.5 * (
-            o.box.area + ob.area - overlap
-        )
-    return shared > 0 and inside * 2 >= shared
+    pairs = _shared(outer, inner)
+    inside = sum(
+        (o := i.intersection(b)) >= NESTED * max(i.area, 1e-6) or o >= 0.5 * (i.area + b.area - o)
+        for b, i in pairs
+    )
+    return bool(pairs) and inside * 2 >= len(pairs)
