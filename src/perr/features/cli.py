@@ -62,6 +62,7 @@ def extract_cmd(
     Clips are grouped by video and each video is decoded once, forward, for all of its clips. Exit status:
     0 when every clip was extracted, 1 when any failed (the others are still written), 2 for a usage error."""
     from perr.features.job import extract_manifest
+
     quiet_libraries(verbose)
     execution = execution_config(backend, jobs, address, num_cpus, no_shared_fs)
     chosen = dict(config.extractors)
