@@ -7,7 +7,8 @@ its cast file (`characters/<video>.json`), `segments/<video>.json`, `clips/<vide
 Matching. In each labelled shot, every found track that has boxes inside the shot gives one *segment*
 (its boxes in the shot). A segment can stand for a labelled person when the person's labelled point (the
 face centre, linearly interpolated between keyframes) lies within `gate` (a fraction of the frame) of the
-segment's box, at the median over the segment's boxes. The Hungarian algorithm assigns segments to the
+segment's box, at the median over the segment's boxes, and, for a face track and a labelled face, the
+box's centre lies within half a labelled face height (at least 0.05 of the frame diagonal) of the point. The Hungarian algorithm assigns segments to the
 shot's labelled people and non-person faces one to one, nearest first; a further segment of a person
 already assigned (a track cut in two) counts as a *duplicate* of that person: it counts for recall and
 for identity, never as a false character.
@@ -48,6 +49,8 @@ from typing import Any
 
 SMALL_FACE = 40.0  # px: faces below are "small"
 GATE = 0.06  # fraction of the frame between a labelled point and a box that still matches
+CENTRE = 0.5  # labelled face heights between a face box's centre and the labelled face centre...
+CENTRE_FLOOR = 0.05  # ...or this fraction of the frame diagonal, whichever is larger
 TOLERANCE = 0.5  # s: a found scene boundary this near a labelled one matches it
 MIN_SHOT = 0.4  # s: shorter shots may hold no sampled frame (3 a second): their people are not counted
 FACE_VIEWS = ("yes", "profile")
@@ -294,16 +297,25 @@ def point_box_distance(px: float, py: float, box: Sequence[float]) -> float:
 
 def segment_cost(seg: Segment, person: Person, width: int, height: int, gate: float = GATE) -> float:
     """Median over the segment's boxes of the point-to-box distance (fractions of the frame), plus a
-    tenth of the centre distance to break ties; `_INFEASIBLE` when the median distance exceeds `gate`."""
-    near, centre = [], []
+    tenth of the centre distance to break ties; `_INFEASIBLE` when the median distance exceeds `gate`,
+    or, for a face track and a labelled face, when the median distance from the box centre to the
+    labelled point exceeds the larger of `CENTRE` labelled face heights and `CENTRE_FLOOR` of the frame
+    diagonal (a large box beside a face, on a lamp or the back of a head, is not that face)."""
+    near, centre, centre_px = [], [], []
     for t, x0, y0, x1, y1 in seg.boxes:
         px, py = person.point(t)
         box = (x0 / width, y0 / height, x1 / width, y1 / height)
         near.append(point_box_distance(px, py, box))
-        centre.append(math.hypot((box[0] + box[2]) / 2 - px, (box[1] + box[3]) / 2 - py))
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        centre.append(math.hypot(cx - px, cy - py))
+        centre_px.append(math.hypot((cx - px) * width, (cy - py) * height))
     d = statistics.median(near)
     if d > gate:
         return _INFEASIBLE
+    if seg.track.kind == "face" and person.face_px:
+        limit = max(CENTRE * person.face_px, CENTRE_FLOOR * math.hypot(width, height))
+        if statistics.median(centre_px) > limit:
+            return _INFEASIBLE
     return d + 0.1 * statistics.median(centre)
 
 

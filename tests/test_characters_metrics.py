@@ -204,8 +204,8 @@ def test_gate_keeps_far_boxes_apart() -> None:
     seg = cm.Segment(cm.FoundTrack(1, "c1", "face", []), 0, [(0.0, 100, 40, 120, 60)])
     # the box's nearest edge is 0.25 of the width from the point: beyond the 0.06 gate
     assert cm.segment_cost(seg, person, 200, 100) >= 1e6
-    near = cm.Segment(cm.FoundTrack(1, "c1", "face", []), 0, [(0.0, 55, 40, 75, 60)])
-    # 5 px left of the box = 0.025 of the width: inside the gate
+    near = cm.Segment(cm.FoundTrack(1, "c1", "body", []), 0, [(0.0, 55, 40, 75, 60)])
+    # 5 px left of the box = 0.025 of the width: inside the gate (a body box: no centre rule)
     assert cm.segment_cost(near, person, 200, 100) < 0.1
 
 
@@ -258,3 +258,17 @@ def test_people_of_a_shot_too_short_to_sample_are_not_counted(tmp_path: Path) ->
     c = cm.video_counts(cm.match_video(lab, cm.read_build(tmp_path, "toy")), min_shot=0.4)
     # shot 0's A and B only; shot 1's A, B (and the optional C) not counted
     assert (c["people"], c["people_found"], c["shots_too_short"]) == (2, 2, 1)
+
+
+def test_a_large_face_box_beside_a_face_is_not_that_face() -> None:
+    person = cm.Person("A", "yes", 40, [(0.0, 0.25, 0.5)])  # (50, 50) in a 200x100 frame, 40 px face
+    # a 60-px box whose corner reaches the point: point-to-box 0 but centre (78, 22), 40 px away:
+    # more than max(0.5 x 40, 0.05 x 223.6 = 11.2) = 20 px
+    beside = cm.Segment(cm.FoundTrack(1, "c1", "face", []), 0, [(0.0, 48, -8, 108, 52)])
+    assert cm.segment_cost(beside, person, 200, 100) >= 1e6
+    # the same box as a body track: a body box may well hold the face off its centre
+    body = cm.Segment(cm.FoundTrack(1, "c1", "body", []), 0, [(0.0, 48, -8, 108, 52)])
+    assert cm.segment_cost(body, person, 200, 100) < 1e6
+    # a face box 8 px off the point (< 20 px): still that face
+    near = cm.Segment(cm.FoundTrack(1, "c1", "face", []), 0, [(0.0, 38, 28, 78, 68)])
+    assert cm.segment_cost(near, person, 200, 100) < 1e6
