@@ -95,10 +95,11 @@ def _assert_scene_boundaries(vm: object) -> None:
     )
 
 
-# Megamind with the default detector: one false face (yunet, score ~0.75, on the blurred head in the
-# foreground of shot 3) is matched to the woman, a second identity for 2 of her samples: B-cubed recall
-# 0.78 (benchmarks/results/characters.json). No two people are ever merged (precision 1).
-@pytest.mark.parametrize(("key", "min_recall"), [("Megamind", 0.75), ("derived_megamind_abab", 1.0)])
+# Megamind with the default detector has one false face in shot 3 (yunet, score ~0.75, a 221-px box
+# centred at x 0.63, y 0.21, above and right of the woman's face): since the benchmark matches a face box
+# only near the labelled face centre, it is a false character of its own, not a second identity of the
+# woman (it was, at B-cubed recall 0.78, before that rule). benchmarks/results/characters.json.
+@pytest.mark.parametrize(("key", "min_recall"), [("Megamind", 1.0), ("derived_megamind_abab", 1.0)])
 def test_a_conversation_is_two_identities_one_scene_one_pair(
     built: dict, key: str, min_recall: float
 ) -> None:
