@@ -97,7 +97,8 @@ class MtcnnFaceDetector(FaceDetector):
 
     `min_confidence` is the last stage's threshold (the paper's 0.7 by default); `thresholds` are the
     first two stages'. `min_face` is the smallest face searched (12 px: PNet's cell; larger is faster);
-    `max_side` shrinks larger frames first. Runs in torch on the process's torch threads. Weights load on
+    `max_side` shrinks larger frames first. Runs in torch on one thread (the build's parallelism is its
+    worker processes, and the boxes then never depend on the thread count). Weights load on
     first use from `model_dir` / $PERR_MTCNN_MODELS / facenet-pytorch's data folder."""
 
     name = "mtcnn"
@@ -131,7 +132,10 @@ class MtcnnFaceDetector(FaceDetector):
             from perr.faces.detectors.mtcnn_nets import load_nets
 
             self._nets = load_nets(self._dir)
-        boxes, scores, kps = self._cascade(small)
+        from perr.faces.dlib_resnet import one_thread
+
+        with one_thread():  # boxes independent of the process's thread count; parallel across workers
+            boxes, scores, kps = self._cascade(small)
         return to_boxes(boxes, scores, kps, w, h, scale, self._max)
 
     def _pyramid(self, h: int, w: int) -> list[float]:
