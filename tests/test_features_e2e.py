@@ -142,6 +142,8 @@ def test_person_features_reuse_the_builds_boxes_and_descriptors(built: Path) -> 
     """Issue 13 point 2: the build's face boxes stand for detection at every step near one of them, and
     its descriptors for the thumbnails. Checked against the detector itself: at those steps a fresh
     detection finds the face where the saved box says (same time base, same pixel scale)."""
+    from perr.construct.config import BuildConfig
+    from perr.construct.pipeline import Detectors
     from perr.faces import iou, make_face_detector
     from perr.features.base import ClipContext
     from perr.features.person.roles import RoleAssigner, box_at, saved_track
@@ -161,8 +163,9 @@ def test_person_features_reuse_the_builds_boxes_and_descriptors(built: Path) -> 
     ]
     assert sum(map(len, covered)) >= on.sum() // 2, "most on-screen steps are within a saved box"
 
-    real = make_face_detector("mediapipe")
+    real = make_face_detector("mediapipe")  # the features' own detector, for the steps with no saved box
     counting = _CountingDetector(real)
+    build_detector = Detectors(BuildConfig()).face  # the saved boxes are the build's detector's
     boxes = RoleAssigner(counting, use_identity=True).assign(ctx, on, frames)  # type: ignore[arg-type]
     uncovered = {t for t in range(T) for r in range(2) if on[r, t] and t not in covered[r]}
     assert counting.calls == len(uncovered), (
@@ -172,7 +175,7 @@ def test_person_features_reuse_the_builds_boxes_and_descriptors(built: Path) -> 
         for t in covered[r]:
             saved_box = boxes[r][t]
             assert saved_box is not None
-            found = real.detect(frames[t])
+            found = build_detector.detect(frames[t])
             best = max((iou(saved_box, d) for d in found), default=0.0)
             assert best >= 0.5, (
                 f"role {r} step {t} ({ctx.times[t]:.2f} s): saved box IoU {best:.2f} with detection"

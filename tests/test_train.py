@@ -443,15 +443,18 @@ class _PlainDropoutModel(torch.nn.Module):
         return torch.nn.functional.cross_entropy(out.logits, y)
 
 
-def _plain_dropout_model() -> str:
+@pytest.fixture
+def plain_dropout_model():
+    """A model registered for one test only: left in the registry it would change the model choices that
+    other tests read from the CLI, whose help was generated at import."""
     from perr.models import MODELS
 
-    if "test-plain-dropout" not in MODELS:
-        MODELS.register("test-plain-dropout")(_PlainDropoutModel)
-    return "test-plain-dropout"
+    MODELS.register("test-plain-dropout")(_PlainDropoutModel)
+    yield "test-plain-dropout"
+    MODELS.unregister("test-plain-dropout")
 
 
-def test_a_plain_pytorch_model_trains_with_and_without_the_cpu_helpers(store):
+def test_a_plain_pytorch_model_trains_with_and_without_the_cpu_helpers(store, plain_dropout_model):
     """A registered model written with plain `nn.Dropout` trains one epoch with the helpers on and off
     (`--set cpu_helpers=off`), to the same loss, weights and generator state; with them on and a core
     spare, the helper really draws its masks ahead."""
@@ -459,7 +462,7 @@ def test_a_plain_pytorch_model_trains_with_and_without_the_cpu_helpers(store):
     from perr.train import Trainer
 
     def one_epoch(on: bool):
-        cfg = _cfg(model=_plain_dropout_model(), epochs=1, threads=1, cpu_helpers="on" if on else "off")
+        cfg = _cfg(model=plain_dropout_model, epochs=1, threads=1, cpu_helpers="on" if on else "off")
         with Trainer.from_config(cfg, store) as trainer:
             loss = trainer.epoch()["train_loss"]
             return loss, trainer.model.state_dict(), torch.get_rng_state(), trainer.helpers
