@@ -184,14 +184,26 @@ def detectors_table(doc: Doc) -> None:
     )
 
 
+PEOPLE_SPEED = {
+    "build_speed.people.json": "the people defaults against the old ones",
+    "build_speed.people_mtcnn.json": "the default detector against the paper's MTCNN",
+}
+
+
 def people_speed_table(doc: Doc) -> None:
-    """The build's default face detection against the one it replaced, side by side on one episode."""
-    f = "build_speed.people.json"
-    d = load(f)
+    """The build's default face detection against the one it replaced, and against MTCNN, each pair side by
+    side on one episode in one run."""
     doc.text(
-        "The people defaults (issue 33) side by side with the settings they replaced, on the same episodes in "
-        "one run, variants alternating (`benchmarks/build_speed.py --variant`):"
+        "The people defaults (issue 33) side by side with other settings, on the same episode in one run, "
+        "variants alternating (`benchmarks/build_speed.py --variant`); each table is one run:"
     )
+    for f, title in PEOPLE_SPEED.items():
+        if (RESULTS / f).exists():
+            _people_speed(doc, f, title)
+
+
+def _people_speed(doc: Doc, f: str, title: str) -> None:
+    d = load(f)
     rows: list[Row] = []
     for name_, runs in d["episodes_by_variant"].items():
         flags = " ".join(d["variants"][name_]["flags"]) or "defaults"
@@ -204,11 +216,11 @@ def people_speed_table(doc: Doc) -> None:
                     num(e["cpu_seconds_per_video_second"], 3),
                     f"{e['peak_rss_mb'] / 1024:.2f}",
                     e["proposals"],
-                    f"{e['loadavg_before'][0]:g} → {e['loadavg_after'][0]:g}",
+                    f"{e['loadavg_before'][0]:.1f} → {e['loadavg_after'][0]:.1f}",
                 ]
             )
     doc.table(
-        "`perr build run` on an episode: the people defaults against the old ones",
+        f"`perr build run` on an episode: {title}",
         [f],
         ["variant", "episode", "× real time", "CPU-s per video-s", "peak RSS GiB", "proposals", "load"],
         rows,
