@@ -45,7 +45,7 @@ class BuildConfig:
         max=10,
     )
     face_min_side: int | None = setting(
-        960,
+        880,
         "upscale a sampled frame whose long side is under this before face detection, so that faces of "
         "~15 px are found (yunet, centerface; the others ignore it; costs the extra pixels)",
         min=160,
