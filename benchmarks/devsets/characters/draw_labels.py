@@ -3,7 +3,7 @@ frame with each labelled person (red; optional ones orange; non-person faces mag
 the labelled face height around the labelled point, and the shot's ignore regions in grey, 2 x 2 frames
 a sheet.
 
-    python benchmarks/devsets/characters/draw_labels.py [--labels FILE] [--data DIR] [--out DIR] [KEY ...]
+    python -m benchmarks.devsets.characters.draw_labels [--labels FILE] [--data DIR] [--out DIR] [KEY ...]
 
 `--labels` defaults to labels.json beside this file and `--data` to ../shared/data; for the derived
 fixtures pass ``--labels runs/devsets/characters/labels.json --data runs/devsets/characters``.
@@ -17,32 +17,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from benchmarks.devsets.characters.make_fixtures import stream_start
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
-
-
-def stream_start(path: Path) -> float:
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=start_time",
-            "-of",
-            "csv=p=0",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    try:
-        return float(out)
-    except ValueError:
-        return 0.0
 
 
 def draw(labels: dict, data: Path, out: Path, keys: list[str]) -> list[Path]:
