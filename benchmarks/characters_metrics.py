@@ -60,6 +60,18 @@ _INFEASIBLE = 1e6
 # ---------------------------------------------------------------------------------------------- labels
 
 
+def point_at(at: Sequence[Sequence[float]], t: float) -> tuple[float, float]:
+    """(x, y) at time t from [t, x, y] keyframes: linear between them, constant outside them."""
+    at = sorted(at)
+    if t <= at[0][0]:
+        return at[0][1], at[0][2]
+    for (t0, x0, y0), (t1, x1, y1) in itertools.pairwise(at):
+        if t <= t1:
+            w = (t - t0) / (t1 - t0) if t1 > t0 else 1.0
+            return x0 + w * (x1 - x0), y0 + w * (y1 - y0)
+    return at[-1][1], at[-1][2]
+
+
 @dataclass
 class Person:
     """A labelled person (or, with ``id`` None, a non-person face) in one shot."""
@@ -73,14 +85,7 @@ class Person:
 
     def point(self, t: float) -> tuple[float, float]:
         """Labelled (x, y) at time t: linear between keyframes, constant outside them."""
-        at = sorted(self.at)
-        if t <= at[0][0]:
-            return at[0][1], at[0][2]
-        for (t0, x0, y0), (t1, x1, y1) in itertools.pairwise(at):
-            if t <= t1:
-                w = (t - t0) / (t1 - t0) if t1 > t0 else 1.0
-                return x0 + w * (x1 - x0), y0 + w * (y1 - y0)
-        return at[-1][1], at[-1][2]
+        return point_at(self.at, t)
 
     @property
     def has_face(self) -> bool:

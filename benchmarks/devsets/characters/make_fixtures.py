@@ -1,7 +1,7 @@
 """Derived fixtures of the characters dev set, made by ffmpeg from the real clips in ../shared/data, with
 labels that follow from the source labels (`labels.json` beside this file) by construction.
 
-    python benchmarks/devsets/characters/make_fixtures.py [--data ../shared/data] [--cache DIR]
+    python -m benchmarks.devsets.characters.make_fixtures [--data ../shared/data] [--cache DIR]
 
 writes ``DIR/<name>.mp4`` for every fixture below and ``DIR/labels.json`` (the same format as
 labels.json; every video there has ``derived_from`` and its ``recipe``). Every name starts with
@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import json
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from benchmarks.characters_metrics import point_at
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -148,17 +149,6 @@ def fixtures() -> list[Fixture]:
 # ------------------------------------------------------------------------------------------- labels
 
 
-def _point(at: list[list[float]], t: float) -> tuple[float, float]:
-    at = sorted(at)
-    if t <= at[0][0]:
-        return at[0][1], at[0][2]
-    for (t0, x0, y0), (t1, x1, y1) in itertools.pairwise(at):
-        if t <= t1:
-            w = (t - t0) / (t1 - t0) if t1 > t0 else 1.0
-            return x0 + w * (x1 - x0), y0 + w * (y1 - y0)
-    return at[-1][1], at[-1][2]
-
-
 @dataclass
 class Placement:
     sx: float
@@ -206,7 +196,7 @@ def _scene_of(src: dict, shot: int) -> int | None:
 
 def _map_person(p: dict, t0: float, t1: float, shift: float, pl: Placement, src: dict) -> dict:
     keys = [k for k in p["at"] if t0 <= k[0] < t1]
-    ends = [[t, *_point(p["at"], t)] for t in (t0, max(t0, t1 - 1e-3))]
+    ends = [[t, *point_at(p["at"], t)] for t in (t0, max(t0, t1 - 1e-3))]
     at = sorted(keys + [e for e in ends if all(abs(e[0] - k[0]) > 1e-6 for k in keys)])
     out = {k: v for k, v in p.items() if k not in ("at", "face_px")}
     out["face_px"] = None if p.get("face_px") is None else round(p["face_px"] * pl.sy, 1)
